@@ -45,8 +45,12 @@ export class TreeIndex {
       result = exact !== undefined ? [exact] : this.range(`${glob}/`);
     } else {
       const isMatch = picomatch(glob, { dot: true });
+      // The base itself is a candidate too: picomatch lets "lib/**" match a file named "lib".
+      const base = this.byPath.get(scan.base);
       const candidates =
-        scan.base === "" ? this.paths.map((_, i) => i) : this.range(`${scan.base}/`);
+        scan.base === ""
+          ? this.paths.map((_, i) => i)
+          : [...(base === undefined ? [] : [base]), ...this.range(`${scan.base}/`)];
       result = candidates.filter((i) => isMatch(this.paths[i] as string));
     }
     this.cache.set(glob, result);

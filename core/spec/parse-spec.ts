@@ -66,6 +66,10 @@ function readSpec(
   value: unknown,
 ): { spec: Spec | null; sourcesDeclared: Set<string> } {
   const sourcesDeclared = new Set<string>();
+  if (value === null || value === undefined) {
+    c.error("E_YAML", [], "the file is empty; start it with `version: 1`");
+    return { spec: null, sourcesDeclared };
+  }
   const top = readMapping(c, value, [], "reprise.yaml", TOP_KEYS);
   if (!top) return { spec: null, sourcesDeclared };
   if (top.version === undefined) {

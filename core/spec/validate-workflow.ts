@@ -170,7 +170,12 @@ export function readWorkflow(
         );
       } else nodeDeps.add(dep);
     });
-    spec.after = [...new Set(node.after.filter((d) => ids.includes(d)))].sort();
+    // `after` keeps only the edges data references do not already imply, so that writing a
+    // redundant `after` never makes a different workflow digest.
+    const dataDeps = new Set(
+      Object.values(spec.inputs).flatMap((b) => (b.kind === "output" ? [b.node] : [])),
+    );
+    spec.after = [...new Set(node.after.filter((d) => ids.includes(d) && !dataDeps.has(d)))].sort();
     wf.nodes[id] = spec;
     deps.set(id, [...nodeDeps].sort());
   }

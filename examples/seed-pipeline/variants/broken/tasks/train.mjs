@@ -1,0 +1,35 @@
+/** C: train. Fits a ridge linear regression of the target on every feature column. */
+import { fitLinear, scores } from "../lib/math.mjs";
+import { readCsv, runTask } from "../lib/task.mjs";
+
+runTask(
+  {
+    name: "train",
+    inputs: { path: "string", l2: "number" },
+    outputs: { model: "json", loss: "number" },
+  },
+  ({ path, l2 }) => {
+    const { columns, rows } = readCsv(path);
+    const features = columns.filter((c) => c !== "split" && c !== "target");
+    const train = rows.filter((row) => row.spilt === "train");
+    if (train.length <= features.length)
+      throw new Error(
+        `${features.length} features need more than ${features.length} training rows; got ${train.length} of ${rows.length} rows in ${path}`,
+      );
+    const xs = train.map((row) => features.map((f) => row[f]));
+    const ys = train.map((row) => row.target);
+    const { weights, intercept } = fitLinear(xs, ys, l2);
+    const predicted = xs.map((x) => x.reduce((sum, v, i) => sum + v * weights[i], intercept));
+    const { mse } = scores(predicted, ys);
+    const model = {
+      kind: "linear",
+      features,
+      weights: Object.fromEntries(features.map((f, i) => [f, weights[i]])),
+      intercept,
+    };
+    console.log(
+      `train: fitted ${features.length} weights on ${train.length} rows, train MSE ${mse.toFixed(3)}`,
+    );
+    return { model, loss: mse };
+  },
+);

@@ -1,0 +1,119 @@
+/**
+ * Code at a SHA from a local git repository: the spec file and the tree listing, read with the
+ * git CLI. The listing is what git already hashed (`ls-tree -r`), so no file is read or hashed.
+ */
+import { execFile } from "node:child_process";
+import { copyFile, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import type { TreeEntry } from "../../core/hash/sources.js";
+import { SPEC_FILE } from "../../core/spec/diagnostics.js";
+
+const run = promisify(execFile);
+/** A 10,000-file listing is about 1 MB; leave room for monorepos. */
+const MAX_GIT_OUTPUT = 256 * 1024 * 1024;
+
+export class GitError extends Error {
+  override readonly name = "GitError";
+}
+
+async function git(cwd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<Buffer> {
+  try {
+    const { stdout } = await run("git", args, {
+      cwd,
+      encoding: "buffer",
+      maxBuffer: MAX_GIT_OUTPUT,
+      env: env ? { ...process.env, ...env } : process.env,
+    });
+    return stdout;
+  } catch (e) {
+    const err = e as { stderr?: Buffer; code?: string | number };
+    if (err.code === "ENOENT")
+      throw new GitError("git is not installed or not on PATH", { cause: e });
+    const stderr = err.stderr?.toString("utf8").trim() ?? "";
+    throw new GitError(`git ${args[0]} failed in ${cwd}: ${stderr || String(e)}`, { cause: e });
+  }
+}
+
+/** The top of the git repository containing `dir`. */
+export async function repoRoot(dir: string): Promise<string> {
+  try {
+    return (await git(resolve(dir), ["rev-parse", "--show-toplevel"])).toString("utf8").trim();
+  } catch (e) {
+    throw new GitError(`${resolve(dir)} is not inside a git repository; pass --repo DIR`, {
+      cause: e,
+    });
+  }
+}
+
+export async function resolveCommit(root: string, ref: string): Promise<string> {
+  try {
+    return (await git(root, ["rev-parse", "--verify", "--quiet", `${ref}^{commit}`]))
+      .toString("utf8")
+      .trim();
+  } catch (e) {
+    throw new GitError(`"${ref}" is not a commit of ${root}`, { cause: e });
+  }
+}
+
+/** Parses `git ls-tree -r -z` / `git ls-files -s -z` style records into tree entries. */
+export function parseTreeListing(out: Buffer, format: "ls-tree" | "ls-files"): TreeEntry[] {
+  const entries: TreeEntry[] = [];
+  for (const record of out.toString("utf8").split("\0")) {
+    if (record === "") continue;
+    const tab = record.indexOf("\t");
+    const [mode, second, third] = record.slice(0, tab).split(" ");
+    const path = record.slice(tab + 1);
+    // ls-tree: "<mode> <type> <sha>"; ls-files -s: "<mode> <sha> <stage>".
+    const sha = format === "ls-tree" ? third : second;
+    if (!mode || !sha || tab < 0)
+      throw new GitError(`unexpected git listing record: ${JSON.stringify(record)}`);
+    entries.push({ path, mode, sha });
+  }
+  return entries;
+}
+
+export interface Snapshot {
+  /** The commit, or null for the working tree. */
+  sha: string | null;
+  spec: Buffer | null;
+  tree: TreeEntry[];
+}
+
+export async function snapshotAt(root: string, ref: string): Promise<Snapshot> {
+  const sha = await resolveCommit(root, ref);
+  const tree = parseTreeListing(
+    await git(root, ["ls-tree", "-r", "-z", "--full-tree", sha]),
+    "ls-tree",
+  );
+  const hasSpec = tree.some((e) => e.path === SPEC_FILE);
+  const spec = hasSpec ? await git(root, ["cat-file", "blob", `${sha}:${SPEC_FILE}`]) : null;
+  return { sha, spec, tree };
+}
+
+/**
+ * The working tree as `git add -A && git commit` would record it (ignored files excluded),
+ * computed in a copy of the index so the user's index and files are left untouched. (Like
+ * `git stash create`, this writes blobs for changed files into the object database.)
+ */
+export async function snapshotWorktree(root: string): Promise<Snapshot> {
+  const dir = await mkdtemp(join(tmpdir(), "reprise-index-"));
+  try {
+    const index = join(dir, "index");
+    const realIndex = resolve(
+      root,
+      (await git(root, ["rev-parse", "--git-path", "index"])).toString("utf8").trim(),
+    );
+    // Starting from the real index lets git skip rehashing files whose stat is unchanged.
+    await copyFile(realIndex, index).catch(() => undefined);
+    const env = { GIT_INDEX_FILE: index };
+    await git(root, ["add", "-A", "--", "."], env);
+    const tree = parseTreeListing(await git(root, ["ls-files", "-s", "-z"], env), "ls-files");
+    const entry = tree.find((e) => e.path === SPEC_FILE);
+    const spec = entry ? await git(root, ["cat-file", "blob", entry.sha]) : null;
+    return { sha: null, spec, tree };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
