@@ -7,7 +7,7 @@ import type { Digest } from "../hash/digest.js";
 import { sourcesDigest, type TreeEntry, TreeIndex } from "../hash/sources.js";
 import { specDigest, taskDigest, workflowDigest } from "../hash/task-digest.js";
 import { type Diagnostic, sortDiagnostics } from "../spec/diagnostics.js";
-import { parseSpec } from "../spec/parse-spec.js";
+import { type ParseResult, parseSpec } from "../spec/parse-spec.js";
 import type { Spec } from "../spec/types.js";
 
 export interface TaskDigests {
@@ -33,7 +33,14 @@ export function buildVersion(
   tree: readonly TreeEntry[],
 ): BuildResult {
   const parsed = parseSpec(specText);
-  if (!parsed.ok) return parsed;
+  return parsed.ok ? hashSpec(parsed, tree) : parsed;
+}
+
+/** The hashing half of buildVersion, for a spec that parsed. */
+export function hashSpec(
+  parsed: Extract<ParseResult, { ok: true }>,
+  tree: readonly TreeEntry[],
+): BuildResult {
   const { spec, locate } = parsed;
   const index = new TreeIndex(tree);
   const errors: Diagnostic[] = [];
