@@ -1,0 +1,145 @@
+/**
+ * The one place that picks a driver: node-postgres when DATABASE_URL is set, embedded PGlite
+ * otherwise. Everything above works against drizzle's Postgres core and never knows which.
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { PGlite } from "@electric-sql/pglite";
+import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import pg from "pg";
+import { StoreError, StoreInUseError } from "./errors.js";
+import * as schema from "./schema.js";
+
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+
+export interface Database {
+  db: Db;
+  driver: "postgres" | "pglite";
+  /** Where it lives, without credentials: for logs and errors. */
+  location: string;
+  close(): Promise<void>;
+}
+
+export type ConnectOptions =
+  | { databaseUrl: string; poolSize?: number }
+  | { dataDir: string }
+  /** An in-memory PGlite, optionally started from a dumped data directory (tests). */
+  | { memory: true; loadDataDir?: Blob };
+
+export async function connect(opts: ConnectOptions): Promise<Database> {
+  if ("databaseUrl" in opts) {
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
+    const location = redact(opts.databaseUrl);
+    // A pool reports errors of idle clients (a server restart) here; without a listener they crash the process.
+    pool.on("error", () => undefined);
+    try {
+      const client = await pool.connect();
+      client.release();
+    } catch (e) {
+      await pool.end();
+      throw new StoreError(
+        `cannot connect to Postgres at ${location}: ${(e as Error).message}; check DATABASE_URL`,
+        { cause: e },
+      );
+    }
+    return {
+      db: drizzlePg(pool, { schema }) as unknown as Db,
+      driver: "postgres",
+      location,
+      close: () => pool.end(),
+    };
+  }
+  if ("memory" in opts) {
+    const client = await PGlite.create(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {});
+    return {
+      db: drizzlePglite(client, { schema }) as unknown as Db,
+      driver: "pglite",
+      location: "memory",
+      close: () => client.close(),
+    };
+  }
+  const dataDir = resolve(opts.dataDir);
+  const release = lockDataDir(dataDir);
+  let client: PGlite;
+  try {
+    client = await PGlite.create({ dataDir: join(dataDir, "pgdata") });
+  } catch (e) {
+    release();
+    throw new StoreError(
+      `cannot open the embedded database at ${dataDir}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  return {
+    db: drizzlePglite(client, { schema }) as unknown as Db,
+    driver: "pglite",
+    location: dataDir,
+    close: async () => {
+      try {
+        await client.close();
+      } finally {
+        release();
+      }
+    },
+  };
+}
+
+function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparsable DATABASE_URL)";
+  }
+}
+
+const heldHere = new Set<string>();
+
+/**
+ * PGlite is one process at a time and does not lock its directory itself: two processes on one
+ * directory corrupt it. A pid file created with O_EXCL is the lock; a stale one (its process is
+ * gone) is taken over.
+ */
+function lockDataDir(dataDir: string): () => void {
+  mkdirSync(dataDir, { recursive: true });
+  const lock = join(dataDir, "reprise.pid");
+  if (heldHere.has(dataDir)) throw new StoreInUseError(dataDir, process.pid);
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      const fd = openSync(lock, "wx", 0o644);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      heldHere.add(dataDir);
+      return () => {
+        heldHere.delete(dataDir);
+        rmSync(lock, { force: true });
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new StoreError(
+          `cannot lock the embedded database at ${dataDir}: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      const holder = Number.parseInt(readFileSync(lock, "utf8"), 10);
+      if (Number.isInteger(holder) && holder > 0 && isAlive(holder))
+        throw new StoreInUseError(dataDir, holder);
+      rmSync(lock, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new StoreError(
+    `cannot lock the embedded database at ${dataDir}: another process keeps taking the lock`,
+  );
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

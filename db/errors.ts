@@ -1,0 +1,47 @@
+/** Infrastructure errors of the store, each with what to do about it. */
+
+export class StoreError extends Error {
+  override readonly name: string = "StoreError";
+}
+
+/** A second process tried to open a PGlite data directory (PGlite is single-process). */
+export class StoreInUseError extends StoreError {
+  override readonly name = "StoreInUseError";
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(
+      `the embedded database at ${dataDir} is in use by pid ${pid}: PGlite serves one process at a time. ` +
+        "Stop that process, use `reprise worker`/`reprise serve` with the same process, or set DATABASE_URL to a Postgres server that several processes can share.",
+    );
+  }
+}
+
+export class MigrationError extends StoreError {
+  override readonly name = "MigrationError";
+}
+
+/** The caller no longer holds the execution's lease: another runner took it over. */
+export class LeaseLostError extends StoreError {
+  override readonly name = "LeaseLostError";
+  constructor(
+    readonly executionId: string,
+    readonly owner: string,
+  ) {
+    super(`runner ${owner} lost the lease on execution ${executionId}; another runner owns it now`);
+  }
+}
+
+export class NotFoundError extends StoreError {
+  override readonly name = "NotFoundError";
+}
+
+/** Postgres error code (SQLSTATE) of an exception from either driver, if any. RP001: immutable. */
+export function pgCode(e: unknown): string | undefined {
+  for (let x: unknown = e; x && typeof x === "object"; x = (x as { cause?: unknown }).cause) {
+    const code = (x as { code?: unknown }).code;
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}

@@ -1,0 +1,284 @@
+/**
+ * Everything Reprise remembers. Versions, tasks, workflows, their mappings and the activation
+ * history are immutable: triggers in the migrations refuse UPDATE, DELETE and TRUNCATE on them.
+ * Times that decide ownership (leases, reservations) are the database's clock, never a runner's.
+ */
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  foreignKey,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+} from "drizzle-orm/pg-core";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+const createdAt = () => ts("created_at").notNull().defaultNow();
+
+export const repositories = pgTable("repositories", {
+  key: text("key").primaryKey(),
+  /** null: the GitHub default branch, or "main" for a local repository. */
+  productionBranch: text("production_branch"),
+  createdAt: createdAt(),
+});
+
+export const versions = pgTable(
+  "versions",
+  {
+    repo: text("repo")
+      .notNull()
+      .references(() => repositories.key),
+    sha: text("sha").notNull(),
+    parents: text("parents").array().notNull().default(sql`'{}'::text[]`),
+    ref: text("ref"),
+    message: text("message"),
+    /** "registered", or "invalid": errors recorded, nothing executable stored. */
+    status: text("status", { enum: ["registered", "invalid"] }).notNull(),
+    specDigest: text("spec_digest"),
+    errors: jsonb("errors").notNull().default(sql`'[]'::jsonb`),
+    warnings: jsonb("warnings").notNull().default(sql`'[]'::jsonb`),
+    registeredAt: ts("registered_at").notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.repo, t.sha] }),
+    index("versions_spec_digest").on(t.repo, t.specDigest),
+  ],
+);
+
+/** A task's definition: exactly what its digest covers, so one row serves every version. */
+export const tasks = pgTable("tasks", {
+  digest: text("digest").primaryKey(),
+  definition: jsonb("definition").notNull(),
+  createdAt: createdAt(),
+});
+
+export const workflows = pgTable("workflows", {
+  digest: text("digest").primaryKey(),
+  definition: jsonb("definition").notNull(),
+  createdAt: createdAt(),
+});
+
+/** A task name in a version, and the settings its digest leaves out (retries, timeout...). */
+export const versionTasks = pgTable(
+  "version_tasks",
+  {
+    repo: text("repo").notNull(),
+    sha: text("sha").notNull(),
+    name: text("name").notNull(),
+    taskDigest: text("task_digest")
+      .notNull()
+      .references(() => tasks.digest),
+    settings: jsonb("settings").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.repo, t.sha, t.name] }),
+    foreignKey({ columns: [t.repo, t.sha], foreignColumns: [versions.repo, versions.sha] }),
+    index("version_tasks_digest").on(t.taskDigest),
+  ],
+);
+
+export const versionWorkflows = pgTable(
+  "version_workflows",
+  {
+    repo: text("repo").notNull(),
+    sha: text("sha").notNull(),
+    name: text("name").notNull(),
+    workflowDigest: text("workflow_digest")
+      .notNull()
+      .references(() => workflows.digest),
+    /** node id -> task name: two names may share a digest but not their settings. */
+    nodeTasks: jsonb("node_tasks").notNull(),
+    triggers: jsonb("triggers").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.repo, t.sha, t.name] }),
+    foreignKey({ columns: [t.repo, t.sha], foreignColumns: [versions.repo, versions.sha] }),
+  ],
+);
+
+export const executions = pgTable(
+  "executions",
+  {
+    id: text("id").primaryKey(),
+    repo: text("repo").notNull(),
+    sha: text("sha").notNull(),
+    workflow: text("workflow").notNull(),
+    workflowDigest: text("workflow_digest").notNull(),
+    inputs: jsonb("inputs").notNull(),
+    trigger: jsonb("trigger").notNull(),
+    parentId: text("parent_id"),
+    mode: text("mode", { enum: ["normal", "recover"] }).notNull(),
+    overwriteCache: boolean("overwrite_cache").notNull().default(false),
+    state: text("state", {
+      enum: ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTING", "ABORTED"],
+    }).notNull(),
+    outputs: jsonb("outputs"),
+    error: jsonb("error"),
+    leaseOwner: text("lease_owner"),
+    /** Bumped on every claim: a write carrying an older token is refused (fencing). */
+    leaseToken: bigint("lease_token", { mode: "number" }).notNull().default(0),
+    leaseExpiresAt: ts("lease_expires_at"),
+    createdAt: createdAt(),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    foreignKey({ columns: [t.repo, t.sha], foreignColumns: [versions.repo, versions.sha] }),
+    foreignKey({ columns: [t.parentId], foreignColumns: [t.id] }),
+    index("executions_active")
+      .on(t.state, t.leaseExpiresAt)
+      .where(sql`state in ('QUEUED', 'RUNNING', 'ABORTING')`),
+    index("executions_repo_created").on(t.repo, t.createdAt),
+  ],
+);
+
+export const nodeExecutions = pgTable(
+  "node_executions",
+  {
+    executionId: text("execution_id")
+      .notNull()
+      .references(() => executions.id),
+    nodeId: text("node_id").notNull(),
+    taskName: text("task_name").notNull(),
+    taskDigest: text("task_digest").notNull(),
+    state: text("state", {
+      enum: ["PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "ABORTED"],
+    }).notNull(),
+    cacheStatus: text("cache_status", {
+      enum: ["DISABLED", "HIT", "MISS", "POPULATED", "SKIPPED", "RECOVERED"],
+    }),
+    cacheKey: text("cache_key"),
+    inputs: jsonb("inputs"),
+    outputs: jsonb("outputs"),
+    /** Attempts started, user and system alike. */
+    attempts: integer("attempts").notNull().default(0),
+    userFailures: integer("user_failures").notNull().default(0),
+    systemFailures: integer("system_failures").notNull().default(0),
+    sourceExecutionId: text("source_execution_id"),
+    sourceNodeId: text("source_node_id"),
+    error: jsonb("error"),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.executionId, t.nodeId] })],
+);
+
+export const attempts = pgTable(
+  "attempts",
+  {
+    executionId: text("execution_id").notNull(),
+    nodeId: text("node_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    /** The executor's deterministic handle (process dir, Job name): how a restart re-attaches. */
+    handle: text("handle").notNull(),
+    state: text("state", { enum: ["RUNNING", "SUCCEEDED", "FAILED", "ABORTED"] }).notNull(),
+    errorKind: text("error_kind", { enum: ["user", "system"] }),
+    errorReason: text("error_reason"),
+    errorMessage: text("error_message"),
+    exitCode: integer("exit_code"),
+    logRef: text("log_ref"),
+    startedAt: ts("started_at").notNull().defaultNow(),
+    finishedAt: ts("finished_at"),
+  },
+  (t) => [
+    primaryKey({ columns: [t.executionId, t.nodeId, t.attempt] }),
+    foreignKey({
+      columns: [t.executionId, t.nodeId],
+      foreignColumns: [nodeExecutions.executionId, nodeExecutions.nodeId],
+    }),
+  ],
+);
+
+export const cacheEntries = pgTable(
+  "cache_entries",
+  {
+    key: text("key").primaryKey(),
+    repo: text("repo").notNull(),
+    taskName: text("task_name").notNull(),
+    taskDigest: text("task_digest").notNull(),
+    identity: jsonb("identity").notNull(),
+    outputs: jsonb("outputs").notNull(),
+    sourceExecutionId: text("source_execution_id").notNull(),
+    sourceNodeId: text("source_node_id").notNull(),
+    createdAt: createdAt(),
+    lastHitAt: ts("last_hit_at"),
+    hitCount: integer("hit_count").notNull().default(0),
+  },
+  (t) => [
+    index("cache_entries_task").on(t.repo, t.taskDigest),
+    index("cache_entries_source").on(t.sourceExecutionId),
+  ],
+);
+
+export const cacheReservations = pgTable("cache_reservations", {
+  key: text("key").primaryKey(),
+  repo: text("repo").notNull(),
+  /** execution/node/attempt of the holder: the fencing owner. */
+  owner: text("owner").notNull(),
+  expiresAt: ts("expires_at").notNull(),
+  createdAt: createdAt(),
+});
+
+export const activations = pgTable(
+  "activations",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    repo: text("repo").notNull(),
+    sha: text("sha").notNull(),
+    previousSha: text("previous_sha"),
+    actor: text("actor").notNull(),
+    reason: text("reason").notNull(),
+    activatedAt: ts("activated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    foreignKey({ columns: [t.repo, t.sha], foreignColumns: [versions.repo, versions.sha] }),
+    index("activations_repo").on(t.repo, t.id),
+  ],
+);
+
+/** The durable inbox of GitHub webhook deliveries: each X-GitHub-Delivery is stored once. */
+export const deliveries = pgTable(
+  "deliveries",
+  {
+    id: text("id").primaryKey(),
+    event: text("event").notNull(),
+    action: text("action"),
+    payload: jsonb("payload").notNull(),
+    receivedAt: ts("received_at").notNull().defaultNow(),
+    lockedUntil: ts("locked_until"),
+    attempts: integer("attempts").notNull().default(0),
+    processedAt: ts("processed_at"),
+    outcome: text("outcome"),
+  },
+  (t) => [index("deliveries_pending").on(t.receivedAt).where(sql`processed_at is null`)],
+);
+
+export const apiTokens = pgTable("api_tokens", {
+  id: text("id").primaryKey(),
+  /** sha256 of the token; the token itself is shown once and never stored. */
+  tokenHash: text("token_hash").notNull().unique(),
+  repos: text("repos").array().notNull(),
+  readOnly: boolean("read_only").notNull().default(false),
+  description: text("description").notNull().default(""),
+  createdAt: createdAt(),
+  expiresAt: ts("expires_at"),
+  revokedAt: ts("revoked_at"),
+});
+
+export const checkRuns = pgTable("check_runs", {
+  executionId: text("execution_id")
+    .primaryKey()
+    .references(() => executions.id),
+  repo: text("repo").notNull(),
+  checkRunId: bigint("check_run_id", { mode: "number" }).notNull(),
+  name: text("name").notNull(),
+  createdAt: createdAt(),
+});

@@ -1,0 +1,525 @@
+/**
+ * Executions, their nodes and attempts, and the leases that say which runner drives each.
+ *
+ * Every write of an execution's state goes through `withLease`: one transaction that first
+ * locks the execution row *and* checks the caller still holds the lease (owner, token, not
+ * expired). A runner that lost its lease — it stalled past expiry and another claimed the
+ * execution, bumping the token — gets LeaseLostError and writes nothing (fencing).
+ */
+import { and, asc, desc, eq, inArray, type SQL, sql } from "drizzle-orm";
+import type { JsonValue } from "../../core/spec/types.js";
+import type { Db } from "../connect.js";
+import { LeaseLostError, NotFoundError } from "../errors.js";
+import { newExecutionId } from "../ids.js";
+import { type Queryable, rows } from "../query.js";
+import {
+  attempts,
+  cacheEntries,
+  cacheReservations,
+  executions,
+  nodeExecutions,
+} from "../schema.js";
+import type {
+  AttemptRecord,
+  CacheStatus,
+  ExecutionRecord,
+  ExecutionState,
+  Lease,
+  NodeError,
+  NodeRecord,
+  NodeState,
+  Trigger,
+} from "../types.js";
+import { VersionStore } from "./versions.js";
+
+export interface CreateExecution {
+  repo: string;
+  sha: string;
+  workflow: string;
+  /** Resolved: workflow defaults already applied by the caller. */
+  inputs: Record<string, JsonValue>;
+  trigger: Trigger;
+  parentId?: string | null;
+  mode?: "normal" | "recover";
+  overwriteCache?: boolean;
+}
+
+export interface ExecutionFilter {
+  repo?: string;
+  workflow?: string;
+  state?: ExecutionState;
+  sha?: string;
+  pr?: number;
+  limit?: number;
+}
+
+export class ExecutionStore {
+  private readonly versions: VersionStore;
+
+  constructor(private readonly db: Db) {
+    this.versions = new VersionStore(db);
+  }
+
+  /** Creates the execution QUEUED with every node PENDING, pinned to the version's workflow. */
+  async create(input: CreateExecution): Promise<ExecutionRecord> {
+    const id = newExecutionId();
+    await this.db.transaction(async (tx) => {
+      const wf = await this.versions.resolveWorkflow(input.repo, input.sha, input.workflow, tx);
+      await tx.insert(executions).values({
+        id,
+        repo: input.repo,
+        sha: input.sha,
+        workflow: input.workflow,
+        workflowDigest: wf.digest,
+        inputs: input.inputs,
+        trigger: input.trigger,
+        parentId: input.parentId ?? null,
+        mode: input.mode ?? "normal",
+        overwriteCache: input.overwriteCache ?? false,
+        state: "QUEUED",
+      });
+      const nodes = Object.values(wf.spec.nodes).map((n) => ({
+        executionId: id,
+        nodeId: n.id,
+        taskName: n.task,
+        taskDigest: wf.tasks[n.task]?.digest ?? "",
+        state: "PENDING" as const,
+      }));
+      for (let i = 0; i < nodes.length; i += 1_000)
+        await tx.insert(nodeExecutions).values(nodes.slice(i, i + 1_000));
+    });
+    return (await this.get(id)) as ExecutionRecord;
+  }
+
+  async get(id: string, db: Queryable = this.db): Promise<ExecutionRecord | null> {
+    const [row] = await db.select().from(executions).where(eq(executions.id, id));
+    return row ? toExecution(row) : null;
+  }
+
+  async nodes(executionId: string, db: Queryable = this.db): Promise<NodeRecord[]> {
+    const rs = await db
+      .select()
+      .from(nodeExecutions)
+      .where(eq(nodeExecutions.executionId, executionId))
+      .orderBy(asc(nodeExecutions.nodeId));
+    return rs.map(toNode);
+  }
+
+  async attempts(executionId: string, nodeId?: string): Promise<AttemptRecord[]> {
+    const rs = await this.db
+      .select()
+      .from(attempts)
+      .where(
+        and(
+          eq(attempts.executionId, executionId),
+          nodeId ? eq(attempts.nodeId, nodeId) : undefined,
+        ),
+      )
+      .orderBy(asc(attempts.nodeId), asc(attempts.attempt));
+    return rs.map(toAttempt);
+  }
+
+  /** Newest first. */
+  async list(filter: ExecutionFilter = {}): Promise<ExecutionRecord[]> {
+    const where: SQL[] = [];
+    if (filter.repo) where.push(eq(executions.repo, filter.repo));
+    if (filter.workflow) where.push(eq(executions.workflow, filter.workflow));
+    if (filter.state) where.push(eq(executions.state, filter.state));
+    if (filter.sha) where.push(eq(executions.sha, filter.sha));
+    if (filter.pr !== undefined)
+      where.push(sql`(${executions.trigger} ->> 'pr')::int = ${filter.pr}`);
+    const rs = await this.db
+      .select()
+      .from(executions)
+      .where(and(...where))
+      .orderBy(desc(executions.createdAt), desc(executions.id))
+      .limit(filter.limit ?? 50);
+    return rs.map(toExecution);
+  }
+
+  /**
+   * Claims up to `limit` executions that need driving (queued, running or aborting) and whose
+   * lease is free or expired, oldest first. Rows another runner is claiming right now are
+   * skipped, not waited for.
+   */
+  async claim(
+    owner: string,
+    opts: { limit?: number; leaseMs: number; ids?: string[] },
+  ): Promise<Lease[]> {
+    const only = opts.ids
+      ? sql`and id in (${sql.join(
+          opts.ids.map((i) => sql`${i}`),
+          sql`, `,
+        )})`
+      : sql``;
+    const claimed = await rows<{
+      id: string;
+      lease_token: string | number;
+      lease_expires_at: Date | string;
+    }>(
+      this.db,
+      sql`
+        with candidates as (
+          select id from executions
+          where state in ('QUEUED', 'RUNNING', 'ABORTING')
+            and (lease_owner is null or lease_expires_at < now())
+            ${only}
+          order by created_at, id
+          limit ${opts.limit ?? 10}
+          for update skip locked
+        )
+        update executions e
+           set lease_owner = ${owner},
+               lease_token = e.lease_token + 1,
+               lease_expires_at = now() + make_interval(secs => ${opts.leaseMs / 1000}),
+               updated_at = now()
+          from candidates c
+         where e.id = c.id
+        returning e.id, e.lease_token, e.lease_expires_at`,
+    );
+    return claimed.map((r) => ({
+      executionId: r.id,
+      owner,
+      token: Number(r.lease_token),
+      expiresAt: new Date(r.lease_expires_at),
+    }));
+  }
+
+  /** Extends a held lease; false when it was lost (expired and taken, or released). */
+  async renew(lease: Lease, leaseMs: number): Promise<Lease | null> {
+    const [r] = await rows<{ lease_expires_at: Date | string }>(
+      this.db,
+      sql`update executions
+             set lease_expires_at = now() + make_interval(secs => ${leaseMs / 1000})
+           where id = ${lease.executionId} and lease_owner = ${lease.owner} and lease_token = ${lease.token}
+             and lease_expires_at > now()
+       returning lease_expires_at`,
+    );
+    return r ? { ...lease, expiresAt: new Date(r.lease_expires_at) } : null;
+  }
+
+  async release(lease: Lease): Promise<boolean> {
+    const r = await this.db
+      .update(executions)
+      .set({ leaseOwner: null, leaseExpiresAt: null })
+      .where(
+        and(
+          eq(executions.id, lease.executionId),
+          eq(executions.leaseOwner, lease.owner),
+          eq(executions.leaseToken, lease.token),
+        ),
+      )
+      .returning({ id: executions.id });
+    return r.length > 0;
+  }
+
+  /**
+   * Runs `fn` in one transaction, fenced by the lease: if the caller no longer holds it, nothing
+   * is written and LeaseLostError is thrown.
+   */
+  async withLease<T>(lease: Lease, fn: (tx: ExecutionTx) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      const held = await rows<{ id: string }>(
+        tx,
+        sql`select id from executions
+             where id = ${lease.executionId} and lease_owner = ${lease.owner} and lease_token = ${lease.token}
+               and lease_expires_at > now()
+             for update`,
+      );
+      if (held.length === 0) throw new LeaseLostError(lease.executionId, lease.owner);
+      return fn(new ExecutionTx(tx, lease.executionId, this));
+    });
+  }
+}
+
+export interface NodePatch {
+  state?: NodeState;
+  cacheStatus?: CacheStatus | null;
+  cacheKey?: string | null;
+  inputs?: Record<string, JsonValue> | null;
+  outputs?: Record<string, JsonValue> | null;
+  attempts?: number;
+  userFailures?: number;
+  systemFailures?: number;
+  source?: { execution: string; node: string } | null;
+  error?: NodeError | null;
+  started?: boolean;
+  finished?: boolean;
+}
+
+export interface AttemptResult {
+  state: "SUCCEEDED" | "FAILED" | "ABORTED";
+  error?: NodeError | null;
+  logRef?: string | null;
+}
+
+export interface CacheWrite {
+  key: string;
+  repo: string;
+  taskName: string;
+  taskDigest: string;
+  identity: unknown;
+  /** Replace an existing entry (--overwrite-cache) instead of first-writer-wins. */
+  overwrite: boolean;
+}
+
+/** The writes of one execution inside a fenced transaction. */
+export class ExecutionTx {
+  constructor(
+    readonly tx: Queryable,
+    readonly executionId: string,
+    private readonly store: ExecutionStore,
+  ) {}
+
+  get(): Promise<ExecutionRecord> {
+    return this.store.get(this.executionId, this.tx).then((e) => {
+      if (!e) throw new NotFoundError(`execution ${this.executionId} not found`);
+      return e;
+    });
+  }
+
+  nodes(): Promise<NodeRecord[]> {
+    return this.store.nodes(this.executionId, this.tx);
+  }
+
+  async setState(
+    state: ExecutionState,
+    extra: {
+      outputs?: Record<string, JsonValue> | null;
+      error?: { message: string; node?: string } | null;
+    } = {},
+  ): Promise<void> {
+    const terminal = state === "SUCCEEDED" || state === "FAILED" || state === "ABORTED";
+    await this.tx
+      .update(executions)
+      .set({
+        state,
+        ...(extra.outputs !== undefined ? { outputs: extra.outputs } : {}),
+        ...(extra.error !== undefined ? { error: extra.error } : {}),
+        startedAt: state === "RUNNING" ? sql`coalesce(${executions.startedAt}, now())` : undefined,
+        finishedAt: terminal ? sql`now()` : undefined,
+        updatedAt: sql`now()`,
+      })
+      .where(eq(executions.id, this.executionId));
+  }
+
+  async updateNodes(nodeIds: readonly string[], patch: NodePatch): Promise<void> {
+    if (nodeIds.length === 0) return;
+    const set: Partial<typeof nodeExecutions.$inferInsert> & Record<string, unknown> = {
+      updatedAt: sql`now()` as never,
+    };
+    if (patch.state !== undefined) set.state = patch.state;
+    if (patch.cacheStatus !== undefined) set.cacheStatus = patch.cacheStatus;
+    if (patch.cacheKey !== undefined) set.cacheKey = patch.cacheKey;
+    if (patch.inputs !== undefined) set.inputs = patch.inputs;
+    if (patch.outputs !== undefined) set.outputs = patch.outputs;
+    if (patch.attempts !== undefined) set.attempts = patch.attempts;
+    if (patch.userFailures !== undefined) set.userFailures = patch.userFailures;
+    if (patch.systemFailures !== undefined) set.systemFailures = patch.systemFailures;
+    if (patch.source !== undefined) {
+      set.sourceExecutionId = patch.source?.execution ?? null;
+      set.sourceNodeId = patch.source?.node ?? null;
+    }
+    if (patch.error !== undefined) set.error = patch.error;
+    if (patch.started) set.startedAt = sql`coalesce(${nodeExecutions.startedAt}, now())` as never;
+    if (patch.finished) set.finishedAt = sql`now()` as never;
+    await this.tx
+      .update(nodeExecutions)
+      .set(set)
+      .where(
+        and(
+          eq(nodeExecutions.executionId, this.executionId),
+          inArray(nodeExecutions.nodeId, [...nodeIds]),
+        ),
+      );
+  }
+
+  updateNode(nodeId: string, patch: NodePatch): Promise<void> {
+    return this.updateNodes([nodeId], patch);
+  }
+
+  /** Records a launched attempt under its deterministic handle, and the node as RUNNING. */
+  async startAttempt(nodeId: string, attempt: number, handle: string): Promise<void> {
+    await this.tx
+      .insert(attempts)
+      .values({ executionId: this.executionId, nodeId, attempt, handle, state: "RUNNING" })
+      .onConflictDoNothing();
+    await this.updateNode(nodeId, { state: "RUNNING", attempts: attempt, started: true });
+  }
+
+  async finishAttempt(nodeId: string, attempt: number, result: AttemptResult): Promise<void> {
+    await this.tx
+      .update(attempts)
+      .set({
+        state: result.state,
+        errorKind: result.error?.kind ?? null,
+        errorReason: result.error?.reason ?? null,
+        errorMessage: result.error?.message ?? null,
+        exitCode: result.error?.exitCode ?? null,
+        logRef: result.logRef ?? null,
+        finishedAt: sql`now()`,
+      })
+      .where(
+        and(
+          eq(attempts.executionId, this.executionId),
+          eq(attempts.nodeId, nodeId),
+          eq(attempts.attempt, attempt),
+        ),
+      );
+  }
+
+  /**
+   * A node's success, all at once (DESIGN.md section 5): the attempt, the node's outputs and
+   * state, the cache entry (first writer wins, unless overwriting) and the release of the
+   * reservation. Returns whether this node's result became the cache entry.
+   */
+  async completeNode(
+    nodeId: string,
+    done: {
+      attempt: number;
+      outputs: Record<string, JsonValue>;
+      logRef?: string | null;
+      cache?: CacheWrite;
+      reservationOwner?: string;
+    },
+  ): Promise<{ cached: boolean }> {
+    await this.finishAttempt(nodeId, done.attempt, {
+      state: "SUCCEEDED",
+      logRef: done.logRef ?? null,
+    });
+    let cached = false;
+    if (done.cache) {
+      const entry = {
+        key: done.cache.key,
+        repo: done.cache.repo,
+        taskName: done.cache.taskName,
+        taskDigest: done.cache.taskDigest,
+        identity: done.cache.identity,
+        outputs: done.outputs,
+        sourceExecutionId: this.executionId,
+        sourceNodeId: nodeId,
+      };
+      const written = done.cache.overwrite
+        ? await this.tx
+            .insert(cacheEntries)
+            .values(entry)
+            .onConflictDoUpdate({
+              target: cacheEntries.key,
+              set: { ...entry, createdAt: sql`now()`, lastHitAt: null, hitCount: 0 },
+            })
+            .returning({ key: cacheEntries.key })
+        : await this.tx
+            .insert(cacheEntries)
+            .values(entry)
+            .onConflictDoNothing()
+            .returning({ key: cacheEntries.key });
+      cached = written.length > 0;
+      if (done.reservationOwner)
+        await releaseReservation(this.tx, done.cache.key, done.reservationOwner);
+    }
+    await this.updateNode(nodeId, {
+      state: "SUCCEEDED",
+      outputs: done.outputs,
+      error: null,
+      finished: true,
+      ...(done.cache
+        ? { cacheStatus: done.cache.overwrite ? "SKIPPED" : cached ? "POPULATED" : "MISS" }
+        : {}),
+    });
+    return { cached };
+  }
+
+  /** A node served from the cache (or recovered): SUCCEEDED with its lineage, no attempt run. */
+  async resolveNodeFrom(
+    nodeId: string,
+    from: {
+      status: "HIT" | "RECOVERED";
+      cacheKey: string | null;
+      inputs: Record<string, JsonValue>;
+      outputs: Record<string, JsonValue>;
+      source: { execution: string; node: string };
+    },
+  ): Promise<void> {
+    if (from.status === "HIT" && from.cacheKey) {
+      await this.tx
+        .update(cacheEntries)
+        .set({ lastHitAt: sql`now()`, hitCount: sql`${cacheEntries.hitCount} + 1` })
+        .where(eq(cacheEntries.key, from.cacheKey));
+    }
+    await this.updateNode(nodeId, {
+      state: "SUCCEEDED",
+      cacheStatus: from.status,
+      cacheKey: from.cacheKey,
+      inputs: from.inputs,
+      outputs: from.outputs,
+      source: from.source,
+      error: null,
+      started: true,
+      finished: true,
+    });
+  }
+
+  /** Releases a reservation this execution holds, on any terminal state of the node. */
+  releaseReservation(key: string, owner: string): Promise<boolean> {
+    return releaseReservation(this.tx, key, owner);
+  }
+}
+
+async function releaseReservation(tx: Queryable, key: string, owner: string): Promise<boolean> {
+  const r = await tx
+    .delete(cacheReservations)
+    .where(and(eq(cacheReservations.key, key), eq(cacheReservations.owner, owner)))
+    .returning({ key: cacheReservations.key });
+  return r.length > 0;
+}
+
+function toExecution(r: typeof executions.$inferSelect): ExecutionRecord {
+  return {
+    id: r.id,
+    repo: r.repo,
+    sha: r.sha,
+    workflow: r.workflow,
+    workflowDigest: r.workflowDigest,
+    inputs: r.inputs as Record<string, JsonValue>,
+    trigger: r.trigger as Trigger,
+    parentId: r.parentId,
+    mode: r.mode,
+    overwriteCache: r.overwriteCache,
+    state: r.state,
+    outputs: (r.outputs as Record<string, JsonValue> | null) ?? null,
+    error: (r.error as ExecutionRecord["error"]) ?? null,
+    leaseOwner: r.leaseOwner,
+    leaseExpiresAt: r.leaseExpiresAt,
+    createdAt: r.createdAt,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+  };
+}
+
+function toNode(r: typeof nodeExecutions.$inferSelect): NodeRecord {
+  return {
+    executionId: r.executionId,
+    nodeId: r.nodeId,
+    taskName: r.taskName,
+    taskDigest: r.taskDigest,
+    state: r.state,
+    cacheStatus: r.cacheStatus,
+    cacheKey: r.cacheKey,
+    inputs: (r.inputs as NodeRecord["inputs"]) ?? null,
+    outputs: (r.outputs as NodeRecord["outputs"]) ?? null,
+    attempts: r.attempts,
+    userFailures: r.userFailures,
+    systemFailures: r.systemFailures,
+    source:
+      r.sourceExecutionId && r.sourceNodeId
+        ? { execution: r.sourceExecutionId, node: r.sourceNodeId }
+        : null,
+    error: (r.error as NodeError | null) ?? null,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+  };
+}
+
+function toAttempt(r: typeof attempts.$inferSelect): AttemptRecord {
+  return { ...r };
+}

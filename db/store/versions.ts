@@ -1,0 +1,308 @@
+/**
+ * Registration and reading of versions. Registering is one transaction: the version row, its
+ * content-addressed tasks and workflows (stored once however many versions share them) and the
+ * name mappings, or none of it. The same SHA registered twice, even concurrently, yields one
+ * version: the second insert waits for the first transaction and then does nothing.
+ */
+import { and, asc, desc, eq, inArray, lt, ne } from "drizzle-orm";
+import type { TaskDefinition, WorkflowDefinition } from "../../core/hash/task-digest.js";
+import { taskDefinition, workflowDefinition } from "../../core/hash/task-digest.js";
+import type { Diagnostic } from "../../core/spec/diagnostics.js";
+import type { Binding, TaskSpec, Triggers, WorkflowSpec } from "../../core/spec/types.js";
+import type { BuildResult } from "../../core/version/build-version.js";
+import type { Db } from "../connect.js";
+import { NotFoundError } from "../errors.js";
+import type { Queryable } from "../query.js";
+import {
+  repositories,
+  tasks,
+  versions,
+  versionTasks,
+  versionWorkflows,
+  workflows,
+} from "../schema.js";
+import type { ResolvedWorkflow, TaskSettings, VersionRecord } from "../types.js";
+
+/** Rows per INSERT: well under Postgres's 65,535 bind parameters for every table here. */
+const CHUNK = 1_000;
+
+export interface RegisterInput {
+  repo: string;
+  sha: string;
+  parents: string[];
+  ref: string | null;
+  message: string | null;
+  result: BuildResult;
+}
+
+export class VersionStore {
+  constructor(private readonly db: Db) {}
+
+  async ensureRepository(key: string): Promise<void> {
+    await this.db.insert(repositories).values({ key }).onConflictDoNothing();
+  }
+
+  async register(input: RegisterInput): Promise<{ version: VersionRecord; created: boolean }> {
+    const { repo, sha, result } = input;
+    const created = await this.db.transaction(async (tx) => {
+      await tx.insert(repositories).values({ key: repo }).onConflictDoNothing();
+      const inserted = await tx
+        .insert(versions)
+        .values({
+          repo,
+          sha,
+          parents: input.parents,
+          ref: input.ref,
+          message: input.message,
+          status: result.ok ? "registered" : "invalid",
+          specDigest: result.ok ? result.version.specDigest : null,
+          errors: result.ok ? [] : result.errors,
+          warnings: result.warnings,
+        })
+        .onConflictDoNothing()
+        .returning({ sha: versions.sha });
+      if (inserted.length === 0) return false;
+      if (result.ok) await insertContent(tx, repo, sha, result);
+      return true;
+    });
+    const version = await this.get(repo, sha);
+    if (!version) throw new NotFoundError(`version ${sha} of ${repo} vanished after registration`);
+    return { version, created };
+  }
+
+  async get(repo: string, sha: string): Promise<VersionRecord | null> {
+    const [row] = await this.db
+      .select()
+      .from(versions)
+      .where(and(eq(versions.repo, repo), eq(versions.sha, sha)));
+    if (!row) return null;
+    const [taskRows, workflowRows] = await Promise.all([
+      this.db
+        .select({ name: versionTasks.name, digest: versionTasks.taskDigest })
+        .from(versionTasks)
+        .where(and(eq(versionTasks.repo, repo), eq(versionTasks.sha, sha)))
+        .orderBy(asc(versionTasks.name)),
+      this.db
+        .select({ name: versionWorkflows.name, digest: versionWorkflows.workflowDigest })
+        .from(versionWorkflows)
+        .where(and(eq(versionWorkflows.repo, repo), eq(versionWorkflows.sha, sha)))
+        .orderBy(asc(versionWorkflows.name)),
+    ]);
+    return {
+      ...toVersion(row),
+      tasks: Object.fromEntries(taskRows.map((t) => [t.name, t.digest])),
+      workflows: Object.fromEntries(workflowRows.map((w) => [w.name, w.digest])),
+    };
+  }
+
+  /** Newest first. The task and workflow maps are left empty; `get` fills them. */
+  async list(repo: string, opts: { limit?: number; before?: Date } = {}): Promise<VersionRecord[]> {
+    const rows = await this.db
+      .select()
+      .from(versions)
+      .where(
+        and(
+          eq(versions.repo, repo),
+          opts.before ? lt(versions.registeredAt, opts.before) : undefined,
+        ),
+      )
+      .orderBy(desc(versions.registeredAt), desc(versions.sha))
+      .limit(opts.limit ?? 50);
+    return rows.map((r) => ({ ...toVersion(r), tasks: {}, workflows: {} }));
+  }
+
+  /** The earliest other registered version with the same spec digest: "identical to <sha>". */
+  async findEquivalent(
+    repo: string,
+    specDigest: string,
+    exceptSha: string,
+  ): Promise<string | null> {
+    const [row] = await this.db
+      .select({ sha: versions.sha })
+      .from(versions)
+      .where(
+        and(
+          eq(versions.repo, repo),
+          eq(versions.specDigest, specDigest),
+          ne(versions.sha, exceptSha),
+        ),
+      )
+      .orderBy(asc(versions.registeredAt), asc(versions.sha))
+      .limit(1);
+    return row?.sha ?? null;
+  }
+
+  /** A workflow of a registered version, rebuilt from its immutable rows. */
+  async resolveWorkflow(
+    repo: string,
+    sha: string,
+    workflow: string,
+    db: Queryable = this.db,
+  ): Promise<ResolvedWorkflow> {
+    const [version] = await db
+      .select({ status: versions.status })
+      .from(versions)
+      .where(and(eq(versions.repo, repo), eq(versions.sha, sha)));
+    if (!version) throw new NotFoundError(`${sha} of ${repo} is not registered; register it first`);
+    if (version.status !== "registered") {
+      throw new NotFoundError(
+        `${sha} of ${repo} has an invalid reprise.yaml: fix its errors and register a new commit`,
+      );
+    }
+    const [mapping] = await db
+      .select({
+        digest: versionWorkflows.workflowDigest,
+        nodeTasks: versionWorkflows.nodeTasks,
+        triggers: versionWorkflows.triggers,
+        definition: workflows.definition,
+      })
+      .from(versionWorkflows)
+      .innerJoin(workflows, eq(workflows.digest, versionWorkflows.workflowDigest))
+      .where(
+        and(
+          eq(versionWorkflows.repo, repo),
+          eq(versionWorkflows.sha, sha),
+          eq(versionWorkflows.name, workflow),
+        ),
+      );
+    if (!mapping) {
+      const names = await db
+        .select({ name: versionWorkflows.name })
+        .from(versionWorkflows)
+        .where(and(eq(versionWorkflows.repo, repo), eq(versionWorkflows.sha, sha)));
+      throw new NotFoundError(
+        `${sha.slice(0, 12)} has no workflow "${workflow}" (it has: ${names.map((n) => n.name).join(", ") || "none"})`,
+      );
+    }
+    const nodeTasks = mapping.nodeTasks as Record<string, string>;
+    const names = [...new Set(Object.values(nodeTasks))];
+    const taskRows = await db
+      .select({
+        name: versionTasks.name,
+        digest: versionTasks.taskDigest,
+        settings: versionTasks.settings,
+        definition: tasks.definition,
+      })
+      .from(versionTasks)
+      .innerJoin(tasks, eq(tasks.digest, versionTasks.taskDigest))
+      .where(
+        and(
+          eq(versionTasks.repo, repo),
+          eq(versionTasks.sha, sha),
+          inArray(versionTasks.name, names),
+        ),
+      );
+    const resolvedTasks: ResolvedWorkflow["tasks"] = {};
+    for (const t of taskRows) {
+      resolvedTasks[t.name] = {
+        digest: t.digest,
+        spec: toTaskSpec(t.name, t.definition as TaskDefinition, t.settings as TaskSettings),
+      };
+    }
+    const def = mapping.definition as WorkflowDefinition;
+    const spec: WorkflowSpec = {
+      name: workflow,
+      inputs: def.inputs,
+      nodes: Object.fromEntries(
+        Object.entries(def.nodes).map(([id, n]) => [
+          id,
+          {
+            id,
+            task: nodeTasks[id] as string,
+            inputs: n.inputs as Record<string, Binding>,
+            after: n.after,
+          },
+        ]),
+      ),
+      outputs: def.outputs,
+      on: mapping.triggers as Triggers,
+    };
+    return { repo, sha, digest: mapping.digest, spec, tasks: resolvedTasks };
+  }
+}
+
+async function insertContent(
+  tx: Queryable,
+  repo: string,
+  sha: string,
+  result: Extract<BuildResult, { ok: true }>,
+): Promise<void> {
+  const { spec, tasks: digests, workflows: wfDigests } = result.version;
+  const taskDigestByName: Record<string, `sha256:${string}`> = {};
+  const taskRows: Array<typeof tasks.$inferInsert> = [];
+  const mappingRows: Array<typeof versionTasks.$inferInsert> = [];
+  for (const [name, task] of Object.entries(spec.tasks)) {
+    const d = digests[name];
+    if (!d) throw new Error(`task ${name} has no digest`);
+    taskDigestByName[name] = d.digest;
+    taskRows.push({ digest: d.digest, definition: taskDefinition(task, d.sourcesDigest) });
+    const settings: TaskSettings = {
+      retries: task.retries,
+      timeoutSeconds: task.timeoutSeconds,
+      resources: task.resources,
+      cache: task.cache,
+      secrets: task.secrets,
+      sources: task.sources,
+      sourcesDigest: d.sourcesDigest,
+      sourceFiles: d.sourceFiles,
+    };
+    mappingRows.push({ repo, sha, name, taskDigest: d.digest, settings });
+  }
+  const workflowRows: Array<typeof workflows.$inferInsert> = [];
+  const wfMappingRows: Array<typeof versionWorkflows.$inferInsert> = [];
+  for (const [name, wf] of Object.entries(spec.workflows)) {
+    const d = wfDigests[name];
+    if (!d) throw new Error(`workflow ${name} has no digest`);
+    workflowRows.push({ digest: d, definition: workflowDefinition(wf, taskDigestByName) });
+    const nodeTasks = Object.fromEntries(Object.values(wf.nodes).map((n) => [n.id, n.task]));
+    wfMappingRows.push({ repo, sha, name, workflowDigest: d, nodeTasks, triggers: wf.on });
+  }
+  // Two tasks of one version may share a digest: insert each definition once.
+  const uniqueTasks = [...new Map(taskRows.map((r) => [r.digest, r])).values()];
+  const uniqueWorkflows = [...new Map(workflowRows.map((r) => [r.digest, r])).values()];
+  for (const chunk of chunks(uniqueTasks))
+    await tx.insert(tasks).values(chunk).onConflictDoNothing();
+  for (const chunk of chunks(uniqueWorkflows))
+    await tx.insert(workflows).values(chunk).onConflictDoNothing();
+  for (const chunk of chunks(mappingRows)) await tx.insert(versionTasks).values(chunk);
+  for (const chunk of chunks(wfMappingRows)) await tx.insert(versionWorkflows).values(chunk);
+}
+
+function chunks<T>(rows: T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += CHUNK) out.push(rows.slice(i, i + CHUNK));
+  return out;
+}
+
+function toVersion(row: typeof versions.$inferSelect): Omit<VersionRecord, "tasks" | "workflows"> {
+  return {
+    repo: row.repo,
+    sha: row.sha,
+    parents: row.parents,
+    ref: row.ref,
+    message: row.message,
+    status: row.status,
+    specDigest: row.specDigest,
+    errors: row.errors as Diagnostic[],
+    warnings: row.warnings as Diagnostic[],
+    registeredAt: row.registeredAt,
+  };
+}
+
+export function toTaskSpec(name: string, def: TaskDefinition, s: TaskSettings): TaskSpec {
+  return {
+    name,
+    image: def.image,
+    command: def.command,
+    env: def.env,
+    workdir: def.workdir,
+    sources: s.sources,
+    inputs: def.inputs,
+    outputs: def.outputs,
+    cache: s.cache,
+    retries: s.retries,
+    timeoutSeconds: s.timeoutSeconds,
+    resources: s.resources,
+    secrets: s.secrets,
+  };
+}
