@@ -5,5 +5,6 @@ const code = await main(
   process.argv.slice(2),
   { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) },
   process.cwd(),
+  process.env,
 );
 process.exitCode = code;

@@ -1,7 +1,10 @@
 /** The `reprise` command line (DESIGN.md section 11). Parses arguments and dispatches. */
 import { parseArgs } from "node:util";
+import { StoreError } from "../../db/errors.js";
+import { ConfigError, loadConfig } from "../config.js";
 import { GitError } from "../sources/local-git.js";
 import { EXIT, type Io, UsageError } from "./io.js";
+import { migrateCommand } from "./migrate.js";
 import { validate } from "./validate.js";
 
 const USAGE = `usage: reprise <command> [options]
@@ -10,6 +13,8 @@ commands:
   validate   check reprise.yaml and print each task's digest
              [--repo DIR] [--ref REF] [--json]
              without --ref, validates the working tree as it would be committed
+  migrate    apply pending database migrations [--json]
+             (DATABASE_URL, or the embedded database under REPRISE_DATA_DIR)
 
 options:
   --repo DIR   the git repository (default: the one containing the current directory)
@@ -18,7 +23,12 @@ options:
   -h, --help   this help
 `;
 
-export async function main(argv: readonly string[], io: Io, cwd: string): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: Io,
+  cwd: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<number> {
   try {
     const [command, ...rest] = argv;
     if (command === undefined || command === "-h" || command === "--help" || command === "help") {
@@ -41,6 +51,10 @@ export async function main(argv: readonly string[], io: Io, cwd: string): Promis
           io,
         );
       }
+      case "migrate": {
+        const { values } = parse(rest, { json: { type: "boolean", default: false } });
+        return await migrateCommand(loadConfig(env), { json: values.json === true }, io);
+      }
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -49,7 +63,7 @@ export async function main(argv: readonly string[], io: Io, cwd: string): Promis
       io.err(`reprise: ${e.message}\n\n${USAGE}`);
       return EXIT.invalid;
     }
-    if (e instanceof GitError) {
+    if (e instanceof GitError || e instanceof ConfigError || e instanceof StoreError) {
       io.err(`reprise: ${e.message}`);
       return EXIT.invalid;
     }

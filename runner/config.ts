@@ -1,0 +1,56 @@
+/**
+ * The only reader of the environment (DESIGN.md section 10): `loadConfig(env)` validates it once
+ * with zod, and a bad value stops the start with a message that says how to fix it.
+ */
+import { homedir } from "node:os";
+import { isAbsolute, join } from "node:path";
+import { z } from "zod";
+
+export interface Config {
+  /** Postgres when set; otherwise the embedded PGlite under `dataDir`. */
+  databaseUrl: string | null;
+  dataDir: string;
+  logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const schema = z.object({
+  DATABASE_URL: z
+    .string()
+    .trim()
+    .optional()
+    .transform((v) => (v === "" ? undefined : v))
+    .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), {
+      message: "must be a postgres:// or postgresql:// URL (unset it to use the embedded database)",
+    }),
+  REPRISE_DATA_DIR: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v === "" || isAbsolute(v), {
+      message: "must be an absolute path",
+    }),
+  XDG_DATA_HOME: z.string().optional(),
+  HOME: z.string().optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+  const e = parsed.data;
+  const dataHome =
+    e.XDG_DATA_HOME && isAbsolute(e.XDG_DATA_HOME)
+      ? e.XDG_DATA_HOME
+      : join(e.HOME || homedir(), ".local", "share");
+  return {
+    databaseUrl: e.DATABASE_URL ?? null,
+    dataDir: e.REPRISE_DATA_DIR || join(dataHome, "reprise"),
+    logLevel: e.LOG_LEVEL,
+  };
+}

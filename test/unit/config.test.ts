@@ -1,0 +1,32 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../runner/config.js";
+
+describe("loadConfig", () => {
+  it("defaults to the embedded database under XDG_DATA_HOME, then ~/.local/share", () => {
+    expect(loadConfig({ HOME: "/home/ada" })).toEqual({
+      databaseUrl: null,
+      dataDir: "/home/ada/.local/share/reprise",
+      logLevel: "info",
+    });
+    expect(loadConfig({ HOME: "/home/ada", XDG_DATA_HOME: "/data" }).dataDir).toBe("/data/reprise");
+    expect(loadConfig({ HOME: "/h", REPRISE_DATA_DIR: "/srv/reprise" }).dataDir).toBe(
+      "/srv/reprise",
+    );
+  });
+
+  it("uses Postgres when DATABASE_URL is set, and treats an empty one as unset", () => {
+    expect(loadConfig({ DATABASE_URL: "postgres://u@db:5432/reprise" }).databaseUrl).toBe(
+      "postgres://u@db:5432/reprise",
+    );
+    expect(loadConfig({ DATABASE_URL: "", HOME: "/h" }).databaseUrl).toBeNull();
+  });
+
+  it("names every bad variable and how to fix it", () => {
+    const run = () =>
+      loadConfig({ DATABASE_URL: "mysql://x", LOG_LEVEL: "loud", REPRISE_DATA_DIR: "rel" });
+    expect(run).toThrow(ConfigError);
+    expect(run).toThrow(/DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/);
+    expect(run).toThrow(/LOG_LEVEL: /);
+    expect(run).toThrow(/REPRISE_DATA_DIR: must be an absolute path/);
+  });
+});
