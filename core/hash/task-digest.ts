@@ -40,13 +40,17 @@ export function workflowDefinition(
   const nodes: WorkflowDefinition["nodes"] = {};
   for (const [id, node] of Object.entries(wf.nodes)) {
     const task = taskDigests[node.task];
-    if (task === undefined) throw new Error(`workflow ${wf.name}: node ${id} uses unknown task ${node.task}`);
+    if (task === undefined)
+      throw new Error(`workflow ${wf.name}: node ${id} uses unknown task ${node.task}`);
     nodes[id] = { task, inputs: node.inputs, after: node.after };
   }
   return { inputs: wf.inputs, nodes, outputs: wf.outputs };
 }
 
-export function workflowDigest(wf: WorkflowSpec, taskDigests: Readonly<Record<string, Digest>>): Digest {
+export function workflowDigest(
+  wf: WorkflowSpec,
+  taskDigests: Readonly<Record<string, Digest>>,
+): Digest {
   return digest(workflowDefinition(wf, taskDigests));
 }
 

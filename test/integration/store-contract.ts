@@ -11,7 +11,7 @@ import { assertMigrated, migrationStatus } from "../../db/migrate.js";
 import { rows } from "../../db/query.js";
 import type { Store } from "../../db/store.js";
 import type { Lease } from "../../db/types.js";
-import { built, PINNED, pipeline, sha, TREE } from "../fixtures/specs.js";
+import { built, pipeline, sha } from "../fixtures/specs.js";
 import { type Driver, openTestStore, type TestStore } from "../setup/stores.js";
 
 const REPO = "github.com/acme/ml";
@@ -647,5 +647,3 @@ export function storeContract(driver: Driver): void {
 function sleep(ms: number) {
   return new Promise((r) => setTimeout(r, ms));
 }
-
-export { PINNED };
