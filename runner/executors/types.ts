@@ -1,0 +1,54 @@
+/**
+ * The executor interface (DESIGN.md section 7): one contract, two implementations (local
+ * processes, Kubernetes Jobs), one contract test suite. The engine persists an attempt under its
+ * deterministic handle *before* launching it, so launch must be idempotent by handle and a
+ * restarted runner re-attaches to whatever the handle names.
+ */
+import type { JsonValue, OutputDecl } from "../../core/spec/types.js";
+import type { NodeError } from "../../db/types.js";
+
+export interface LaunchSpec {
+  /** Deterministic, DNS-1123, at most 63 characters (core/engine/attempt-name.ts). */
+  handle: string;
+  repo: string;
+  sha: string;
+  executionId: string;
+  nodeId: string;
+  attempt: number;
+  taskName: string;
+  taskDigest: string;
+  image: string;
+  command: string[];
+  env: Record<string, string>;
+  /** Repository-relative working directory. */
+  workdir: string;
+  inputs: Record<string, JsonValue>;
+  outputs: Record<string, OutputDecl>;
+  timeoutSeconds: number;
+  /** Secret values resolved for this attempt (never stored); empty for fork pull requests. */
+  secrets: Record<string, string>;
+}
+
+export type AttemptOutcome =
+  | { ok: true; outputs: Record<string, JsonValue>; logRef: string }
+  | { ok: false; error: NodeError; logRef: string | null };
+
+export interface Executor {
+  readonly name: string;
+  /** Starts the attempt, or does nothing when an attempt with this handle already exists. */
+  launch(spec: LaunchSpec): Promise<void>;
+  /**
+   * Resolves when the attempt has finished, however long that takes, including for an attempt
+   * launched by a runner that has since died. An attempt that vanished resolves as a system
+   * failure ("lost").
+   */
+  wait(spec: LaunchSpec): Promise<AttemptOutcome>;
+  /** Stops the attempt (process group / Job) if it runs; its outcome then reports ABORTED. */
+  abort(handle: string): Promise<void>;
+  /** The last `maxBytes` of the attempt's log, or null when there is none. */
+  logTail(logRef: string, maxBytes: number): Promise<string | null>;
+  close(): Promise<void>;
+}
+
+/** DESIGN.md section 3: Kubernetes' termination-message limit bounds every executor's outputs. */
+export const MAX_OUTPUT_BYTES = 4_096;
