@@ -1,7 +1,12 @@
-/** `npm run bench`: every benchmark, one table. Figures are medians; ratios are against a peer or floor measured in the same run. */
+/**
+ * `npm run bench`: every benchmark, one table. Figures are medians, percentiles or throughputs;
+ * ratios are against a peer or floor measured in the same run. The store benchmark needs
+ * Postgres (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test).
+ */
 import { benchHash } from "./hash.js";
 import { printTable, type Row } from "./lib.js";
+import { benchStore } from "./store.js";
 
-const rows: Row[] = [...benchHash()];
+const rows: Row[] = [...benchHash(), ...(await benchStore())];
 printTable(rows);
 process.exitCode = rows.every((r) => r.met) ? 0 : 1;

@@ -11,6 +11,10 @@ export interface Config {
   databaseUrl: string | null;
   dataDir: string;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** Attempts one runner runs at once. */
+  maxParallel: number;
+  /** Who is acting, when git does not say (the trigger's actor). */
+  user: string;
 }
 
 export class ConfigError extends Error {
@@ -35,6 +39,13 @@ const schema = z.object({
   XDG_DATA_HOME: z.string().optional(),
   HOME: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  REPRISE_MAX_PARALLEL: z.coerce
+    .number({ message: "must be a whole number of attempts, e.g. 4" })
+    .int({ message: "must be a whole number of attempts, e.g. 4" })
+    .min(1, { message: "must be at least 1" })
+    .max(1_000, { message: "must be at most 1000" })
+    .default(4),
+  USER: z.string().optional(),
 });
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
@@ -52,5 +63,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     databaseUrl: e.DATABASE_URL ?? null,
     dataDir: e.REPRISE_DATA_DIR || join(dataHome, "reprise"),
     logLevel: e.LOG_LEVEL,
+    maxParallel: e.REPRISE_MAX_PARALLEL,
+    user: e.USER || "unknown",
   };
 }

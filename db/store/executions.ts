@@ -214,6 +214,19 @@ export class ExecutionStore {
   }
 
   /**
+   * Asks for an execution to stop. Any process may ask; the lease holder carries it out
+   * (ABORTING -> ABORTED). Returns false when the execution had already finished.
+   */
+  async requestAbort(id: string): Promise<boolean> {
+    const r = await this.db
+      .update(executions)
+      .set({ state: "ABORTING", updatedAt: sql`now()` })
+      .where(and(eq(executions.id, id), inArray(executions.state, ["QUEUED", "RUNNING"])))
+      .returning({ id: executions.id });
+    return r.length > 0;
+  }
+
+  /**
    * Runs `fn` in one transaction, fenced by the lease: if the caller no longer holds it, nothing
    * is written and LeaseLostError is thrown.
    */
