@@ -207,9 +207,10 @@ interface Node {
 }
 
 /**
- * Each node goes through the two fenced transactions the engine gives it: the launch
- * (withLease + startAttempt) and the completion (withLease + completeNode: the attempt, the
- * node's outputs and state, its cache entry and the reservation's release). They are measured
+ * Each node goes through the two fenced statements the engine gives it: the launch
+ * (store.executions.startAttempt) and the completion (store.executions.completeNode: the
+ * attempt, the node's outputs and state, its cache entry and the reservation's release, in one
+ * statement conditioned on the lease). They are measured
  * apart, because the completion is the figure with a target and the two never share a
  * transaction in the engine: an attempt runs for seconds to hours between them.
  */
@@ -287,24 +288,21 @@ async function benchCompletion(store: Store): Promise<Row[]> {
   await store.db.execute(sql`analyze`);
   progress("registered the version, claimed the executions, reserved the keys", started);
 
-  const launch = (n: Node) =>
-    store.executions.withLease(n.lease, (tx) => tx.startAttempt(n.nodeId, 1, n.handle));
+  const launch = (n: Node) => store.executions.startAttempt(n.lease, n.nodeId, 1, n.handle);
   const complete = async (n: Node) => {
-    const done = await store.executions.withLease(n.lease, (tx) =>
-      tx.completeNode(n.nodeId, {
-        attempt: 1,
-        outputs: n.outputs,
-        cache: {
-          key: n.key,
-          repo: REPO,
-          taskName: "train",
-          taskDigest: task.digest,
-          identity,
-          overwrite: false,
-        },
-        reservationOwner: n.owner,
-      }),
-    );
+    const done = await store.executions.completeNode(n.lease, n.nodeId, {
+      attempt: 1,
+      outputs: n.outputs,
+      cache: {
+        key: n.key,
+        repo: REPO,
+        taskName: "train",
+        taskDigest: task.digest,
+        identity,
+        overwrite: false,
+      },
+      reservationOwner: n.owner,
+    });
     if (!done.cached) throw new Error(`${n.nodeId} of ${n.lease.executionId} was not cached`);
   };
   // pgbench's simplest transaction, through the same drizzle pool and transaction path.

@@ -18,18 +18,34 @@ export interface CacheStats {
 }
 
 export class CacheStore {
-  constructor(private readonly db: Db) {}
+  // Lookups are the hottest read: named prepared statements skip parsing and planning per call.
+  private readonly lookupAny;
+  private readonly lookupFresh;
+
+  constructor(private readonly db: Db) {
+    this.lookupAny = this.db
+      .select()
+      .from(cacheEntries)
+      .where(eq(cacheEntries.key, sql.placeholder("key")))
+      .prepare("reprise_cache_lookup");
+    this.lookupFresh = this.db
+      .select()
+      .from(cacheEntries)
+      .where(
+        and(
+          eq(cacheEntries.key, sql.placeholder("key")),
+          gt(cacheEntries.createdAt, sql`now() - make_interval(secs => ${sql.placeholder("ttl")})`),
+        ),
+      )
+      .prepare("reprise_cache_lookup_ttl");
+  }
 
   /** The entry for `key`, ignoring one older than `ttlSeconds` (null: any age). */
   async lookup(key: string, ttlSeconds: number | null = null): Promise<CacheEntry | null> {
-    const fresh =
+    const [r] =
       ttlSeconds === null
-        ? undefined
-        : gt(cacheEntries.createdAt, sql`now() - make_interval(secs => ${ttlSeconds})`);
-    const [r] = await this.db
-      .select()
-      .from(cacheEntries)
-      .where(and(eq(cacheEntries.key, key), fresh));
+        ? await this.lookupAny.execute({ key })
+        : await this.lookupFresh.execute({ key, ttl: ttlSeconds });
     return r ? toEntry(r) : null;
   }
 

@@ -30,7 +30,10 @@ import type {
   NodeState,
   Trigger,
 } from "../types.js";
+import { type CacheWrite, type Completion, completeNodeSql, startAttemptSql } from "./node-sql.js";
 import { VersionStore } from "./versions.js";
+
+export type { CacheWrite, Completion };
 
 export interface CreateExecution {
   repo: string;
@@ -226,6 +229,25 @@ export class ExecutionStore {
     return r.length > 0;
   }
 
+  /** `ExecutionTx.startAttempt` as one fenced statement: one round trip, nothing written without the lease. */
+  async startAttempt(lease: Lease, nodeId: string, attempt: number, handle: string): Promise<void> {
+    const [r] = await rows<{ leased: number }>(
+      this.db,
+      startAttemptSql(lease.executionId, nodeId, attempt, handle, lease),
+    );
+    if (!r || r.leased === 0) throw new LeaseLostError(lease.executionId, lease.owner);
+  }
+
+  /** `ExecutionTx.completeNode` as one fenced statement: the engine's hot path. */
+  async completeNode(lease: Lease, nodeId: string, done: Completion): Promise<{ cached: boolean }> {
+    const [r] = await rows<{ leased: number; cached: number }>(
+      this.db,
+      completeNodeSql(lease.executionId, nodeId, done, lease),
+    );
+    if (!r || r.leased === 0) throw new LeaseLostError(lease.executionId, lease.owner);
+    return { cached: r.cached > 0 };
+  }
+
   /**
    * Runs `fn` in one transaction, fenced by the lease: if the caller no longer holds it, nothing
    * is written and LeaseLostError is thrown.
@@ -264,16 +286,6 @@ export interface AttemptResult {
   state: "SUCCEEDED" | "FAILED" | "ABORTED";
   error?: NodeError | null;
   logRef?: string | null;
-}
-
-export interface CacheWrite {
-  key: string;
-  repo: string;
-  taskName: string;
-  taskDigest: string;
-  identity: unknown;
-  /** Replace an existing entry (--overwrite-cache) instead of first-writer-wins. */
-  overwrite: boolean;
 }
 
 /** The writes of one execution inside a fenced transaction. */
@@ -353,11 +365,7 @@ export class ExecutionTx {
 
   /** Records a launched attempt under its deterministic handle, and the node as RUNNING. */
   async startAttempt(nodeId: string, attempt: number, handle: string): Promise<void> {
-    await this.tx
-      .insert(attempts)
-      .values({ executionId: this.executionId, nodeId, attempt, handle, state: "RUNNING" })
-      .onConflictDoNothing();
-    await this.updateNode(nodeId, { state: "RUNNING", attempts: attempt, started: true });
+    await this.tx.execute(startAttemptSql(this.executionId, nodeId, attempt, handle, null));
   }
 
   async finishAttempt(nodeId: string, attempt: number, result: AttemptResult): Promise<void> {
@@ -386,60 +394,12 @@ export class ExecutionTx {
    * state, the cache entry (first writer wins, unless overwriting) and the release of the
    * reservation. Returns whether this node's result became the cache entry.
    */
-  async completeNode(
-    nodeId: string,
-    done: {
-      attempt: number;
-      outputs: Record<string, JsonValue>;
-      logRef?: string | null;
-      cache?: CacheWrite;
-      reservationOwner?: string;
-    },
-  ): Promise<{ cached: boolean }> {
-    await this.finishAttempt(nodeId, done.attempt, {
-      state: "SUCCEEDED",
-      logRef: done.logRef ?? null,
-    });
-    let cached = false;
-    if (done.cache) {
-      const entry = {
-        key: done.cache.key,
-        repo: done.cache.repo,
-        taskName: done.cache.taskName,
-        taskDigest: done.cache.taskDigest,
-        identity: done.cache.identity,
-        outputs: done.outputs,
-        sourceExecutionId: this.executionId,
-        sourceNodeId: nodeId,
-      };
-      const written = done.cache.overwrite
-        ? await this.tx
-            .insert(cacheEntries)
-            .values(entry)
-            .onConflictDoUpdate({
-              target: cacheEntries.key,
-              set: { ...entry, createdAt: sql`now()`, lastHitAt: null, hitCount: 0 },
-            })
-            .returning({ key: cacheEntries.key })
-        : await this.tx
-            .insert(cacheEntries)
-            .values(entry)
-            .onConflictDoNothing()
-            .returning({ key: cacheEntries.key });
-      cached = written.length > 0;
-      if (done.reservationOwner)
-        await releaseReservation(this.tx, done.cache.key, done.reservationOwner);
-    }
-    await this.updateNode(nodeId, {
-      state: "SUCCEEDED",
-      outputs: done.outputs,
-      error: null,
-      finished: true,
-      ...(done.cache
-        ? { cacheStatus: done.cache.overwrite ? "SKIPPED" : cached ? "POPULATED" : "MISS" }
-        : {}),
-    });
-    return { cached };
+  async completeNode(nodeId: string, done: Completion): Promise<{ cached: boolean }> {
+    const [r] = await rows<{ cached: number }>(
+      this.tx,
+      completeNodeSql(this.executionId, nodeId, done, null),
+    );
+    return { cached: (r?.cached ?? 0) > 0 };
   }
 
   /** A node served from the cache (or recovered): SUCCEEDED with its lineage, no attempt run. */

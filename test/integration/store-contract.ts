@@ -345,6 +345,42 @@ export function storeContract(driver: Driver): void {
       });
     });
 
+    it("does the same in one fenced statement, and nothing once the lease is lost", async () => {
+      const { e, lease } = await leased();
+      const key = `sha256:${sha()}`;
+      const owner = `${e.id}/a/1`;
+      await store.cache.reserve(key, REPO, owner, 10_000);
+      await store.executions.startAttempt(lease, "a", 1, "h-a-1");
+      expect((await store.executions.nodes(e.id))[0]).toMatchObject({
+        state: "RUNNING",
+        attempts: 1,
+      });
+      const done = {
+        attempt: 1,
+        outputs: { rows: 4 },
+        cache: cacheWrite(key),
+        reservationOwner: owner,
+      };
+      const stale = { ...lease, token: lease.token - 1 };
+      await expect(store.executions.completeNode(stale, "a", done)).rejects.toBeInstanceOf(
+        LeaseLostError,
+      );
+      expect((await store.executions.nodes(e.id))[0]?.state).toBe("RUNNING");
+      expect(await store.cache.lookup(key)).toBeNull();
+      expect((await store.executions.completeNode(lease, "a", done)).cached).toBe(true);
+      expect((await store.executions.nodes(e.id))[0]).toMatchObject({
+        state: "SUCCEEDED",
+        outputs: { rows: 4 },
+        cacheStatus: "POPULATED",
+      });
+      expect(await store.cache.reservation(key)).toBeNull();
+      expect((await store.executions.attempts(e.id, "a"))[0]?.state).toBe("SUCCEEDED");
+      await expect(store.executions.startAttempt(stale, "b", 1, "h-b-1")).rejects.toBeInstanceOf(
+        LeaseLostError,
+      );
+      expect(await store.executions.attempts(e.id, "b")).toEqual([]);
+    });
+
     it("writes none of it when the transaction fails", async () => {
       const { e, lease } = await leased();
       const key = `sha256:${sha()}`;
