@@ -15,6 +15,8 @@ export interface Config {
   maxParallel: number;
   /** Who is acting, when git does not say (the trigger's actor). */
   user: string;
+  /** The runner's environment, from which the local executor gives tasks PATH, HOME, LANG... */
+  environment: Readonly<Record<string, string | undefined>>;
 }
 
 export class ConfigError extends Error {
@@ -65,5 +67,6 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logLevel: e.LOG_LEVEL,
     maxParallel: e.REPRISE_MAX_PARALLEL,
     user: e.USER || "unknown",
+    environment: env,
   };
 }

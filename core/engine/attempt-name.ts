@@ -12,8 +12,14 @@ export function attemptName(executionId: string, nodeId: string, attempt: number
   const full = `${executionId}-${nodeId}-${attempt}`.toLowerCase().replace(/[^a-z0-9-]/g, "-");
   if (full.length <= MAX) return full;
   // Too long: keep what reads well and make it unique with a hash of the whole.
-  const hash = createHash("sha256").update(`${executionId}\n${nodeId}\n${attempt}`).digest("hex").slice(0, 8);
+  const hash = createHash("sha256")
+    .update(`${executionId}\n${nodeId}\n${attempt}`)
+    .digest("hex")
+    .slice(0, 8);
   const tail = `-${attempt}-${hash}`;
   const room = MAX - executionId.length - 1 - tail.length;
-  return `${executionId}-${nodeId.slice(0, Math.max(0, room)).replace(/-+$/, "")}${tail}`.replace(/--+/g, "-");
+  return `${executionId}-${nodeId.slice(0, Math.max(0, room)).replace(/-+$/, "")}${tail}`.replace(
+    /--+/g,
+    "-",
+  );
 }

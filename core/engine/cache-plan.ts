@@ -6,7 +6,13 @@ import type { JsonValue, TaskSpec } from "../spec/types.js";
 
 export type CachePlan =
   | { enabled: false }
-  | { enabled: true; key: Digest; identity: CacheIdentity; ttlSeconds: number | null; lookup: boolean };
+  | {
+      enabled: true;
+      key: Digest;
+      identity: CacheIdentity;
+      ttlSeconds: number | null;
+      lookup: boolean;
+    };
 
 export function cachePlan(
   repo: string,
@@ -31,6 +37,9 @@ export function cachePlan(
  * Recover mode matches a parent's succeeded node by content: the same task digest and the same
  * resolved inputs, whatever the node is called and whichever version it ran in.
  */
-export function recoverKey(taskDigest: string, inputs: Readonly<Record<string, JsonValue>>): Digest {
+export function recoverKey(
+  taskDigest: string,
+  inputs: Readonly<Record<string, JsonValue>>,
+): Digest {
   return digest({ taskDigest, inputs });
 }

@@ -5,7 +5,9 @@
 import { typeMismatch } from "../spec/reader.js";
 import type { Binding, InputDecl, JsonValue, TaskSpec } from "../spec/types.js";
 
-export type Resolved = { ok: true; inputs: Record<string, JsonValue> } | { ok: false; reason: string };
+export type Resolved =
+  | { ok: true; inputs: Record<string, JsonValue> }
+  | { ok: false; reason: string };
 
 export function resolveBinding(
   b: Binding,
@@ -21,7 +23,8 @@ export function resolveBinding(
         : { ok: false, reason: `workflow input "${b.input}" has no value` };
     case "output": {
       const outs = upstream(b.node);
-      if (!outs || !(b.output in outs)) return { ok: false, reason: `node "${b.node}" has no output "${b.output}" yet` };
+      if (!outs || !(b.output in outs))
+        return { ok: false, reason: `node "${b.node}" has no output "${b.output}" yet` };
       return { ok: true, value: outs[b.output] as JsonValue };
     }
   }
@@ -58,7 +61,10 @@ export function resolveWorkflowInputs(
   for (const name of Object.keys(given)) {
     if (!(name in declared)) {
       const known = Object.keys(declared);
-      return { ok: false, reason: `the workflow has no input "${name}" (its inputs: ${known.length ? known.join(", ") : "none"})` };
+      return {
+        ok: false,
+        reason: `the workflow has no input "${name}" (its inputs: ${known.length ? known.join(", ") : "none"})`,
+      };
     }
   }
   for (const [name, decl] of Object.entries(declared)) {
@@ -67,7 +73,11 @@ export function resolveWorkflowInputs(
       if (mismatch) return { ok: false, reason: `input "${name}": ${mismatch}` };
       out[name] = given[name] as JsonValue;
     } else if (decl.default !== undefined) out[name] = decl.default;
-    else return { ok: false, reason: `input "${name}" (${decl.type}) is required: pass -i ${name}=VALUE` };
+    else
+      return {
+        ok: false,
+        reason: `input "${name}" (${decl.type}) is required: pass -i ${name}=VALUE`,
+      };
   }
   return { ok: true, inputs: out };
 }

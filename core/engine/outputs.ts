@@ -8,14 +8,22 @@ import type { JsonValue, OutputDecl } from "../spec/types.js";
 
 export const MAX_OUTPUTS_BYTES = 4_096;
 
-export type OutputsCheck = { ok: true; outputs: Record<string, JsonValue> } | { ok: false; reason: string };
+export type OutputsCheck =
+  | { ok: true; outputs: Record<string, JsonValue> }
+  | { ok: false; reason: string };
 
-export function checkOutputs(raw: Uint8Array | null, declared: Readonly<Record<string, OutputDecl>>): OutputsCheck {
+export function checkOutputs(
+  raw: Uint8Array | null,
+  declared: Readonly<Record<string, OutputDecl>>,
+): OutputsCheck {
   const names = Object.keys(declared);
   if (raw === null) {
     return names.length === 0
       ? { ok: true, outputs: {} }
-      : { ok: false, reason: `no outputs written: write a JSON object with ${names.join(", ")} to $REPRISE_OUTPUTS` };
+      : {
+          ok: false,
+          reason: `no outputs written: write a JSON object with ${names.join(", ")} to $REPRISE_OUTPUTS`,
+        };
   }
   if (raw.byteLength > MAX_OUTPUTS_BYTES) {
     return {
@@ -42,7 +50,8 @@ export function checkOutputs(raw: Uint8Array | null, declared: Readonly<Record<s
       if (mismatch) problems.push(`output "${name}": ${mismatch}`);
     }
   }
-  for (const name of Object.keys(obj)) if (!(name in declared)) problems.push(`undeclared output "${name}"`);
+  for (const name of Object.keys(obj))
+    if (!(name in declared)) problems.push(`undeclared output "${name}"`);
   if (problems.length > 0) return { ok: false, reason: problems.join("; ") };
   return { ok: true, outputs: obj as Record<string, JsonValue> };
 }

@@ -9,9 +9,21 @@ import type { JsonValue, TaskSpec, WorkflowSpec } from "../spec/types.js";
 import { resolveBinding, resolveNodeInputs } from "./inputs.js";
 
 export type ExecutionState = "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTING" | "ABORTED";
-export type NodeState = "PENDING" | "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "SKIPPED" | "ABORTED";
+export type NodeState =
+  | "PENDING"
+  | "QUEUED"
+  | "RUNNING"
+  | "SUCCEEDED"
+  | "FAILED"
+  | "SKIPPED"
+  | "ABORTED";
 
-export const TERMINAL_NODE_STATES: readonly NodeState[] = ["SUCCEEDED", "FAILED", "SKIPPED", "ABORTED"];
+export const TERMINAL_NODE_STATES: readonly NodeState[] = [
+  "SUCCEEDED",
+  "FAILED",
+  "SKIPPED",
+  "ABORTED",
+];
 
 export interface NodeView {
   state: NodeState;
@@ -69,7 +81,9 @@ export function plan(input: PlanInput): Action[] {
     changed = false;
     for (const id of ids) {
       if (effective.get(id) !== "PENDING") continue;
-      const blocked = (deps.get(id) ?? []).find((d) => ["FAILED", "SKIPPED", "ABORTED"].includes(effective.get(d) as NodeState));
+      const blocked = (deps.get(id) ?? []).find((d) =>
+        ["FAILED", "SKIPPED", "ABORTED"].includes(effective.get(d) as NodeState),
+      );
       if (blocked !== undefined) {
         actions.push({ kind: "skip", node: id, upstream: blocked });
         effective.set(id, "SKIPPED");
@@ -84,7 +98,11 @@ export function plan(input: PlanInput): Action[] {
     const node = workflow.nodes[id];
     const task = node ? input.tasks[node.task] : undefined;
     if (!node || !task) {
-      actions.push({ kind: "fail", node: id, reason: `task "${node?.task}" is missing from the version` });
+      actions.push({
+        kind: "fail",
+        node: id,
+        reason: `task "${node?.task}" is missing from the version`,
+      });
       continue;
     }
     const resolved = resolveNodeInputs(task, node.inputs, input.inputs, upstream);
@@ -96,7 +114,9 @@ export function plan(input: PlanInput): Action[] {
   if (queued.length > 0) actions.push({ kind: "launch", nodes: queued });
 
   // Finished when no node can still change; the actions above change some, so wait for them.
-  const settled = !actions.some((a) => a.kind !== "start") && ids.every((id) => TERMINAL_NODE_STATES.includes(effective.get(id) as NodeState));
+  const settled =
+    !actions.some((a) => a.kind !== "start") &&
+    ids.every((id) => TERMINAL_NODE_STATES.includes(effective.get(id) as NodeState));
   if (settled) actions.push(finish(input, ids, effective));
   return actions;
 }
@@ -114,13 +134,22 @@ function finish(input: PlanInput, ids: string[], states: Map<string, NodeState>)
       kind: "finish",
       state: "FAILED",
       outputs: null,
-      error: { message: `node "${node}" failed${why ? `: ${why}` : ""}`, ...(node ? { node } : {}) },
+      error: {
+        message: `node "${node}" failed${why ? `: ${why}` : ""}`,
+        ...(node ? { node } : {}),
+      },
     };
   }
   const outputs: Record<string, JsonValue> = {};
   for (const [name, b] of Object.entries(input.workflow.outputs)) {
     const r = resolveBinding(b, input.inputs, (n) => input.nodes[n]?.outputs ?? null);
-    if (!r.ok) return { kind: "finish", state: "FAILED", outputs: null, error: { message: `workflow output "${name}": ${r.reason}` } };
+    if (!r.ok)
+      return {
+        kind: "finish",
+        state: "FAILED",
+        outputs: null,
+        error: { message: `workflow output "${name}": ${r.reason}` },
+      };
     outputs[name] = r.value;
   }
   return { kind: "finish", state: "SUCCEEDED", outputs, error: null };
@@ -143,8 +172,16 @@ export function afterFailure(
   if (error.reason === "aborted") return { retry: false, ...counts };
   if (error.kind === "system") {
     const systemFailures = counts.systemFailures + 1;
-    return { retry: systemFailures <= MAX_SYSTEM_RETRIES, userFailures: counts.userFailures, systemFailures };
+    return {
+      retry: systemFailures <= MAX_SYSTEM_RETRIES,
+      userFailures: counts.userFailures,
+      systemFailures,
+    };
   }
   const userFailures = counts.userFailures + 1;
-  return { retry: userFailures <= task.retries, userFailures, systemFailures: counts.systemFailures };
+  return {
+    retry: userFailures <= task.retries,
+    userFailures,
+    systemFailures: counts.systemFailures,
+  };
 }

@@ -1,41 +1,57 @@
 #!/usr/bin/env bash
-# The main job, as far as Reprise goes today: build the seed story's repository and validate each
-# of its commits with the built CLI, showing which task digests each commit changes. Once the
-# runner lands, this runs the pipeline, fixes it and relaunches it (issue 4).
+# The main job on the embedded default (PGlite + local executor): the seed story, end to end.
+#   1. run at `broken`     -> train fails, evaluate is skipped
+#   2. relaunch at `fixed` -> prepare and featurize come from the cache; train and evaluate run
+#   3. relaunch at `reshaped` (select inserted) -> only select, train and evaluate run
+#   4. revert the reshape  -> the revert is identical to `fixed`: production rolls back, all cache hits
+# Everything lives in a temporary directory (REPRISE_DATA_DIR too) and is removed at the end.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-reprise="$root/bin/reprise.js"
 [[ -f $root/dist/runner/cli/bin.js ]] || { echo "error: run 'npm run build' first" >&2; exit 2; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/reprise-demo-XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 repo="$work/seed-pipeline"
+export REPRISE_DATA_DIR="$work/data"
+unset DATABASE_URL
+reprise() { node "$root/bin/reprise.js" "$@"; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# The id of the newest execution, from the JSON document a command printed.
+id_of() { node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).id)'; }
 
-echo "== building the story repository at $repo"
+step "the story repository (examples/seed-pipeline/make-story-repo.sh)"
 "$here/make-story-repo.sh" "$repo"
+cd "$repo"
 
-for tag in broken fixed reshaped; do
-  echo
-  echo "== reprise validate --ref $tag   ($(git -C "$repo" log -1 --format=%s "$tag"))"
-  "$reprise" validate --repo "$repo" --ref "$tag"
-done
+step "1. reprise run train --ref broken        (train has a bug)"
+set +e
+doc="$(reprise run train --ref broken --json 2>/dev/null)"
+code=$?
+set -e
+[[ $code -eq 1 ]] || { echo "error: expected the broken run to fail (exit 1), got exit $code" >&2; exit 1; }
+first="$(printf '%s' "$doc" | id_of)"
+reprise status "$first" || true
+echo "(exit 1: the execution failed, as it should)"
 
-echo
-echo "== what each commit changed"
-node --input-type=module - "$reprise" "$repo" <<'JS'
-import { execFileSync } from "node:child_process";
-const [reprise, repo] = process.argv.slice(2);
-const digests = (tag) =>
-  JSON.parse(execFileSync(process.execPath, [reprise, "validate", "--repo", repo, "--ref", tag, "--json"], { encoding: "utf8" }));
-const tags = ["broken", "fixed", "reshaped"];
-const versions = tags.map(digests);
-for (let i = 1; i < tags.length; i++) {
-  const [a, b] = [versions[i - 1], versions[i]];
-  const names = [...new Set([...Object.keys(a.tasks), ...Object.keys(b.tasks)])].sort();
-  const change = (n) => (!a.tasks[n] ? "added" : !b.tasks[n] ? "removed" : a.tasks[n].digest === b.tasks[n].digest ? "unchanged" : "changed");
-  console.log(`${tags[i - 1]} -> ${tags[i]}:`);
-  for (const n of names) console.log(`  task ${n.padEnd(10)} ${change(n)}`);
-}
-JS
+step "2. reprise relaunch $first --ref fixed   (the fix changes only train)"
+reprise diff broken fixed 2>/dev/null
+second="$(reprise relaunch "$first" --ref fixed --json 2>/dev/null | id_of)"
+reprise status "$second"
+reprise activate fixed 2>/dev/null
+
+step "3. reprise relaunch $second --ref reshaped   (select inserted between featurize and train)"
+reprise diff fixed reshaped 2>/dev/null
+third="$(reprise relaunch "$second" --ref reshaped --json 2>/dev/null | id_of)"
+reprise status "$third"
+reprise activate reshaped 2>/dev/null
+
+step "4. git revert the reshape: production rolls back, and the run is all cache hits"
+git -c user.name="Reprise Example" -c user.email=example@reprise.invalid revert --no-edit HEAD >/dev/null
+reprise activate HEAD 2>/dev/null
+fourth="$(reprise run train --json 2>/dev/null | id_of)"
+reprise status "$fourth"
+reprise production 2>/dev/null
+
+step "done: every step ran on the embedded database in a temporary REPRISE_DATA_DIR"

@@ -6,5 +6,6 @@ const code = await main(
   { out: (l) => process.stdout.write(`${l}\n`), err: (l) => process.stderr.write(`${l}\n`) },
   process.cwd(),
   process.env,
+  process.stdout.isTTY === true,
 );
 process.exitCode = code;

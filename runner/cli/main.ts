@@ -3,9 +3,11 @@ import { parseArgs } from "node:util";
 import { StoreError } from "../../db/errors.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { GitError } from "../sources/local-git.js";
+import { relaunchCommand, runCommand, statusCommand } from "./execute.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 import { migrateCommand } from "./migrate.js";
 import { validate } from "./validate.js";
+import { activateCommand, diffCommand, productionCommand, versionsCommand } from "./versions.js";
 
 const USAGE = `usage: reprise <command> [options]
 
@@ -13,6 +15,15 @@ commands:
   validate   check reprise.yaml and print each task's digest
              [--repo DIR] [--ref REF] [--json]
              without --ref, validates the working tree as it would be committed
+  run WORKFLOW   register the commit and execute a workflow
+             [-i name=value]... [--inputs FILE] [--overwrite-cache] [--detach] [--json] [--repo DIR] [--ref REF]
+  relaunch EXECUTION   run an execution's workflow and inputs again; the cache decides what runs
+             [--ref REF] [--recover] [--overwrite-cache] [--detach] [--json]
+  status EXECUTION     the execution's document [--json] [--resume: drive it here if no runner does]
+  versions             registered versions of the repository, production marked [--json] [--limit N]
+  diff A B             tasks and workflows added / removed / changed / renamed between two commits [--json]
+  production           the production version and its activation history [--json]
+  activate REF         make a commit the production version (a revert reads "rollback to <sha>") [--reason TEXT]
   migrate    apply pending database migrations [--json]
              (DATABASE_URL, or the embedded database under REPRISE_DATA_DIR)
 
@@ -28,6 +39,7 @@ export async function main(
   io: Io,
   cwd: string,
   env: Readonly<Record<string, string | undefined>>,
+  tty = false,
 ): Promise<number> {
   try {
     const [command, ...rest] = argv;
@@ -46,6 +58,151 @@ export async function main(
           {
             repo: (values.repo as string | undefined) ?? cwd,
             ref: (values.ref as string | undefined) ?? null,
+            json: values.json === true,
+          },
+          io,
+        );
+      }
+      case "run": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            repo: { type: "string" },
+            ref: { type: "string" },
+            input: { type: "string", short: "i", multiple: true },
+            inputs: { type: "string" },
+            "overwrite-cache": { type: "boolean", default: false },
+            detach: { type: "boolean", default: false },
+            json: { type: "boolean", default: false },
+          },
+          1,
+        );
+        const json = values.json === true;
+        return await runCommand(
+          loadConfig(env),
+          {
+            workflow: positionals[0] as string,
+            repo: str(values.repo) ?? cwd,
+            ref: str(values.ref) ?? "HEAD",
+            inputs: (values.input as string[] | undefined) ?? [],
+            inputsFile: str(values.inputs) ?? null,
+            overwriteCache: values["overwrite-cache"] === true,
+            detach: values.detach === true,
+            json,
+            progress: !json && tty,
+          },
+          io,
+        );
+      }
+      case "relaunch": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            repo: { type: "string" },
+            ref: { type: "string" },
+            recover: { type: "boolean", default: false },
+            "overwrite-cache": { type: "boolean", default: false },
+            detach: { type: "boolean", default: false },
+            json: { type: "boolean", default: false },
+          },
+          1,
+        );
+        const json = values.json === true;
+        return await relaunchCommand(
+          loadConfig(env),
+          {
+            execution: positionals[0] as string,
+            repo: str(values.repo) ?? cwd,
+            ref: str(values.ref) ?? null,
+            recover: values.recover === true,
+            overwriteCache: values["overwrite-cache"] === true,
+            detach: values.detach === true,
+            json,
+            progress: !json && tty,
+          },
+          io,
+        );
+      }
+      case "status": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            json: { type: "boolean", default: false },
+            resume: { type: "boolean", default: false },
+          },
+          1,
+        );
+        const json = values.json === true;
+        return await statusCommand(
+          loadConfig(env),
+          {
+            execution: positionals[0] as string,
+            json,
+            resume: values.resume === true,
+            progress: !json && tty,
+          },
+          io,
+        );
+      }
+      case "versions": {
+        const { values } = parse(rest, {
+          repo: { type: "string" },
+          json: { type: "boolean", default: false },
+          limit: { type: "string" },
+        });
+        const limit = Number(str(values.limit) ?? "50");
+        if (!Number.isInteger(limit) || limit < 1)
+          throw new UsageError("--limit takes a positive whole number");
+        return await versionsCommand(
+          loadConfig(env),
+          { repo: str(values.repo) ?? cwd, json: values.json === true, limit },
+          io,
+        );
+      }
+      case "diff": {
+        const { values, positionals } = parse(
+          rest,
+          { repo: { type: "string" }, json: { type: "boolean", default: false } },
+          2,
+        );
+        return await diffCommand(
+          loadConfig(env),
+          {
+            repo: str(values.repo) ?? cwd,
+            a: positionals[0] as string,
+            b: positionals[1] as string,
+            json: values.json === true,
+          },
+          io,
+        );
+      }
+      case "production": {
+        const { values } = parse(rest, {
+          repo: { type: "string" },
+          json: { type: "boolean", default: false },
+        });
+        return await productionCommand(
+          loadConfig(env),
+          { repo: str(values.repo) ?? cwd, json: values.json === true },
+          io,
+        );
+      }
+      case "activate": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            repo: { type: "string" },
+            reason: { type: "string" },
+            json: { type: "boolean", default: false },
+          },
+          1,
+        );
+        return await activateCommand(
+          loadConfig(env),
+          {
+            repo: str(values.repo) ?? cwd,
+            ref: positionals[0] as string,
+            reason: str(values.reason) ?? null,
             json: values.json === true,
           },
           io,
@@ -73,13 +230,30 @@ export async function main(
 
 type OptionSpec = Record<
   string,
-  { type: "string" | "boolean"; default?: string | boolean; short?: string }
+  { type: "string" | "boolean"; default?: string | boolean; short?: string; multiple?: boolean }
 >;
 
-function parse(args: string[], options: OptionSpec) {
+/** Parses options strictly; `positionals` is how many positional arguments the command takes. */
+function parse(args: string[], options: OptionSpec, positionals = 0) {
+  let parsed: {
+    values: Record<string, string | boolean | string[] | undefined>;
+    positionals: string[];
+  };
   try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true }) as typeof parsed;
   } catch (e) {
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }
+  if (parsed.positionals.length !== positionals) {
+    throw new UsageError(
+      positionals === 0
+        ? `unexpected argument "${parsed.positionals[0]}"`
+        : `expected ${positionals} argument(s), got ${parsed.positionals.length}`,
+    );
+  }
+  return parsed;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
 }

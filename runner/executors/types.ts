@@ -49,6 +49,3 @@ export interface Executor {
   logTail(logRef: string, maxBytes: number): Promise<string | null>;
   close(): Promise<void>;
 }
-
-/** DESIGN.md section 3: Kubernetes' termination-message limit bounds every executor's outputs. */
-export const MAX_OUTPUT_BYTES = 4_096;

@@ -117,3 +117,35 @@ export async function snapshotWorktree(root: string): Promise<Snapshot> {
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+export interface CommitInfo {
+  sha: string;
+  parents: string[];
+  subject: string;
+  /** The branch name when `ref` names a branch (or HEAD on a branch), else null. */
+  branch: string | null;
+}
+
+export async function commitInfo(root: string, ref: string): Promise<CommitInfo> {
+  const sha = await resolveCommit(root, ref);
+  const line = (await git(root, ["rev-list", "--parents", "-n", "1", sha])).toString("utf8").trim();
+  const subject = (await git(root, ["log", "-1", "--format=%s", sha])).toString("utf8").trim();
+  let branch: string | null = null;
+  try {
+    const name = (await git(root, ["rev-parse", "--abbrev-ref", ref])).toString("utf8").trim();
+    branch = name === "HEAD" || name === "" ? null : name;
+  } catch {
+    branch = null;
+  }
+  return { sha, parents: line.split(" ").slice(1), subject, branch };
+}
+
+/** Who is running: git's user.name, for the trigger's actor. */
+export async function gitUser(root: string): Promise<string | null> {
+  try {
+    const name = (await git(root, ["config", "user.name"])).toString("utf8").trim();
+    return name || null;
+  } catch {
+    return null;
+  }
+}

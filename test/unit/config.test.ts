@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from "../../runner/config.js";
 
 describe("loadConfig", () => {
   it("defaults to the embedded database under XDG_DATA_HOME, then ~/.local/share", () => {
-    expect(loadConfig({ HOME: "/home/ada", USER: "ada" })).toEqual({
+    expect(loadConfig({ HOME: "/home/ada", USER: "ada" })).toMatchObject({
       databaseUrl: null,
       dataDir: "/home/ada/.local/share/reprise",
       logLevel: "info",
@@ -30,7 +30,11 @@ describe("loadConfig", () => {
     expect(run).toThrow(/DATABASE_URL: must be a postgres:\/\/ or postgresql:\/\/ URL/);
     expect(run).toThrow(/LOG_LEVEL: /);
     expect(run).toThrow(/REPRISE_DATA_DIR: must be an absolute path/);
-    expect(() => loadConfig({ REPRISE_MAX_PARALLEL: "lots" })).toThrow(/REPRISE_MAX_PARALLEL: must be a whole number/);
-    expect(() => loadConfig({ REPRISE_MAX_PARALLEL: "0" })).toThrow(/REPRISE_MAX_PARALLEL: must be at least 1/);
+    expect(() => loadConfig({ REPRISE_MAX_PARALLEL: "lots" })).toThrow(
+      /REPRISE_MAX_PARALLEL: must be a whole number/,
+    );
+    expect(() => loadConfig({ REPRISE_MAX_PARALLEL: "0" })).toThrow(
+      /REPRISE_MAX_PARALLEL: must be at least 1/,
+    );
   });
 });

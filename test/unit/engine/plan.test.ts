@@ -1,6 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { afterFailure, type NodeState, type NodeView, plan, type PlanInput } from "../../../core/engine/plan.js";
+import {
+  afterFailure,
+  type NodeState,
+  type NodeView,
+  type PlanInput,
+  plan,
+} from "../../../core/engine/plan.js";
 import { parseSpec } from "../../../core/spec/parse-spec.js";
 
 /** a -> b -> d, a -> c -> d; e independent. */
@@ -23,10 +29,20 @@ const parsed = parseSpec(SPEC);
 if (!parsed.ok) throw new Error("fixture invalid");
 const { spec } = parsed;
 
-function input(state: PlanInput["state"], nodes: Record<string, Partial<NodeView> & { state: NodeState }>): PlanInput {
+function input(
+  state: PlanInput["state"],
+  nodes: Record<string, Partial<NodeView> & { state: NodeState }>,
+): PlanInput {
   const all: Record<string, NodeView> = {};
-  for (const id of ["a", "b", "c", "d", "e"]) all[id] = { outputs: null, ...(nodes[id] ?? { state: "PENDING" }) };
-  return { state, workflow: spec.workflows.w as PlanInput["workflow"], tasks: spec.tasks, inputs: { start: 5 }, nodes: all };
+  for (const id of ["a", "b", "c", "d", "e"])
+    all[id] = { outputs: null, ...(nodes[id] ?? { state: "PENDING" }) };
+  return {
+    state,
+    workflow: spec.workflows.w as PlanInput["workflow"],
+    tasks: spec.tasks,
+    inputs: { start: 5 },
+    nodes: all,
+  };
 }
 const done = (v: number) => ({ state: "SUCCEEDED" as const, outputs: { v } });
 
@@ -40,14 +56,21 @@ describe("plan", () => {
   });
 
   it("readies a node once all its dependencies, data and `after`, succeeded", () => {
-    const actions = plan(input("RUNNING", { a: done(7), b: done(8), c: { state: "RUNNING" }, e: done(0) }));
+    const actions = plan(
+      input("RUNNING", { a: done(7), b: done(8), c: { state: "RUNNING" }, e: done(0) }),
+    );
     expect(actions).toEqual([]);
     const next = plan(input("RUNNING", { a: done(7), b: done(8), c: done(9), e: done(0) }));
     expect(next).toEqual([{ kind: "ready", node: "d", inputs: { v: 8 } }]);
   });
 
   it("skips everything downstream of a failure at once, and lets independent branches finish", () => {
-    const actions = plan(input("RUNNING", { a: { state: "FAILED", error: { message: "boom" } }, e: { state: "RUNNING" } }));
+    const actions = plan(
+      input("RUNNING", {
+        a: { state: "FAILED", error: { message: "boom" } },
+        e: { state: "RUNNING" },
+      }),
+    );
     expect(actions).toEqual([
       { kind: "skip", node: "b", upstream: "a" },
       { kind: "skip", node: "c", upstream: "a" },
@@ -57,27 +80,55 @@ describe("plan", () => {
 
   it("finishes FAILED naming the failed node once nothing can change", () => {
     const finished = plan(
-      input("RUNNING", { a: { state: "FAILED", error: { message: "exit 1" } }, b: { state: "SKIPPED" }, c: { state: "SKIPPED" }, d: { state: "SKIPPED" }, e: done(0) }),
+      input("RUNNING", {
+        a: { state: "FAILED", error: { message: "exit 1" } },
+        b: { state: "SKIPPED" },
+        c: { state: "SKIPPED" },
+        d: { state: "SKIPPED" },
+        e: done(0),
+      }),
     );
-    expect(finished).toEqual([{ kind: "finish", state: "FAILED", outputs: null, error: { message: 'node "a" failed: exit 1', node: "a" } }]);
+    expect(finished).toEqual([
+      {
+        kind: "finish",
+        state: "FAILED",
+        outputs: null,
+        error: { message: 'node "a" failed: exit 1', node: "a" },
+      },
+    ]);
   });
 
   it("finishes SUCCEEDED with the workflow outputs", () => {
     const all = { a: done(1), b: done(2), c: done(3), d: done(4), e: done(0) };
-    expect(plan(input("RUNNING", all))).toEqual([{ kind: "finish", state: "SUCCEEDED", outputs: { final: 4 }, error: null }]);
+    expect(plan(input("RUNNING", all))).toEqual([
+      { kind: "finish", state: "SUCCEEDED", outputs: { final: 4 }, error: null },
+    ]);
   });
 
   it("offers queued nodes for launch in a stable order", () => {
-    expect(plan(input("RUNNING", { a: done(1), b: { state: "QUEUED" }, c: { state: "QUEUED" }, e: { state: "RUNNING" } }))).toEqual([
-      { kind: "launch", nodes: ["b", "c"] },
-    ]);
+    expect(
+      plan(
+        input("RUNNING", {
+          a: done(1),
+          b: { state: "QUEUED" },
+          c: { state: "QUEUED" },
+          e: { state: "RUNNING" },
+        }),
+      ),
+    ).toEqual([{ kind: "launch", nodes: ["b", "c"] }]);
   });
 
   it("aborts every active node, then finishes ABORTED", () => {
-    expect(plan(input("ABORTING", { a: done(1), b: { state: "RUNNING" }, c: { state: "QUEUED" } }))).toEqual([
-      { kind: "abort", nodes: ["b", "c", "d", "e"] },
-    ]);
-    const all = { a: done(1), b: { state: "ABORTED" as const }, c: { state: "ABORTED" as const }, d: { state: "ABORTED" as const }, e: { state: "ABORTED" as const } };
+    expect(
+      plan(input("ABORTING", { a: done(1), b: { state: "RUNNING" }, c: { state: "QUEUED" } })),
+    ).toEqual([{ kind: "abort", nodes: ["b", "c", "d", "e"] }]);
+    const all = {
+      a: done(1),
+      b: { state: "ABORTED" as const },
+      c: { state: "ABORTED" as const },
+      d: { state: "ABORTED" as const },
+      e: { state: "ABORTED" as const },
+    };
     expect(plan(input("ABORTING", all))[0]).toMatchObject({ kind: "finish", state: "ABORTED" });
   });
 
@@ -105,7 +156,9 @@ describe("plan", () => {
             if (a.kind === "skip") nodes[a.node] = { state: "SKIPPED", outputs: null };
             if (a.kind === "ready") {
               const ok = outcomes["abcde".indexOf(a.node)];
-              nodes[a.node] = ok ? { state: "SUCCEEDED", outputs: { v: 1 } } : { state: "FAILED", outputs: null, error: { message: "x" } };
+              nodes[a.node] = ok
+                ? { state: "SUCCEEDED", outputs: { v: 1 } }
+                : { state: "FAILED", outputs: null, error: { message: "x" } };
             }
           }
         }
@@ -118,10 +171,30 @@ describe("plan", () => {
 describe("afterFailure", () => {
   it("retries user failures up to `retries`, system failures up to 3 times apart", () => {
     const task = { retries: 1 };
-    expect(afterFailure(task, { userFailures: 0, systemFailures: 0 }, { kind: "user", reason: "exit" })).toEqual({ retry: true, userFailures: 1, systemFailures: 0 });
-    expect(afterFailure(task, { userFailures: 1, systemFailures: 0 }, { kind: "user", reason: "exit" }).retry).toBe(false);
-    expect(afterFailure(task, { userFailures: 1, systemFailures: 2 }, { kind: "system", reason: "lost" })).toEqual({ retry: true, userFailures: 1, systemFailures: 3 });
-    expect(afterFailure(task, { userFailures: 0, systemFailures: 3 }, { kind: "system", reason: "lost" }).retry).toBe(false);
-    expect(afterFailure({ retries: 5 }, { userFailures: 0, systemFailures: 0 }, { kind: "user", reason: "aborted" }).retry).toBe(false);
+    expect(
+      afterFailure(task, { userFailures: 0, systemFailures: 0 }, { kind: "user", reason: "exit" }),
+    ).toEqual({ retry: true, userFailures: 1, systemFailures: 0 });
+    expect(
+      afterFailure(task, { userFailures: 1, systemFailures: 0 }, { kind: "user", reason: "exit" })
+        .retry,
+    ).toBe(false);
+    expect(
+      afterFailure(
+        task,
+        { userFailures: 1, systemFailures: 2 },
+        { kind: "system", reason: "lost" },
+      ),
+    ).toEqual({ retry: true, userFailures: 1, systemFailures: 3 });
+    expect(
+      afterFailure(task, { userFailures: 0, systemFailures: 3 }, { kind: "system", reason: "lost" })
+        .retry,
+    ).toBe(false);
+    expect(
+      afterFailure(
+        { retries: 5 },
+        { userFailures: 0, systemFailures: 0 },
+        { kind: "user", reason: "aborted" },
+      ).retry,
+    ).toBe(false);
   });
 });

@@ -1,0 +1,219 @@
+/** `reprise run`, `relaunch` and `status`: register, create the execution, drive it, report it. */
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { topologicalOrder } from "../../core/dag/graph.js";
+import { dependencyMap } from "../../core/dag/workflow-deps.js";
+import { resolveWorkflowInputs } from "../../core/engine/inputs.js";
+import { formatDiagnostic } from "../../core/spec/diagnostics.js";
+import type { InputDecl, JsonValue } from "../../core/spec/types.js";
+import { localRepoKey } from "../../core/version/repo-key.js";
+import type { Store } from "../../db/store.js";
+import type { ExecutionRecord, VersionRecord } from "../../db/types.js";
+import type { Config } from "../config.js";
+import { registerLocalCommit } from "../registry.js";
+import { gitUser, repoRoot } from "../sources/local-git.js";
+import { executionDocument, summaryLines } from "./document.js";
+import { EXIT, type Io, UsageError } from "./io.js";
+import { progressPrinter } from "./progress.js";
+import { openRuntime, type Runtime } from "./runtime.js";
+
+export interface CommonOptions {
+  repo: string;
+  json: boolean;
+  detach: boolean;
+  /** Live progress (a terminal, and not --json). */
+  progress: boolean;
+}
+
+export interface RunOptions extends CommonOptions {
+  workflow: string;
+  ref: string;
+  inputs: string[];
+  inputsFile: string | null;
+  overwriteCache: boolean;
+}
+
+export async function runCommand(config: Config, opts: RunOptions, io: Io): Promise<number> {
+  const root = await repoRoot(opts.repo);
+  const printer = progressPrinter(io, opts.progress);
+  const rt = await openRuntime(config, printer.onEvent);
+  try {
+    const version = await registerOrExplain(rt.open.store, root, opts.ref, io);
+    if (!version) return EXIT.invalid;
+    const wf = await rt.open.store.versions
+      .resolveWorkflow(version.repo, version.sha, opts.workflow)
+      .catch((e: Error) => {
+        throw new UsageError(e.message);
+      });
+    const given = {
+      ...readInputsFile(opts.inputsFile),
+      ...parseInputFlags(opts.inputs, wf.spec.inputs),
+    };
+    const resolved = resolveWorkflowInputs(wf.spec.inputs, given);
+    if (!resolved.ok) throw new UsageError(resolved.reason);
+    const exec = await rt.open.store.executions.create({
+      repo: version.repo,
+      sha: version.sha,
+      workflow: opts.workflow,
+      inputs: resolved.inputs,
+      trigger: { kind: "cli", actor: (await gitUser(root)) ?? config.user },
+      overwriteCache: opts.overwriteCache,
+    });
+    return await finish(rt, exec, opts, io, printer);
+  } finally {
+    await rt.close();
+  }
+}
+
+export interface RelaunchOptions extends CommonOptions {
+  execution: string;
+  ref: string | null;
+  recover: boolean;
+  overwriteCache: boolean;
+}
+
+export async function relaunchCommand(
+  config: Config,
+  opts: RelaunchOptions,
+  io: Io,
+): Promise<number> {
+  const printer = progressPrinter(io, opts.progress);
+  const rt = await openRuntime(config, printer.onEvent);
+  try {
+    const parent = await rt.open.store.executions.get(opts.execution);
+    if (!parent)
+      throw new UsageError(
+        `no execution "${opts.execution}"; \`reprise status\` lists none by that id`,
+      );
+    let sha = parent.sha;
+    if (opts.ref !== null) {
+      const root = await repoRoot(opts.repo);
+      if (localRepoKey(root) !== parent.repo) {
+        throw new UsageError(
+          `execution ${parent.id} belongs to ${parent.repo}, not ${localRepoKey(root)}; pass --repo`,
+        );
+      }
+      const version = await registerOrExplain(rt.open.store, root, opts.ref, io);
+      if (!version) return EXIT.invalid;
+      sha = version.sha;
+    }
+    const exec = await rt.open.store.executions.create({
+      repo: parent.repo,
+      sha,
+      workflow: parent.workflow,
+      inputs: parent.inputs,
+      trigger: { kind: "cli", actor: config.user },
+      parentId: parent.id,
+      mode: opts.recover ? "recover" : "normal",
+      overwriteCache: opts.overwriteCache,
+    });
+    return await finish(rt, exec, opts, io, printer);
+  } finally {
+    await rt.close();
+  }
+}
+
+export async function statusCommand(
+  config: Config,
+  opts: { execution: string; json: boolean; resume: boolean; progress: boolean },
+  io: Io,
+): Promise<number> {
+  const printer = progressPrinter(io, opts.progress);
+  const rt = await openRuntime(config, printer.onEvent);
+  try {
+    let exec = await rt.open.store.executions.get(opts.execution);
+    if (!exec) throw new UsageError(`no execution "${opts.execution}"`);
+    // --resume: drive it here if no live runner holds it (after a crash, say).
+    if (opts.resume) exec = await rt.engine.drive(exec.id);
+    return await report(rt.open.store, exec, opts.json, io);
+  } finally {
+    await rt.close();
+  }
+}
+
+async function finish(
+  rt: Runtime,
+  exec: ExecutionRecord,
+  opts: CommonOptions,
+  io: Io,
+  printer: ReturnType<typeof progressPrinter>,
+): Promise<number> {
+  if (opts.detach) {
+    await report(rt.open.store, exec, opts.json, io);
+    return EXIT.ok;
+  }
+  printer.started(exec);
+  const done = await rt.engine.drive(exec.id);
+  return report(rt.open.store, done, opts.json, io);
+}
+
+async function report(store: Store, exec: ExecutionRecord, json: boolean, io: Io): Promise<number> {
+  const wf = await store.versions.resolveWorkflow(exec.repo, exec.sha, exec.workflow);
+  const order = topologicalOrder(dependencyMap(wf.spec)) ?? [];
+  const doc = executionDocument(exec, await store.executions.nodes(exec.id), order);
+  if (json) io.out(JSON.stringify(doc, null, 2));
+  else for (const line of summaryLines(doc)) io.out(line);
+  return exec.state === "FAILED" || exec.state === "ABORTED" ? EXIT.failed : EXIT.ok;
+}
+
+/** Registers the commit, printing its diagnostics; null (nothing registered as executable) when invalid. */
+async function registerOrExplain(
+  store: Store,
+  root: string,
+  ref: string,
+  io: Io,
+): Promise<VersionRecord | null> {
+  const { version, identicalTo } = await registerLocalCommit(store, root, ref);
+  for (const w of version.warnings) io.err(`${formatDiagnostic(w)} (warning)`);
+  if (version.status !== "registered") {
+    for (const e of version.errors) io.err(formatDiagnostic(e));
+    io.err(`reprise.yaml of ${ref} (${version.sha.slice(0, 12)}) is invalid: nothing to run`);
+    return null;
+  }
+  if (identicalTo)
+    io.err(`${version.sha.slice(0, 12)} is identical to ${identicalTo.slice(0, 12)}`);
+  return version;
+}
+
+/** `-i name=value`: strings as given, every other type as JSON (`-i rows=3`, `-i flags='{"a":1}'`). */
+export function parseInputFlags(
+  flags: readonly string[],
+  declared: Readonly<Record<string, InputDecl>>,
+): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {};
+  for (const flag of flags) {
+    const eq = flag.indexOf("=");
+    if (eq <= 0) throw new UsageError(`-i takes name=value, got "${flag}"`);
+    const name = flag.slice(0, eq);
+    const raw = flag.slice(eq + 1);
+    const decl = declared[name];
+    if (!decl || decl.type === "string") {
+      out[name] = raw;
+      continue;
+    }
+    try {
+      out[name] = JSON.parse(raw) as JsonValue;
+    } catch {
+      throw new UsageError(
+        `-i ${name}=${raw}: not a valid ${decl.type} (values other than strings are JSON)`,
+      );
+    }
+  }
+  return out;
+}
+
+function readInputsFile(path: string | null): Record<string, JsonValue> {
+  if (path === null) return {};
+  let value: unknown;
+  try {
+    value = parseYaml(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new UsageError(`--inputs ${path}: ${(e as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new UsageError(
+      `--inputs ${path}: must hold a YAML or JSON mapping of input names to values`,
+    );
+  }
+  return value as Record<string, JsonValue>;
+}

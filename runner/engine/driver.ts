@@ -1,0 +1,583 @@
+/**
+ * Drives one execution while this runner holds its lease: reconcile (plan from the persisted
+ * state, persist the transitions, launch what is ready), then sleep until woken by an attempt
+ * finishing, a freed slot, or the tick. Every write is fenced by the lease; losing it stops the
+ * driver without writing anything more.
+ */
+
+import { attemptName } from "../../core/engine/attempt-name.js";
+import { cachePlan, recoverKey } from "../../core/engine/cache-plan.js";
+import { afterFailure, type NodeView, plan } from "../../core/engine/plan.js";
+import type { Digest } from "../../core/hash/digest.js";
+import type { JsonValue, TaskSpec } from "../../core/spec/types.js";
+import { LeaseLostError } from "../../db/errors.js";
+import type { ExecutionTx } from "../../db/store/executions.js";
+import type {
+  CacheEntry,
+  ExecutionRecord,
+  Lease,
+  NodeRecord,
+  ResolvedWorkflow,
+} from "../../db/types.js";
+import type { AttemptOutcome, LaunchSpec } from "../executors/types.js";
+import type { Engine } from "./engine.js";
+
+const TERMINAL = ["SUCCEEDED", "FAILED", "ABORTED"];
+
+export class Driver {
+  private lease: Lease;
+  private workflow: ResolvedWorkflow | null = null;
+  private recoverable: Map<
+    string,
+    { outputs: Record<string, JsonValue>; source: { execution: string; node: string } }
+  > | null = null;
+  private readonly watchers = new Map<string, Promise<void>>();
+  private readonly reservations = new Map<
+    string,
+    { key: string; owner: string; timer: NodeJS.Timeout }
+  >();
+  private readonly waitingOn = new Map<string, string>();
+  private wakeUp: (() => void) | null = null;
+  private woken = false;
+  private lost = false;
+
+  constructor(
+    private readonly engine: Engine,
+    lease: Lease,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.lease = lease;
+  }
+
+  private get store() {
+    return this.engine.store;
+  }
+
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  async run(): Promise<ExecutionRecord | null> {
+    const renew = setInterval(
+      () => void this.renew(),
+      Math.max(50, Math.floor(this.engine.leaseMs / 3)),
+    );
+    const unsubscribe = this.engine.onSlotFreed(() => this.wake());
+    try {
+      for (;;) {
+        const exec = await this.store.executions.get(this.lease.executionId);
+        if (!exec || TERMINAL.includes(exec.state)) break;
+        this.woken = false;
+        await this.reconcile(exec);
+        if (this.lost || this.signal?.aborted) break;
+        if (!this.woken) await this.nap();
+      }
+    } catch (e) {
+      if (!(e instanceof LeaseLostError)) throw e;
+      this.lost = true;
+    } finally {
+      clearInterval(renew);
+      unsubscribe();
+      if (!this.lost) {
+        // Let running attempts report before giving the execution up.
+        await Promise.allSettled([...this.watchers.values()]);
+        for (const r of this.reservations.values()) clearInterval(r.timer);
+        await this.store.executions.release(this.lease).catch(() => undefined);
+      } else {
+        for (const r of this.reservations.values()) clearInterval(r.timer);
+      }
+    }
+    return this.store.executions.get(this.lease.executionId);
+  }
+
+  /** Sleeps until woken or the tick; the timer is cleared on wake so nothing outlives the run. */
+  private nap(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.wakeUp?.(), this.engine.tickMs);
+      const onAbort = () => this.wakeUp?.();
+      this.signal?.addEventListener("abort", onAbort, { once: true });
+      this.wakeUp = () => {
+        this.wakeUp = null;
+        clearTimeout(timer);
+        this.signal?.removeEventListener("abort", onAbort);
+        resolve();
+      };
+    });
+  }
+
+  private async renew(): Promise<void> {
+    if (this.lost) return;
+    const renewed = await this.store.executions
+      .renew(this.lease, this.engine.leaseMs)
+      .catch(() => undefined);
+    if (renewed === null) {
+      this.lost = true;
+      this.wake();
+    } else if (renewed) this.lease = renewed;
+  }
+
+  private fenced<T>(fn: (tx: ExecutionTx) => Promise<T>): Promise<T> {
+    return this.store.executions.withLease(this.lease, fn);
+  }
+
+  private async resolved(exec: ExecutionRecord): Promise<ResolvedWorkflow> {
+    // Pinning: the graph comes from the execution's own version, read once; versions are immutable.
+    this.workflow ??= await this.store.versions.resolveWorkflow(exec.repo, exec.sha, exec.workflow);
+    return this.workflow;
+  }
+
+  private async reconcile(exec: ExecutionRecord): Promise<void> {
+    const wf = await this.resolved(exec);
+    const tasks: Record<string, TaskSpec> = Object.fromEntries(
+      Object.entries(wf.tasks).map(([n, t]) => [n, t.spec]),
+    );
+    const nodes = await this.store.executions.nodes(exec.id);
+    const byId = new Map(nodes.map((n) => [n.nodeId, n]));
+    const views: Record<string, NodeView> = {};
+    for (const n of nodes) views[n.nodeId] = { state: n.state, outputs: n.outputs, error: n.error };
+    const actions = plan({
+      state: exec.state,
+      workflow: wf.spec,
+      tasks,
+      inputs: exec.inputs,
+      nodes: views,
+    });
+
+    // Reads first (cache lookups, the parent's results for recover), then one fenced write.
+    const decided = new Map<
+      string,
+      {
+        hit?: CacheEntry;
+        recovered?: {
+          outputs: Record<string, JsonValue>;
+          source: { execution: string; node: string };
+        };
+      }
+    >();
+    for (const a of actions) {
+      if (a.kind !== "ready") continue;
+      const node = byId.get(a.node) as NodeRecord;
+      const task = tasks[node.taskName] as TaskSpec;
+      if (exec.mode === "recover") {
+        const r = (await this.recoverIndex(exec)).get(recoverKey(node.taskDigest, a.inputs));
+        if (r) {
+          decided.set(a.node, { recovered: r });
+          continue;
+        }
+      }
+      const cp = cachePlan(
+        exec.repo,
+        task,
+        node.taskDigest as Digest,
+        a.inputs,
+        exec.overwriteCache,
+      );
+      if (cp.enabled && cp.lookup) {
+        const hit = await this.store.cache.lookup(cp.key, cp.ttlSeconds);
+        if (hit) decided.set(a.node, { hit });
+      }
+    }
+
+    const toKill: NodeRecord[] = [];
+    const events: Array<() => void> = [];
+    await this.fenced(async (tx) => {
+      for (const a of actions) {
+        switch (a.kind) {
+          case "start":
+            await tx.setState("RUNNING");
+            events.push(() =>
+              this.engine.emit({ type: "execution", executionId: exec.id, state: "RUNNING" }),
+            );
+            break;
+          case "skip": {
+            const error = {
+              kind: "user" as const,
+              reason: "upstream",
+              message: `upstream node "${a.upstream}" did not succeed`,
+            };
+            await tx.updateNode(a.node, { state: "SKIPPED", error, finished: true });
+            events.push(() =>
+              this.engine.emit({
+                type: "node",
+                executionId: exec.id,
+                nodeId: a.node,
+                state: "SKIPPED",
+                error,
+              }),
+            );
+            break;
+          }
+          case "fail": {
+            const error = { kind: "user" as const, reason: "inputs", message: a.reason };
+            await tx.updateNode(a.node, { state: "FAILED", error, finished: true });
+            events.push(() =>
+              this.engine.emit({
+                type: "node",
+                executionId: exec.id,
+                nodeId: a.node,
+                state: "FAILED",
+                error,
+              }),
+            );
+            break;
+          }
+          case "ready": {
+            const node = byId.get(a.node) as NodeRecord;
+            const task = tasks[node.taskName] as TaskSpec;
+            const d = decided.get(a.node);
+            const cp = cachePlan(
+              exec.repo,
+              task,
+              node.taskDigest as Digest,
+              a.inputs,
+              exec.overwriteCache,
+            );
+            if (d?.recovered || d?.hit) {
+              const status = d.recovered ? "RECOVERED" : "HIT";
+              const source = d.recovered ? d.recovered.source : (d.hit as CacheEntry).source;
+              const outputs = d.recovered ? d.recovered.outputs : (d.hit as CacheEntry).outputs;
+              await tx.resolveNodeFrom(a.node, {
+                status,
+                cacheKey: cp.enabled ? cp.key : null,
+                inputs: a.inputs,
+                outputs,
+                source,
+              });
+              events.push(() =>
+                this.engine.emit({
+                  type: "node",
+                  executionId: exec.id,
+                  nodeId: a.node,
+                  state: "SUCCEEDED",
+                  cache: status,
+                  source,
+                }),
+              );
+            } else {
+              const cacheStatus = !cp.enabled
+                ? "DISABLED"
+                : exec.overwriteCache
+                  ? "SKIPPED"
+                  : "MISS";
+              await tx.updateNode(a.node, {
+                state: "QUEUED",
+                inputs: a.inputs,
+                cacheKey: cp.enabled ? cp.key : null,
+                cacheStatus,
+              });
+              events.push(() =>
+                this.engine.emit({
+                  type: "node",
+                  executionId: exec.id,
+                  nodeId: a.node,
+                  state: "QUEUED",
+                  cache: cacheStatus,
+                }),
+              );
+            }
+            break;
+          }
+          case "abort":
+            for (const id of a.nodes) {
+              const node = byId.get(id) as NodeRecord;
+              if (node.state === "RUNNING") toKill.push(node);
+              else {
+                await tx.updateNode(id, { state: "ABORTED", finished: true });
+                events.push(() =>
+                  this.engine.emit({
+                    type: "node",
+                    executionId: exec.id,
+                    nodeId: id,
+                    state: "ABORTED",
+                  }),
+                );
+              }
+            }
+            break;
+          case "finish":
+            await tx.setState(a.state, { outputs: a.outputs, error: a.error });
+            events.push(() =>
+              this.engine.emit({ type: "execution", executionId: exec.id, state: a.state }),
+            );
+            break;
+          case "launch":
+            break;
+        }
+      }
+    });
+    for (const e of events) e();
+    for (const node of toKill) {
+      await this.engine.executor.abort(attemptName(exec.id, node.nodeId, node.attempts));
+      if (!this.watchers.has(node.nodeId)) this.attach(exec, node, tasks);
+    }
+    if (exec.state === "ABORTING") return;
+
+    // Launch what is queued (including nodes queued just now), and re-attach what runs.
+    const fresh = await this.store.executions.nodes(exec.id);
+    for (const node of fresh) {
+      if (node.state === "RUNNING" && !this.watchers.has(node.nodeId))
+        this.attach(exec, node, tasks);
+    }
+    for (const node of fresh) {
+      if (node.state !== "QUEUED" || this.watchers.has(node.nodeId)) continue;
+      await this.launch(exec, node, tasks[node.taskName] as TaskSpec);
+    }
+  }
+
+  private async recoverIndex(exec: ExecutionRecord) {
+    if (this.recoverable) return this.recoverable;
+    const index = new Map<
+      string,
+      { outputs: Record<string, JsonValue>; source: { execution: string; node: string } }
+    >();
+    if (exec.parentId) {
+      for (const n of await this.store.executions.nodes(exec.parentId)) {
+        if (n.state !== "SUCCEEDED" || !n.inputs || !n.outputs) continue;
+        // Lineage points at the node that computed the value, through any chain of reuse.
+        const source = n.source ?? { execution: n.executionId, node: n.nodeId };
+        index.set(recoverKey(n.taskDigest, n.inputs), { outputs: n.outputs, source });
+      }
+    }
+    this.recoverable = index;
+    return index;
+  }
+
+  private async launch(exec: ExecutionRecord, node: NodeRecord, task: TaskSpec): Promise<void> {
+    const inputs = node.inputs ?? {};
+    const cp = cachePlan(exec.repo, task, node.taskDigest as Digest, inputs, exec.overwriteCache);
+    const attempt = node.attempts + 1;
+    if (cp.enabled) {
+      // Another execution may have populated the entry while this node waited.
+      if (cp.lookup) {
+        const hit = await this.store.cache.lookup(cp.key, cp.ttlSeconds);
+        if (hit) {
+          await this.fenced((tx) =>
+            tx.resolveNodeFrom(node.nodeId, {
+              status: "HIT",
+              cacheKey: cp.key,
+              inputs,
+              outputs: hit.outputs,
+              source: hit.source,
+            }),
+          );
+          this.engine.emit({
+            type: "node",
+            executionId: exec.id,
+            nodeId: node.nodeId,
+            state: "SUCCEEDED",
+            cache: "HIT",
+            source: hit.source,
+          });
+          this.wake();
+          return;
+        }
+      }
+      const owner = `${exec.id}/${node.nodeId}/${attempt}`;
+      const r = await this.store.cache.reserve(cp.key, exec.repo, owner, this.engine.reservationMs);
+      if (!r.acquired) {
+        if (this.waitingOn.get(node.nodeId) !== r.owner) {
+          this.waitingOn.set(node.nodeId, r.owner);
+          this.engine.emit({
+            type: "waiting",
+            executionId: exec.id,
+            nodeId: node.nodeId,
+            holder: r.owner,
+          });
+        }
+        return;
+      }
+      this.waitingOn.delete(node.nodeId);
+      this.holdReservation(node.nodeId, cp.key, owner);
+    }
+    if (!this.engine.takeSlot()) {
+      this.dropReservation(node.nodeId, true);
+      return;
+    }
+    const handle = attemptName(exec.id, node.nodeId, attempt);
+    try {
+      // Persisted before launched: a crash in between leaves a handle with nothing behind it,
+      // which the executor reports as lost (a system failure, retried).
+      await this.fenced((tx) => tx.startAttempt(node.nodeId, attempt, handle));
+    } catch (e) {
+      this.engine.releaseSlot();
+      this.dropReservation(node.nodeId, true);
+      throw e;
+    }
+    this.engine.emit({
+      type: "node",
+      executionId: exec.id,
+      nodeId: node.nodeId,
+      state: "RUNNING",
+      attempt,
+    });
+    const spec = this.launchSpec(exec, { ...node, attempts: attempt }, task, handle);
+    this.watch(exec, node.nodeId, attempt, task, spec, async () => {
+      await this.engine.executor.launch(spec);
+    });
+  }
+
+  /** A RUNNING node this driver does not watch yet (after a restart, or a lost lease regained). */
+  private attach(exec: ExecutionRecord, node: NodeRecord, tasks: Record<string, TaskSpec>): void {
+    const task = tasks[node.taskName] as TaskSpec;
+    if (!this.engine.takeSlot()) return; // attach on a later pass, when a slot is free
+    if (node.cacheKey)
+      this.holdReservation(
+        node.nodeId,
+        node.cacheKey,
+        `${exec.id}/${node.nodeId}/${node.attempts}`,
+      );
+    const handle = attemptName(exec.id, node.nodeId, node.attempts);
+    this.watch(
+      exec,
+      node.nodeId,
+      node.attempts,
+      task,
+      this.launchSpec(exec, node, task, handle),
+      async () => undefined,
+    );
+  }
+
+  private launchSpec(
+    exec: ExecutionRecord,
+    node: NodeRecord,
+    task: TaskSpec,
+    handle: string,
+  ): LaunchSpec {
+    return {
+      handle,
+      repo: exec.repo,
+      sha: exec.sha,
+      executionId: exec.id,
+      nodeId: node.nodeId,
+      attempt: node.attempts,
+      taskName: task.name,
+      taskDigest: node.taskDigest,
+      image: task.image,
+      command: task.command,
+      env: task.env,
+      workdir: task.workdir,
+      inputs: node.inputs ?? {},
+      outputs: task.outputs,
+      timeoutSeconds: task.timeoutSeconds,
+      secrets: {},
+    };
+  }
+
+  private watch(
+    exec: ExecutionRecord,
+    nodeId: string,
+    attempt: number,
+    task: TaskSpec,
+    spec: LaunchSpec,
+    start: () => Promise<void>,
+  ): void {
+    const p = (async () => {
+      try {
+        let outcome: AttemptOutcome;
+        try {
+          await start();
+          outcome = await this.engine.executor.wait(spec);
+        } catch (e) {
+          outcome = {
+            ok: false,
+            error: { kind: "system", reason: "executor", message: (e as Error).message },
+            logRef: null,
+          };
+        }
+        await this.record(exec, nodeId, attempt, task, spec, outcome);
+      } catch (e) {
+        if (e instanceof LeaseLostError) this.lost = true;
+        // Anything else (the database went away): the node stays RUNNING and is re-attached.
+      } finally {
+        this.engine.releaseSlot();
+        this.watchers.delete(nodeId);
+        this.wake();
+      }
+    })();
+    this.watchers.set(nodeId, p);
+  }
+
+  private async record(
+    exec: ExecutionRecord,
+    nodeId: string,
+    attempt: number,
+    task: TaskSpec,
+    spec: LaunchSpec,
+    outcome: AttemptOutcome,
+  ): Promise<void> {
+    const held = this.reservations.get(nodeId);
+    if (outcome.ok) {
+      const cp = cachePlan(
+        exec.repo,
+        task,
+        spec.taskDigest as Digest,
+        spec.inputs,
+        exec.overwriteCache,
+      );
+      await this.fenced((tx) =>
+        tx.completeNode(nodeId, {
+          attempt,
+          outputs: outcome.outputs,
+          logRef: outcome.logRef,
+          ...(cp.enabled
+            ? {
+                cache: {
+                  key: cp.key,
+                  repo: exec.repo,
+                  taskName: task.name,
+                  taskDigest: spec.taskDigest,
+                  identity: cp.identity,
+                  overwrite: exec.overwriteCache,
+                },
+                ...(held ? { reservationOwner: held.owner } : {}),
+              }
+            : {}),
+        }),
+      );
+      this.dropReservation(nodeId, false);
+      this.engine.emit({ type: "node", executionId: exec.id, nodeId, state: "SUCCEEDED", attempt });
+      return;
+    }
+    const error = outcome.error;
+    let final: "QUEUED" | "FAILED" | "ABORTED" = "FAILED";
+    await this.fenced(async (tx) => {
+      const aborted = error.reason === "aborted";
+      await tx.finishAttempt(nodeId, attempt, {
+        state: aborted ? "ABORTED" : "FAILED",
+        error,
+        logRef: outcome.logRef,
+      });
+      const node = (await tx.nodes()).find((n) => n.nodeId === nodeId) as NodeRecord;
+      const d = afterFailure(task, node, error);
+      final = aborted ? "ABORTED" : d.retry ? "QUEUED" : "FAILED";
+      await tx.updateNode(nodeId, {
+        state: final,
+        error,
+        userFailures: d.userFailures,
+        systemFailures: d.systemFailures,
+        finished: final !== "QUEUED",
+      });
+      if (held) await tx.releaseReservation(held.key, held.owner);
+    });
+    this.dropReservation(nodeId, false);
+    this.engine.emit({ type: "node", executionId: exec.id, nodeId, state: final, attempt, error });
+  }
+
+  private holdReservation(nodeId: string, key: string, owner: string): void {
+    this.dropReservation(nodeId, false);
+    const timer = setInterval(() => {
+      void this.store.cache.heartbeat(key, owner, this.engine.reservationMs).catch(() => undefined);
+    }, this.engine.heartbeatMs);
+    timer.unref();
+    this.reservations.set(nodeId, { key, owner, timer });
+  }
+
+  private dropReservation(nodeId: string, release: boolean): void {
+    const r = this.reservations.get(nodeId);
+    if (!r) return;
+    clearInterval(r.timer);
+    this.reservations.delete(nodeId);
+    if (release) void this.store.cache.release(r.key, r.owner).catch(() => undefined);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * The engine (DESIGN.md section 6): claims executions through leases, and for each one runs a
+ * Driver that reconciles the persisted state with the pure planner until the execution ends.
+ * See README.md here for the invariants (what is persisted before what).
+ */
+import type { Store } from "../../db/store.js";
+import type { CacheStatus, ExecutionRecord, Lease, NodeError, NodeState } from "../../db/types.js";
+import type { Executor } from "../executors/types.js";
+import { Driver } from "./driver.js";
+
+export type EngineEvent =
+  | { type: "execution"; executionId: string; state: ExecutionRecord["state"] }
+  | {
+      type: "node";
+      executionId: string;
+      nodeId: string;
+      state: NodeState;
+      cache?: CacheStatus | null;
+      attempt?: number;
+      error?: NodeError | null;
+      source?: { execution: string; node: string } | null;
+    }
+  | { type: "waiting"; executionId: string; nodeId: string; holder: string };
+
+export interface EngineOptions {
+  store: Store;
+  executor: Executor;
+  /** This runner's identity in leases and logs. */
+  owner: string;
+  /** Attempts running at once in this runner (REPRISE_MAX_PARALLEL). */
+  maxParallel: number;
+  leaseMs?: number;
+  tickMs?: number;
+  /** Reservation expiry and heartbeat (DESIGN.md section 5: 30 s and 10 s). */
+  reservationMs?: number;
+  heartbeatMs?: number;
+  onEvent?: (event: EngineEvent) => void;
+}
+
+export class Engine {
+  readonly store: Store;
+  readonly executor: Executor;
+  readonly owner: string;
+  readonly leaseMs: number;
+  readonly tickMs: number;
+  readonly reservationMs: number;
+  readonly heartbeatMs: number;
+  private free: number;
+  private readonly drivers = new Map<string, Promise<ExecutionRecord | null>>();
+  private readonly listeners = new Set<() => void>();
+
+  constructor(private readonly opts: EngineOptions) {
+    this.store = opts.store;
+    this.executor = opts.executor;
+    this.owner = opts.owner;
+    this.free = Math.max(1, opts.maxParallel);
+    this.leaseMs = opts.leaseMs ?? 30_000;
+    this.tickMs = opts.tickMs ?? 1_000;
+    this.reservationMs = opts.reservationMs ?? 30_000;
+    this.heartbeatMs = opts.heartbeatMs ?? 10_000;
+  }
+
+  emit(event: EngineEvent): void {
+    this.opts.onEvent?.(event);
+  }
+
+  /** A slot for one running attempt; false when maxParallel are running. */
+  takeSlot(): boolean {
+    if (this.free <= 0) return false;
+    this.free--;
+    return true;
+  }
+
+  releaseSlot(): void {
+    this.free++;
+    // A freed slot may let any execution of this runner launch: wake them all.
+    for (const l of this.listeners) l();
+  }
+
+  onSlotFreed(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Drives one execution to its end in this process (what `reprise run` does). When another
+   * live runner holds it, waits until that runner finishes it or its lease expires.
+   */
+  async drive(executionId: string, signal?: AbortSignal): Promise<ExecutionRecord> {
+    for (;;) {
+      const running = this.drivers.get(executionId);
+      if (running) await running;
+      const exec = await this.store.executions.get(executionId);
+      if (!exec) throw new Error(`execution ${executionId} not found`);
+      if (["SUCCEEDED", "FAILED", "ABORTED"].includes(exec.state) || signal?.aborted) return exec;
+      const [lease] = await this.store.executions.claim(this.owner, {
+        leaseMs: this.leaseMs,
+        ids: [executionId],
+      });
+      if (lease) {
+        const done = await this.start(lease);
+        if (done && ["SUCCEEDED", "FAILED", "ABORTED"].includes(done.state)) return done;
+      } else {
+        await sleep(this.tickMs, signal);
+      }
+    }
+  }
+
+  /** Claims and drives any executions that need it until `signal` aborts (`reprise worker`). */
+  async work(signal: AbortSignal, opts: { batch?: number } = {}): Promise<void> {
+    while (!signal.aborted) {
+      const leases = await this.store.executions.claim(this.owner, {
+        leaseMs: this.leaseMs,
+        limit: opts.batch ?? 8,
+      });
+      for (const lease of leases) void this.start(lease, signal);
+      await sleep(this.tickMs, signal);
+    }
+    await Promise.allSettled([...this.drivers.values()]);
+  }
+
+  private start(lease: Lease, signal?: AbortSignal): Promise<ExecutionRecord | null> {
+    const existing = this.drivers.get(lease.executionId);
+    if (existing) return existing;
+    const driver = new Driver(this, lease, signal);
+    const p = driver.run().finally(() => this.drivers.delete(lease.executionId));
+    this.drivers.set(lease.executionId, p);
+    return p;
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

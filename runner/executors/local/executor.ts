@@ -1,0 +1,248 @@
+/**
+ * The local executor (DESIGN.md section 7): each attempt is a child process on this machine,
+ * started through a wrapper that outlives the runner (wrapper.ts) and whose state is files in
+ * the attempt's directory (attempt-dir.ts). A wait therefore works the same for an attempt this
+ * process started and for one a dead runner left behind: it watches those files and the
+ * wrapper's pid, and the child's exit event only makes it notice sooner.
+ */
+import type { ChildProcess } from "node:child_process";
+import { basename, join, resolve } from "node:path";
+import type { AttemptOutcome, Executor, LaunchSpec } from "../types.js";
+import { AttemptDir, readTail, type StopReason } from "./attempt-dir.js";
+import type { Checkout } from "./checkout.js";
+import { type AttemptFacts, classify } from "./outcome.js";
+import { isInside, workdirIn } from "./paths.js";
+import { signalGroup, wrapperAlive } from "./process-group.js";
+import { envProblem, taskEnv } from "./task-env.js";
+import { spawnWrapper } from "./wrapper.js";
+
+export interface LocalExecutorOptions {
+  /** A directory this executor owns, e.g. `<dataDir>/local`; attempts live in `<root>/attempts`. */
+  root: string;
+  checkout: Checkout;
+  /** What tasks get from the machine (see baseEnvFrom); nothing else of the runner's env leaks. */
+  baseEnv: Record<string, string>;
+}
+
+/** How often a wait looks at an attempt's files when no exit event will tell it. */
+const POLL_MS = 100;
+/** Between SIGTERM and SIGKILL of a process group being stopped. */
+const KILL_GRACE_MS = 2_000;
+/** How long an attempt may have no pid file before it counts as lost: a launch in progress. */
+const LAUNCH_GRACE_MS = 10_000;
+/** How much of the log a failure message quotes. */
+const MESSAGE_LOG_BYTES = 2_048;
+const MESSAGE_LOG_LINES = 20;
+/** Where `mv` is if the runner has no PATH at all. */
+const FALLBACK_PATH = "/usr/bin:/bin";
+
+export class LocalExecutor implements Executor {
+  readonly name = "local";
+  readonly #attempts: string;
+  readonly #checkout: Checkout;
+  readonly #baseEnv: Record<string, string>;
+  /** One watch per handle, however many callers wait for it. */
+  readonly #waits = new Map<string, Promise<AttemptOutcome>>();
+  /** Pending pauses of watches; a child's exit or close() ends them early. */
+  readonly #wakers = new Set<() => void>();
+  /** SIGKILLs due after the grace period, by process group. */
+  readonly #escalations = new Map<number, NodeJS.Timeout>();
+  #closed = false;
+
+  constructor(options: LocalExecutorOptions) {
+    this.#attempts = join(resolve(options.root), "attempts");
+    this.#checkout = options.checkout;
+    this.#baseEnv = { ...options.baseEnv };
+  }
+
+  async launch(spec: LaunchSpec): Promise<void> {
+    this.#assertOpen();
+    const attempt = new AttemptDir(this.#attempts, spec.handle);
+    if (await attempt.exists()) return;
+    if (spec.command.length === 0) {
+      throw new Error(`task "${spec.taskName}" has an empty command; give it a command to run`);
+    }
+    const env = taskEnv(this.#baseEnv, spec, { inputs: attempt.inputs, outputs: attempt.outputs });
+    const problem = envProblem(env);
+    if (problem) throw new Error(`cannot launch task "${spec.taskName}": ${problem}`);
+    const checkout = await this.#checkout(spec.repo, spec.sha);
+    const workdir = await workdirIn(checkout, spec.workdir);
+
+    const firstLogLine = `[reprise] local executor: image "${spec.image}" is ignored; running ${displayCommand(spec.command)} in ${spec.workdir} at ${spec.sha}\n`;
+    const claimed = await attempt.claim({ inputs: spec.inputs, firstLogLine, started: Date.now() });
+    if (!claimed) return;
+
+    let pid: number;
+    try {
+      pid = await started(
+        spawnWrapper({
+          attemptDir: attempt.path,
+          workdir,
+          toolsPath: this.#baseEnv.PATH ?? FALLBACK_PATH,
+          command: spec.command,
+          env,
+        }),
+        () => this.#wake(),
+      );
+    } catch (e) {
+      await attempt.appendLog(`[reprise] could not start the task: ${(e as Error).message}`);
+      throw new Error(`could not start task "${spec.taskName}": ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    await attempt.writePid(pid);
+    // An abort that arrived while the pid was unknown could not signal anything; do it now.
+    if ((await attempt.readStop()) !== null) this.#stopGroup(pid);
+  }
+
+  wait(spec: LaunchSpec): Promise<AttemptOutcome> {
+    if (this.#closed) return Promise.reject(closedError());
+    const existing = this.#waits.get(spec.handle);
+    if (existing) return existing;
+    const watch = this.#watch(spec).finally(() => this.#waits.delete(spec.handle));
+    this.#waits.set(spec.handle, watch);
+    return watch;
+  }
+
+  async abort(handle: string): Promise<void> {
+    this.#assertOpen();
+    const attempt = new AttemptDir(this.#attempts, handle);
+    // Not launched yet: leave an aborted attempt in its place, so a late launch does nothing.
+    if (!(await attempt.exists()) && (await attempt.claim({ aborted: "aborted before launch" }))) {
+      return;
+    }
+    if ((await attempt.readExit()) !== null) return;
+    await this.#markStopped(attempt, "aborted", "aborted");
+    const pid = await attempt.readPid();
+    if (pid !== null && (await wrapperAlive(pid, attempt.path))) this.#stopGroup(pid);
+  }
+
+  async logTail(logRef: string, maxBytes: number): Promise<string | null> {
+    const path = resolve(logRef);
+    // Only logs of this executor's attempts: a logRef is data, not a licence to read any file.
+    if (basename(path) !== "log" || !isInside(this.#attempts, path)) return null;
+    return readTail(path, maxBytes);
+  }
+
+  /** Stops watching; tasks keep running (a later runner re-attaches), but stops in progress finish now. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wake();
+    for (const [pgid, timer] of this.#escalations) {
+      clearTimeout(timer);
+      signalGroup(pgid, "SIGKILL");
+    }
+    this.#escalations.clear();
+  }
+
+  /**
+   * Level-triggered, like the engine: each round reads what the files say now. The wrapper
+   * writing `exit`, or the wrapper being gone, ends the watch; a passed deadline or an abort
+   * marker (from any process) gets the group stopped, and the wrapper's death then ends it.
+   */
+  async #watch(spec: LaunchSpec): Promise<AttemptOutcome> {
+    const attempt = new AttemptDir(this.#attempts, spec.handle);
+    if (!(await attempt.exists())) {
+      const message = `no attempt "${spec.handle}" was launched (${attempt.path} does not exist)`;
+      return { ok: false, error: { kind: "system", reason: "lost", message }, logRef: null };
+    }
+    const started = await attempt.readStarted();
+    const deadline =
+      started === null ? Number.POSITIVE_INFINITY : started + spec.timeoutSeconds * 1000;
+    let signalled = false;
+    for (;;) {
+      if ((await attempt.readExit()) !== null) break;
+      const pid = await attempt.readPid();
+      if (pid === null) {
+        if (started === null || Date.now() - started > LAUNCH_GRACE_MS) break;
+      } else {
+        if (!(await wrapperAlive(pid, attempt.path))) break;
+        let stop = await attempt.readStop();
+        if (stop === null && Date.now() >= deadline) {
+          await this.#markStopped(attempt, "timeout", `timed out after ${spec.timeoutSeconds}s`);
+          stop = "timeout";
+        }
+        if (stop !== null && !signalled) {
+          this.#stopGroup(pid);
+          signalled = true;
+        }
+      }
+      const untilDeadline = deadline - Date.now();
+      await this.#pause(untilDeadline > 0 ? Math.min(POLL_MS, untilDeadline) : POLL_MS);
+      if (this.#closed) {
+        throw new Error(`the local executor was closed while waiting for attempt "${spec.handle}"`);
+      }
+    }
+    return classify(await this.#facts(attempt), spec.outputs, spec.timeoutSeconds);
+  }
+
+  async #facts(attempt: AttemptDir): Promise<AttemptFacts> {
+    const [stop, exitCode, pid, hasLog] = await Promise.all([
+      attempt.readStop(),
+      attempt.readExit(),
+      attempt.readPid(),
+      attempt.hasLog(),
+    ]);
+    const outputs = stop === null && exitCode === 0 ? await attempt.readOutputs() : null;
+    const tail = hasLog ? await readTail(attempt.log, MESSAGE_LOG_BYTES) : null;
+    const logTail =
+      tail === null ? null : tail.trimEnd().split("\n").slice(-MESSAGE_LOG_LINES).join("\n");
+    return { stop, exitCode, pid, outputs, logTail, log: attempt.log, hasLog };
+  }
+
+  async #markStopped(attempt: AttemptDir, reason: StopReason, why: string): Promise<void> {
+    await attempt.writeStop(reason, why);
+    await attempt.appendLog(`[reprise] ${why}: stopping the task's process group`);
+  }
+
+  /** SIGTERM now, SIGKILL after the grace period for whatever ignored it. */
+  #stopGroup(pgid: number): void {
+    signalGroup(pgid, "SIGTERM");
+    if (this.#escalations.has(pgid)) return;
+    const timer = setTimeout(() => {
+      this.#escalations.delete(pgid);
+      signalGroup(pgid, "SIGKILL");
+    }, KILL_GRACE_MS);
+    // A runner that is otherwise done need not stay up for this (close() sends it at once).
+    timer.unref();
+    this.#escalations.set(pgid, timer);
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#wakers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.#wakers.add(wake);
+    });
+  }
+
+  #wake(): void {
+    for (const wake of [...this.#wakers]) wake();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw closedError();
+  }
+}
+
+function closedError(): Error {
+  return new Error("the local executor is closed; create a new one");
+}
+
+/** The wrapper's pid once it runs, or the reason it could not start (no /bin/sh, bad cwd). */
+function started(child: ChildProcess, onExit: () => void): Promise<number> {
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("exit", onExit);
+    if (child.pid !== undefined) resolve(child.pid);
+  });
+}
+
+/** The command as a user would type it; arguments with spaces or quotes shown as JSON strings. */
+function displayCommand(command: readonly string[]): string {
+  return command.map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : JSON.stringify(arg))).join(" ");
+}

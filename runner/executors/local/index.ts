@@ -1,0 +1,5 @@
+/** The local executor's public face; see README.md for how it works. */
+export { type Checkout, fileRepoCheckout, gitArchiveCheckout } from "./checkout.js";
+export { createLocalExecutor, type LocalExecutorSetup } from "./create.js";
+export { LocalExecutor, type LocalExecutorOptions } from "./executor.js";
+export { baseEnvFrom } from "./task-env.js";

@@ -1,0 +1,48 @@
+/**
+ * The wrapper: a tiny /bin/sh script that runs the task's command and records its exit status.
+ * It is what lets a runner die while tasks run. The runner starts it in its own session (so a
+ * Ctrl-C or the runner's death does not reach it), detaches from it, and a later runner learns
+ * the outcome from the `exit` file instead of from a child-process handle it no longer has.
+ *
+ * Its arguments: $0 is "reprise-task" (what `ps` shows), $1 the attempt directory (also how
+ * wrapperAlive recognises it), $2 the working directory, $3 the runner's PATH (for `mv`: the
+ * task's env may set its own PATH), then the command. `cd` happens inside the script, so a
+ * missing workdir is the task's failure, in its log, like any other failing command.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+
+export const WRAPPER_NAME = "reprise-task";
+
+const SCRIPT = `dir=$1 workdir=$2 tools=$3
+shift 3
+{ cd -- "$workdir" && "$@"; } >>"$dir/log" 2>&1
+status=$?
+printf '%s\\n' "$status" >"$dir/exit.tmp" && PATH=$tools mv -f -- "$dir/exit.tmp" "$dir/exit"
+# Like a pod that ends, take down what the task left running in the background.
+trap '' TERM
+kill -s TERM 0 2>/dev/null
+exit 0
+`;
+
+export interface WrapperArgs {
+  attemptDir: string;
+  workdir: string;
+  toolsPath: string;
+  command: readonly string[];
+  env: Record<string, string>;
+}
+
+/**
+ * Starts the wrapper as the leader of a new process group (`detached`), with no pipes to the
+ * runner (`stdio: "ignore"`: the log is a file the wrapper writes), and lets the runner exit
+ * without waiting for it (`unref`). May throw synchronously, or emit "error" (no /bin/sh).
+ */
+export function spawnWrapper(args: WrapperArgs): ChildProcess {
+  const child = spawn(
+    "/bin/sh",
+    ["-c", SCRIPT, WRAPPER_NAME, args.attemptDir, args.workdir, args.toolsPath, ...args.command],
+    { cwd: args.attemptDir, env: args.env, detached: true, stdio: "ignore" },
+  );
+  child.unref();
+  return child;
+}

@@ -1,0 +1,62 @@
+/**
+ * Registering a version (DESIGN.md section 4): read the spec and tree listing at a commit, build
+ * the version in core, store it. Registering a SHA twice is a no-op; an invalid spec is recorded
+ * as a failed registration with its errors.
+ */
+
+import { SPEC_FILE } from "../core/spec/diagnostics.js";
+import { type BuildResult, buildVersion } from "../core/version/build-version.js";
+import { localRepoKey } from "../core/version/repo-key.js";
+import type { Store } from "../db/store.js";
+import type { VersionRecord } from "../db/types.js";
+import { commitInfo, snapshotAt } from "./sources/local-git.js";
+
+export interface Registered {
+  version: VersionRecord;
+  created: boolean;
+  /** An earlier version with the same spec digest, when this one is equivalent to it. */
+  identicalTo: string | null;
+}
+
+export async function registerLocalCommit(
+  store: Store,
+  root: string,
+  ref: string,
+): Promise<Registered> {
+  const repo = localRepoKey(root);
+  const info = await commitInfo(root, ref);
+  const existing = await store.versions.get(repo, info.sha);
+  if (existing)
+    return { version: existing, created: false, identicalTo: await equivalent(store, existing) };
+  const snap = await snapshotAt(root, info.sha);
+  const result: BuildResult =
+    snap.spec === null
+      ? {
+          ok: false,
+          warnings: [],
+          errors: [
+            {
+              severity: "error",
+              code: "E_REQUIRED",
+              message: `no ${SPEC_FILE} at the root of ${info.sha.slice(0, 12)}`,
+              line: 1,
+              col: 1,
+              path: "(document)",
+            },
+          ],
+        }
+      : buildVersion(snap.spec, snap.tree);
+  const { version, created } = await store.versions.register({
+    repo,
+    sha: info.sha,
+    parents: info.parents,
+    ref: info.branch,
+    message: info.subject,
+    result,
+  });
+  return { version, created, identicalTo: await equivalent(store, version) };
+}
+
+async function equivalent(store: Store, v: VersionRecord): Promise<string | null> {
+  return v.specDigest ? store.versions.findEquivalent(v.repo, v.specDigest, v.sha) : null;
+}

@@ -1,0 +1,394 @@
+/**
+ * The local process executor: the Executor contract on a real temporary git repository, then
+ * what only this executor does (checkouts cached per SHA, the image it ignores, the wrapper).
+ */
+import { execFile, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { attemptName } from "../../core/engine/attempt-name.js";
+import { localRepoKey } from "../../core/version/repo-key.js";
+import {
+  baseEnvFrom,
+  type Checkout,
+  gitArchiveCheckout,
+  LocalExecutor,
+} from "../../runner/executors/local/index.js";
+import type { LaunchSpec } from "../../runner/executors/types.js";
+import { type TempRepo, tempRepo } from "../fakes/git-repo.js";
+import {
+  CONTRACT_FILES,
+  type ExecutorHarness,
+  executorContract,
+  processRunning,
+  REPORT_OUTPUTS,
+} from "./executor-contract.js";
+
+const NODE = process.execPath;
+
+interface LocalSetup {
+  repo: TempRepo;
+  sha: string;
+  root: string;
+  checkouts: string;
+  executors: LocalExecutor[];
+  executor(checkout?: Checkout): LocalExecutor;
+  spec(overrides: Partial<LaunchSpec>): LaunchSpec;
+  attemptDir(handle: string): string;
+  cleanup(): Promise<void>;
+}
+
+function localSetup(files: Record<string, string> = {}): LocalSetup {
+  const repo = tempRepo("reprise-local-repo-");
+  repo.write({ ...CONTRACT_FILES, ...files });
+  const sha = repo.commit("tasks");
+  const root = mkdtempSync(join(tmpdir(), "reprise-local-root-"));
+  const checkouts = join(root, "checkouts");
+  const executors: LocalExecutor[] = [];
+  const attemptDir = (handle: string) => join(root, "attempts", handle);
+  return {
+    repo,
+    sha,
+    root,
+    checkouts,
+    executors,
+    attemptDir,
+    executor(checkout = gitArchiveCheckout(repo.dir, checkouts)) {
+      const executor = new LocalExecutor({ root, checkout, baseEnv: baseEnvFrom(process.env) });
+      executors.push(executor);
+      return executor;
+    },
+    spec(overrides) {
+      return {
+        handle: attemptName("exec", "node", 1),
+        repo: localRepoKey(repo.dir),
+        sha,
+        executionId: "exec",
+        nodeId: "node",
+        attempt: 1,
+        taskName: "task",
+        taskDigest: `sha256:${"d".repeat(64)}`,
+        image: "node:20-slim",
+        command: [NODE, "tasks/say.mjs", "0"],
+        env: {},
+        workdir: ".",
+        inputs: {},
+        outputs: {},
+        timeoutSeconds: 60,
+        secrets: {},
+        ...overrides,
+      };
+    },
+    async cleanup() {
+      for (const executor of executors) await executor.close();
+      // A failed test may leave a task running: do not leak it past the test run.
+      const attempts = join(root, "attempts");
+      for (const handle of existsSync(attempts) ? readdirSync(attempts) : []) {
+        const pidFile = join(attempts, handle, "pid");
+        if (!existsSync(pidFile)) continue;
+        try {
+          process.kill(-Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+        } catch {
+          // already gone
+        }
+      }
+      rmSync(root, { recursive: true, force: true });
+      repo.remove();
+    },
+  };
+}
+
+describe("LocalExecutor", () => {
+  executorContract("local", async () => {
+    const local = localSetup();
+    const harness: ExecutorHarness = {
+      executor: local.executor(),
+      spec: local.spec,
+      restart: async () => local.executor(),
+      async killAttempt(handle) {
+        const pid = Number(readFileSync(join(local.attemptDir(handle), "pid"), "utf8"));
+        process.kill(-pid, "SIGKILL");
+      },
+      cleanup: () => local.cleanup(),
+    };
+    return harness;
+  });
+});
+
+describe("LocalExecutor, beyond the contract", () => {
+  let local: LocalSetup;
+  let executor: LocalExecutor;
+  let seq = 0;
+  beforeAll(() => {
+    local = localSetup({
+      "tasks/cwd.mjs": `import { writeFileSync } from "node:fs";
+writeFileSync(process.env.REPRISE_OUTPUTS, JSON.stringify({ cwd: process.cwd() }));
+`,
+    });
+    executor = local.executor();
+  });
+  afterAll(() => local?.cleanup());
+
+  function fresh(overrides: Partial<LaunchSpec> = {}): LaunchSpec {
+    const executionId = `x${++seq}`;
+    return local.spec({ executionId, handle: attemptName(executionId, "node", 1), ...overrides });
+  }
+
+  async function run(spec: LaunchSpec, on = executor) {
+    await on.launch(spec);
+    return on.wait(spec);
+  }
+
+  it("says in the log that it ignores the image, and what it runs where", async () => {
+    const outcome = await run(fresh({ image: "python:3.12", workdir: "sub/dir" }));
+    const log = await executor.logTail(outcome.logRef ?? "", 4096);
+    expect(log?.split("\n")[0]).toBe(
+      `[reprise] local executor: image "python:3.12" is ignored; running ${NODE} tasks/say.mjs 0 in sub/dir at ${local.sha}`,
+    );
+  });
+
+  it("shares one checkout per SHA between attempts, extracted once", async () => {
+    const spec = {
+      command: [NODE, "tasks/cwd.mjs"],
+      outputs: { cwd: { type: "string" as const } },
+    };
+    const first = await run(fresh(spec));
+    const checkout = join(local.checkouts, local.sha);
+    const inode = statSync(checkout).ino;
+    const second = await run(fresh(spec), local.executor());
+    expect(first).toMatchObject({ ok: true, outputs: { cwd: checkout } });
+    expect(second).toMatchObject({ ok: true, outputs: { cwd: checkout } });
+    expect(statSync(checkout).ino).toBe(inode);
+    expect(readdirSync(local.checkouts)).toEqual([local.sha]);
+  });
+
+  it("does not pass the runner's own environment to tasks", async () => {
+    process.env.REPRISE_TEST_RUNNER_ONLY = "leak";
+    try {
+      const outcome = await run(
+        fresh({
+          command: [NODE, "tasks/report.mjs", "REPRISE_TEST_RUNNER_ONLY", "PATH"],
+          outputs: REPORT_OUTPUTS,
+        }),
+        local.executor(),
+      );
+      if (!outcome.ok) throw new Error(outcome.error.message);
+      const env = outcome.outputs.env as Record<string, string>;
+      expect(env.PATH).toBe(process.env.PATH);
+      expect(env).not.toHaveProperty("REPRISE_TEST_RUNNER_ONLY");
+    } finally {
+      delete process.env.REPRISE_TEST_RUNNER_ONLY;
+    }
+  });
+
+  it("fails a task whose workdir does not exist at the commit, saying so in the message", async () => {
+    const outcome = await run(fresh({ workdir: "no/such/dir" }));
+    if (outcome.ok) throw new Error("expected a failure");
+    expect(outcome.error).toMatchObject({ kind: "user", reason: "exit" });
+    expect(outcome.error.message).toMatch(/can't cd to .*no\/such\/dir/);
+  });
+
+  it("refuses a workdir that leads out of the checkout through a symlink", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "reprise-escape-"));
+    try {
+      mkdirSync(join(dir, "repo"));
+      symlinkSync(tmpdir(), join(dir, "repo", "out"));
+      const escaping = local.executor(async () => join(dir, "repo"));
+      await expect(escaping.launch(fresh({ workdir: "out" }))).rejects.toThrow(
+        /workdir "out" leads outside the repository/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses to launch with a NUL byte in an input, naming the variable", async () => {
+    const spec = fresh({ inputs: { blob: "a\0b" } });
+    await expect(executor.launch(spec)).rejects.toThrow(/REPRISE_INPUT_BLOB contains a NUL byte/);
+    expect(existsSync(local.attemptDir(spec.handle))).toBe(false);
+  });
+
+  it("reports exit 137 without its own markers as a user failure that names signal 9", async () => {
+    const outcome = await run(
+      fresh({ command: [NODE, "-e", 'process.kill(process.pid, "SIGKILL")'] }),
+    );
+    if (outcome.ok) throw new Error("expected a failure");
+    expect(outcome.error).toMatchObject({ kind: "user", reason: "exit", exitCode: 137 });
+    expect(outcome.error.message).toMatch(/signal 9, SIGKILL: out of memory/);
+  });
+
+  it("takes down what a task left running in the background when it ends", async () => {
+    const pidFile = join(local.root, `background-${++seq}`);
+    const script = `const c = require("node:child_process").spawn("sleep", ["30"], { stdio: "ignore" });
+require("node:fs").writeFileSync(process.argv[1], String(c.pid)); c.unref();`;
+    expect((await run(fresh({ command: [NODE, "-e", script, pidFile] }))).ok).toBe(true);
+    const background = Number(readFileSync(pidFile, "utf8"));
+    await expect.poll(() => processRunning(background), { timeout: 5_000 }).toBe(false);
+  });
+
+  it("aborting before launch leaves an aborted attempt that launch does not start", async () => {
+    const counter = join(local.root, `count-${++seq}`);
+    const spec = fresh({ command: [NODE, "tasks/count.mjs"], env: { COUNT_FILE: counter } });
+    await executor.abort(spec.handle);
+    await executor.launch(spec);
+    const outcome = await executor.wait(spec);
+    expect(outcome).toMatchObject({ ok: false, error: { kind: "user", reason: "aborted" } });
+    expect(existsSync(counter)).toBe(false);
+  });
+
+  it("on close stops waiting but leaves the task running, for the next runner to collect", async () => {
+    const spec = fresh({
+      command: [NODE, "tasks/slow.mjs", "800"],
+      outputs: { done: { type: "boolean" } },
+    });
+    const closing = local.executor();
+    await closing.launch(spec);
+    const waiting = closing.wait(spec);
+    await closing.close();
+    await expect(waiting).rejects.toThrow(/closed while waiting/);
+    await expect(closing.launch(fresh())).rejects.toThrow(/closed/);
+    const outcome = await local.executor().wait(spec);
+    expect(outcome).toMatchObject({ ok: true, outputs: { done: true } });
+  });
+
+  it("reads only its own attempts' logs", async () => {
+    const secret = join(local.root, "log");
+    writeFileSync(secret, "not an attempt log");
+    expect(await executor.logTail(secret, 100)).toBeNull();
+    expect(await executor.logTail("/etc/passwd", 100)).toBeNull();
+    expect(await executor.logTail(join(local.root, "attempts", "..", "log"), 100)).toBeNull();
+  });
+});
+
+describe("gitArchiveCheckout", () => {
+  let repo: TempRepo;
+  let cache: string;
+  beforeAll(() => {
+    repo = tempRepo("reprise-checkout-repo-");
+    cache = mkdtempSync(join(tmpdir(), "reprise-checkout-cache-"));
+  });
+  afterAll(() => {
+    repo?.remove();
+    if (cache) rmSync(cache, { recursive: true, force: true });
+  });
+
+  function commitFiles(count: number, tag: string): string {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < count; i++) files[`d${i % 10}/f${i}.txt`] = `${tag} ${i}\n`;
+    repo.write(files);
+    return repo.commit(tag);
+  }
+
+  /** How many files the commit has: what a complete checkout of it holds. */
+  function filesAt(sha: string): number {
+    return repo.git("ls-tree", "-r", "--name-only", sha).split("\n").length;
+  }
+
+  function fileCount(dir: string): number {
+    return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
+      .length;
+  }
+
+  it("extracts a commit once for concurrent callers, and nobody ever sees it half-extracted", async () => {
+    const sha = commitFiles(400, "many");
+    const complete = filesAt(sha);
+    const target = join(cache, sha);
+    const seen: number[] = [];
+    let extracting = true;
+    const watcher = (async () => {
+      while (extracting) {
+        if (existsSync(target)) seen.push(fileCount(target));
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    const key = localRepoKey(repo.dir);
+    const paths = await Promise.all([
+      gitArchiveCheckout(repo.dir, cache)(key, sha),
+      gitArchiveCheckout(repo.dir, cache)(key, sha),
+      gitArchiveCheckout(repo.dir, cache)(key, sha),
+    ]);
+    extracting = false;
+    await watcher;
+    expect(new Set(paths)).toEqual(new Set([target]));
+    expect(fileCount(target)).toBe(complete);
+    expect(seen.every((n) => n === complete)).toBe(true);
+    expect(readdirSync(cache)).toEqual([sha]);
+  });
+
+  it("lets separate processes race for the same checkout; all get the complete one", async () => {
+    const sha = commitFiles(200, "race");
+    const checkoutModule = pathToFileURL(
+      join(import.meta.dirname, "../../runner/executors/local/checkout.ts"),
+    ).href;
+    const tsx = pathToFileURL(
+      join(import.meta.dirname, "../../node_modules/tsx/dist/loader.mjs"),
+    ).href;
+    const script = `import { gitArchiveCheckout } from ${JSON.stringify(checkoutModule)};
+const dir = await gitArchiveCheckout(process.argv[1], process.argv[2])("k", process.argv[3]);
+console.log(dir);`;
+    const runOne = () =>
+      promisify(execFile)(NODE, [
+        "--import",
+        tsx,
+        "--input-type=module",
+        "-e",
+        script,
+        repo.dir,
+        cache,
+        sha,
+      ]);
+    const results = await Promise.all([runOne(), runOne(), runOne()]);
+    for (const { stdout } of results) expect(stdout.trim()).toBe(join(cache, sha));
+    expect(fileCount(join(cache, sha))).toBe(filesAt(sha));
+    expect(readdirSync(cache).filter((name) => name.startsWith("."))).toEqual([]);
+  });
+
+  it("clears what a crashed extraction left behind, and never serves it", async () => {
+    const sha = commitFiles(5, "crash");
+    const dead = spawnSync(NODE, ["-e", ""]).pid;
+    const abandoned = join(cache, `.staging-${dead}-abc123`);
+    mkdirSync(abandoned);
+    writeFileSync(join(abandoned, "half.txt"), "half");
+    const dir = await gitArchiveCheckout(repo.dir, cache)(localRepoKey(repo.dir), sha);
+    expect(existsSync(abandoned)).toBe(false);
+    expect(existsSync(join(dir, "half.txt"))).toBe(false);
+    expect(readFileSync(join(dir, "d0", "f0.txt"), "utf8")).toBe("crash 0\n");
+  });
+
+  it("keeps symlinks inside the repository and refuses one that points outside", async () => {
+    repo.write({ "inside/target.txt": "ok" });
+    symlinkSync("inside/target.txt", join(repo.dir, "good-link"));
+    const good = repo.commit("good link");
+    const dir = await gitArchiveCheckout(repo.dir, cache)("k", good);
+    expect(readFileSync(join(dir, "good-link"), "utf8")).toBe("ok");
+
+    symlinkSync("../../../etc", join(repo.dir, "bad-link"));
+    const bad = repo.commit("bad link");
+    await expect(gitArchiveCheckout(repo.dir, cache)("k", bad)).rejects.toThrow(
+      /symlink bad-link -> \.\.\/\.\.\/\.\.\/etc that points outside the repository/,
+    );
+    expect(existsSync(join(cache, bad))).toBe(false);
+  });
+
+  it("refuses something that is not a full commit SHA, and a SHA the repository lacks", async () => {
+    await expect(gitArchiveCheckout(repo.dir, cache)("k", "HEAD")).rejects.toThrow(
+      /not a full lowercase commit SHA/,
+    );
+    await expect(gitArchiveCheckout(repo.dir, cache)("k", "0".repeat(40))).rejects.toThrow(
+      /cannot check out 0{40} of k from .*: git archive failed/,
+    );
+  });
+});
