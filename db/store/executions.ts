@@ -217,6 +217,19 @@ export class ExecutionStore {
   }
 
   /**
+   * Frees every lease. Only for the embedded database: its directory lock proves no other
+   * process is alive to hold one, so leases left by a killed process need not wait to expire.
+   */
+  async releaseAllLeases(): Promise<number> {
+    const r = await this.db
+      .update(executions)
+      .set({ leaseOwner: null, leaseExpiresAt: null })
+      .where(sql`lease_owner is not null`)
+      .returning({ id: executions.id });
+    return r.length;
+  }
+
+  /**
    * Asks for an execution to stop. Any process may ask; the lease holder carries it out
    * (ABORTING -> ABORTED). Returns false when the execution had already finished.
    */

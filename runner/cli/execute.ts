@@ -23,6 +23,8 @@ export interface CommonOptions {
   detach: boolean;
   /** Live progress (a terminal, and not --json). */
   progress: boolean;
+  /** Ctrl-C: stop driving; the execution stays as it is for a worker or `status --resume`. */
+  signal?: AbortSignal;
 }
 
 export interface RunOptions extends CommonOptions {
@@ -115,7 +117,13 @@ export async function relaunchCommand(
 
 export async function statusCommand(
   config: Config,
-  opts: { execution: string; json: boolean; resume: boolean; progress: boolean },
+  opts: {
+    execution: string;
+    json: boolean;
+    resume: boolean;
+    progress: boolean;
+    signal?: AbortSignal;
+  },
   io: Io,
 ): Promise<number> {
   const printer = progressPrinter(io, opts.progress);
@@ -124,7 +132,7 @@ export async function statusCommand(
     let exec = await rt.open.store.executions.get(opts.execution);
     if (!exec) throw new UsageError(`no execution "${opts.execution}"`);
     // --resume: drive it here if no live runner holds it (after a crash, say).
-    if (opts.resume) exec = await rt.engine.drive(exec.id);
+    if (opts.resume) exec = await rt.engine.drive(exec.id, opts.signal);
     return await report(rt.open.store, exec, opts.json, io);
   } finally {
     await rt.close();
@@ -143,7 +151,12 @@ async function finish(
     return EXIT.ok;
   }
   printer.started(exec);
-  const done = await rt.engine.drive(exec.id);
+  const done = await rt.engine.drive(exec.id, opts.signal);
+  if (opts.signal?.aborted && !["SUCCEEDED", "FAILED", "ABORTED"].includes(done.state)) {
+    io.err(
+      `interrupted: ${exec.id} is ${done.state}; \`reprise status --resume ${exec.id}\` or \`reprise worker\` finishes it`,
+    );
+  }
   return report(rt.open.store, done, opts.json, io);
 }
 

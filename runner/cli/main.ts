@@ -8,6 +8,7 @@ import { EXIT, type Io, UsageError } from "./io.js";
 import { migrateCommand } from "./migrate.js";
 import { validate } from "./validate.js";
 import { activateCommand, diffCommand, productionCommand, versionsCommand } from "./versions.js";
+import { workerCommand } from "./worker.js";
 
 const USAGE = `usage: reprise <command> [options]
 
@@ -24,6 +25,7 @@ commands:
   diff A B             tasks and workflows added / removed / changed / renamed between two commits [--json]
   production           the production version and its activation history [--json]
   activate REF         make a commit the production version (a revert reads "rollback to <sha>") [--reason TEXT]
+  worker               claim and drive executions until SIGINT/SIGTERM [--once: finish what is pending, then exit]
   migrate    apply pending database migrations [--json]
              (DATABASE_URL, or the embedded database under REPRISE_DATA_DIR)
 
@@ -40,6 +42,7 @@ export async function main(
   cwd: string,
   env: Readonly<Record<string, string | undefined>>,
   tty = false,
+  signal?: AbortSignal,
 ): Promise<number> {
   try {
     const [command, ...rest] = argv;
@@ -90,6 +93,7 @@ export async function main(
             detach: values.detach === true,
             json,
             progress: !json && tty,
+            ...(signal ? { signal } : {}),
           },
           io,
         );
@@ -119,6 +123,7 @@ export async function main(
             detach: values.detach === true,
             json,
             progress: !json && tty,
+            ...(signal ? { signal } : {}),
           },
           io,
         );
@@ -140,6 +145,7 @@ export async function main(
             json,
             resume: values.resume === true,
             progress: !json && tty,
+            ...(signal ? { signal } : {}),
           },
           io,
         );
@@ -206,6 +212,15 @@ export async function main(
             json: values.json === true,
           },
           io,
+        );
+      }
+      case "worker": {
+        const { values } = parse(rest, { once: { type: "boolean", default: false } });
+        return await workerCommand(
+          loadConfig(env),
+          { once: values.once === true },
+          io,
+          signal ?? new AbortController().signal,
         );
       }
       case "migrate": {

@@ -80,8 +80,9 @@ export class Driver {
       clearInterval(renew);
       unsubscribe();
       if (!this.lost) {
-        // Let running attempts report before giving the execution up.
-        await Promise.allSettled([...this.watchers.values()]);
+        // Let running attempts report before giving the execution up, unless told to stop: then
+        // they keep running (they outlive the runner) and the next runner re-attaches to them.
+        if (!this.signal?.aborted) await Promise.allSettled([...this.watchers.values()]);
         for (const r of this.reservations.values()) clearInterval(r.timer);
         await this.store.executions.release(this.lease).catch(() => undefined);
       } else {
