@@ -18,6 +18,26 @@ export interface Registered {
   identicalTo: string | null;
 }
 
+export type Checked = Registered | { invalid: Extract<BuildResult, { ok: false }>; sha: string };
+
+/**
+ * For the CLI (issue 4): an invalid spec is reported and nothing is registered, so fixing the
+ * file and amending the commit leaves no trace. A valid one is registered as usual.
+ */
+export async function registerLocalCommitIfValid(
+  store: Store,
+  root: string,
+  ref: string,
+): Promise<Checked> {
+  const info = await commitInfo(root, ref);
+  const existing = await store.versions.get(localRepoKey(root), info.sha);
+  if (existing)
+    return { version: existing, created: false, identicalTo: await equivalent(store, existing) };
+  const result = await buildAt(root, info.sha);
+  if (!result.ok) return { invalid: result, sha: info.sha };
+  return registerLocalCommit(store, root, info.sha);
+}
+
 export async function registerLocalCommit(
   store: Store,
   root: string,
@@ -28,24 +48,7 @@ export async function registerLocalCommit(
   const existing = await store.versions.get(repo, info.sha);
   if (existing)
     return { version: existing, created: false, identicalTo: await equivalent(store, existing) };
-  const snap = await snapshotAt(root, info.sha);
-  const result: BuildResult =
-    snap.spec === null
-      ? {
-          ok: false,
-          warnings: [],
-          errors: [
-            {
-              severity: "error",
-              code: "E_REQUIRED",
-              message: `no ${SPEC_FILE} at the root of ${info.sha.slice(0, 12)}`,
-              line: 1,
-              col: 1,
-              path: "(document)",
-            },
-          ],
-        }
-      : buildVersion(snap.spec, snap.tree);
+  const result = await buildAt(root, info.sha);
   const { version, created } = await store.versions.register({
     repo,
     sha: info.sha,
@@ -55,6 +58,19 @@ export async function registerLocalCommit(
     result,
   });
   return { version, created, identicalTo: await equivalent(store, version) };
+}
+
+async function buildAt(root: string, sha: string): Promise<BuildResult> {
+  const snap = await snapshotAt(root, sha);
+  if (snap.spec !== null) return buildVersion(snap.spec, snap.tree);
+  const message = `no ${SPEC_FILE} at the root of ${sha.slice(0, 12)}`;
+  return {
+    ok: false,
+    warnings: [],
+    errors: [
+      { severity: "error", code: "E_REQUIRED", message, line: 1, col: 1, path: "(document)" },
+    ],
+  };
 }
 
 async function equivalent(store: Store, v: VersionRecord): Promise<string | null> {

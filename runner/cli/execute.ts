@@ -10,7 +10,7 @@ import { localRepoKey } from "../../core/version/repo-key.js";
 import type { Store } from "../../db/store.js";
 import type { ExecutionRecord, VersionRecord } from "../../db/types.js";
 import type { Config } from "../config.js";
-import { registerLocalCommit } from "../registry.js";
+import { registerLocalCommitIfValid } from "../registry.js";
 import { gitUser, repoRoot } from "../sources/local-git.js";
 import { executionDocument, summaryLines } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
@@ -169,16 +169,27 @@ async function report(store: Store, exec: ExecutionRecord, json: boolean, io: Io
   return exec.state === "FAILED" || exec.state === "ABORTED" ? EXIT.failed : EXIT.ok;
 }
 
-/** Registers the commit, printing its diagnostics; null (nothing registered as executable) when invalid. */
+/** Registers the commit, printing its diagnostics; null (nothing registered) when its spec is invalid. */
 async function registerOrExplain(
   store: Store,
   root: string,
   ref: string,
   io: Io,
 ): Promise<VersionRecord | null> {
-  const { version, identicalTo } = await registerLocalCommit(store, root, ref);
+  const checked = await registerLocalCommitIfValid(store, root, ref);
+  if ("invalid" in checked) {
+    for (const d of [...checked.invalid.errors, ...checked.invalid.warnings]) {
+      io.err(`${formatDiagnostic(d)}${d.severity === "warning" ? " (warning)" : ""}`);
+    }
+    io.err(
+      `reprise.yaml of ${ref} (${checked.sha.slice(0, 12)}) is invalid: nothing registered, nothing run`,
+    );
+    return null;
+  }
+  const { version, identicalTo } = checked;
   for (const w of version.warnings) io.err(`${formatDiagnostic(w)} (warning)`);
   if (version.status !== "registered") {
+    // Registered as invalid earlier (by the GitHub App, say): still nothing to run.
     for (const e of version.errors) io.err(formatDiagnostic(e));
     io.err(`reprise.yaml of ${ref} (${version.sha.slice(0, 12)}) is invalid: nothing to run`);
     return null;
