@@ -19,7 +19,68 @@ export interface Database {
   driver: "postgres" | "pglite";
   /** Where it lives, without credentials: for logs and errors. */
   location: string;
+  /** LISTEN on a channel; `pg_notify` from any connection (or process, on Postgres) reaches it. */
+  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+/** Channel names are identifiers; ours are fixed, lowercase constants. */
+const CHANNEL = /^[a-z_][a-z0-9_]*$/;
+
+function checkChannel(channel: string): void {
+  if (!CHANNEL.test(channel)) throw new StoreError(`invalid LISTEN channel name "${channel}"`);
+}
+
+/**
+ * LISTEN on Postgres needs a connection of its own, outside the pool. It reconnects after a
+ * server restart; wake-ups missed meanwhile are covered by the engine's periodic tick.
+ */
+function pgListener(url: string) {
+  const listeners = new Map<string, Set<(payload: string) => void>>();
+  let client: pg.Client | null = null;
+  let closed = false;
+  let connecting: Promise<void> | null = null;
+  const connectOnce = async () => {
+    const c = new pg.Client({ connectionString: url });
+    c.on("notification", (m) => {
+      for (const fn of listeners.get(m.channel) ?? []) fn(m.payload ?? "");
+    });
+    c.on("error", () => undefined);
+    c.on("end", () => {
+      client = null;
+      if (!closed) setTimeout(() => void ensure().catch(() => undefined), 1_000).unref();
+    });
+    await c.connect();
+    for (const channel of listeners.keys()) await c.query(`LISTEN ${channel}`);
+    client = c;
+  };
+  const ensure = () => {
+    if (client || closed) return Promise.resolve();
+    connecting ??= connectOnce().finally(() => {
+      connecting = null;
+    });
+    return connecting;
+  };
+  return {
+    async listen(channel: string, fn: (payload: string) => void) {
+      checkChannel(channel);
+      const set = listeners.get(channel) ?? new Set();
+      const first = set.size === 0;
+      set.add(fn);
+      listeners.set(channel, set);
+      await ensure();
+      if (first && client) await client.query(`LISTEN ${channel}`);
+      return async () => {
+        set.delete(fn);
+        if (set.size === 0 && client)
+          await client.query(`UNLISTEN ${channel}`).catch(() => undefined);
+      };
+    },
+    async close() {
+      closed = true;
+      await client?.end().catch(() => undefined);
+    },
+  };
 }
 
 export type ConnectOptions =
@@ -44,11 +105,16 @@ export async function connect(opts: ConnectOptions): Promise<Database> {
         { cause: e },
       );
     }
+    const listener = pgListener(opts.databaseUrl);
     return {
       db: drizzlePg(pool, { schema }) as unknown as Db,
       driver: "postgres",
       location,
-      close: () => pool.end(),
+      listen: listener.listen,
+      close: async () => {
+        await listener.close();
+        await pool.end();
+      },
     };
   }
   if ("memory" in opts) {
@@ -57,6 +123,7 @@ export async function connect(opts: ConnectOptions): Promise<Database> {
       db: drizzlePglite(client, { schema }) as unknown as Db,
       driver: "pglite",
       location: "memory",
+      listen: (channel, fn) => pgliteListen(client, channel, fn),
       close: () => client.close(),
     };
   }
@@ -76,6 +143,7 @@ export async function connect(opts: ConnectOptions): Promise<Database> {
     db: drizzlePglite(client, { schema }) as unknown as Db,
     driver: "pglite",
     location: dataDir,
+    listen: (channel, fn) => pgliteListen(client, channel, fn),
     close: async () => {
       try {
         await client.close();
@@ -84,6 +152,13 @@ export async function connect(opts: ConnectOptions): Promise<Database> {
       }
     },
   };
+}
+
+/** PGlite is in-process: NOTIFY reaches LISTEN callbacks of the same instance. */
+async function pgliteListen(client: PGlite, channel: string, fn: (payload: string) => void) {
+  checkChannel(channel);
+  const unlisten = await client.listen(channel, fn);
+  return () => unlisten();
 }
 
 function redact(url: string): string {

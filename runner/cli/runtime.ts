@@ -24,6 +24,7 @@ export async function openRuntime(
     executor,
     owner: `${hostname()}:${process.pid}`,
     maxParallel: config.maxParallel,
+    listen: open.database.listen,
     ...(onEvent ? { onEvent } : {}),
   });
   return {

@@ -3,6 +3,8 @@
  * Driver that reconciles the persisted state with the pure planner until the execution ends.
  * See README.md here for the invariants (what is persisted before what).
  */
+
+import { EXECUTIONS_CHANNEL } from "../../db/store/executions.js";
 import type { Store } from "../../db/store.js";
 import type { CacheStatus, ExecutionRecord, Lease, NodeError, NodeState } from "../../db/types.js";
 import type { Executor } from "../executors/types.js";
@@ -35,6 +37,8 @@ export interface EngineOptions {
   reservationMs?: number;
   heartbeatMs?: number;
   onEvent?: (event: EngineEvent) => void;
+  /** LISTEN (Database.listen): wake-ups when executions are created or asked to stop. */
+  listen?: (channel: string, onPayload: (payload: string) => void) => Promise<() => Promise<void>>;
 }
 
 export class Engine {
@@ -46,8 +50,12 @@ export class Engine {
   readonly reservationMs: number;
   readonly heartbeatMs: number;
   private free: number;
-  private readonly drivers = new Map<string, Promise<ExecutionRecord | null>>();
+  private readonly drivers = new Map<
+    string,
+    { driver: Driver; done: Promise<ExecutionRecord | null> }
+  >();
   private readonly listeners = new Set<() => void>();
+  private wakeClaimLoop: (() => void) | null = null;
 
   constructor(private readonly opts: EngineOptions) {
     this.store = opts.store;
@@ -87,9 +95,18 @@ export class Engine {
    * live runner holds it, waits until that runner finishes it or its lease expires.
    */
   async drive(executionId: string, signal?: AbortSignal): Promise<ExecutionRecord> {
+    const unlisten = await this.opts.listen?.(EXECUTIONS_CHANNEL, (id) => this.notified(id));
+    try {
+      return await this.driveLoop(executionId, signal);
+    } finally {
+      await unlisten?.();
+    }
+  }
+
+  private async driveLoop(executionId: string, signal?: AbortSignal): Promise<ExecutionRecord> {
     for (;;) {
       const running = this.drivers.get(executionId);
-      if (running) await running;
+      if (running) await running.done;
       const exec = await this.store.executions.get(executionId);
       if (!exec) throw new Error(`execution ${executionId} not found`);
       if (["SUCCEEDED", "FAILED", "ABORTED"].includes(exec.state) || signal?.aborted) return exec;
@@ -98,7 +115,7 @@ export class Engine {
         ids: [executionId],
       });
       if (lease) {
-        const done = await this.start(lease);
+        const done = await this.start(lease, signal);
         if (done && ["SUCCEEDED", "FAILED", "ABORTED"].includes(done.state)) return done;
       } else {
         await sleep(this.tickMs, signal);
@@ -108,24 +125,41 @@ export class Engine {
 
   /** Claims and drives any executions that need it until `signal` aborts (`reprise worker`). */
   async work(signal: AbortSignal, opts: { batch?: number } = {}): Promise<void> {
-    while (!signal.aborted) {
-      const leases = await this.store.executions.claim(this.owner, {
-        leaseMs: this.leaseMs,
-        limit: opts.batch ?? 8,
-      });
-      for (const lease of leases) void this.start(lease, signal);
-      await sleep(this.tickMs, signal);
+    const unlisten = await this.opts.listen?.(EXECUTIONS_CHANNEL, (id) => this.notified(id));
+    try {
+      while (!signal.aborted) {
+        const leases = await this.store.executions.claim(this.owner, {
+          leaseMs: this.leaseMs,
+          limit: opts.batch ?? 8,
+        });
+        for (const lease of leases) void this.start(lease, signal);
+        // Woken early by a notification; the tick covers notifications missed (a reconnect).
+        await new Promise<void>((resolve) => {
+          this.wakeClaimLoop = resolve;
+          void sleep(this.tickMs, signal).then(resolve);
+        });
+        this.wakeClaimLoop = null;
+      }
+      await Promise.allSettled([...this.drivers.values()].map((d) => d.done));
+    } finally {
+      await unlisten?.();
     }
-    await Promise.allSettled([...this.drivers.values()]);
+  }
+
+  /** An execution was created, or asked to stop: claim it, or wake the driver that has it. */
+  private notified(executionId: string): void {
+    const running = this.drivers.get(executionId);
+    if (running) running.driver.wake();
+    else this.wakeClaimLoop?.();
   }
 
   private start(lease: Lease, signal?: AbortSignal): Promise<ExecutionRecord | null> {
     const existing = this.drivers.get(lease.executionId);
-    if (existing) return existing;
+    if (existing) return existing.done;
     const driver = new Driver(this, lease, signal);
-    const p = driver.run().finally(() => this.drivers.delete(lease.executionId));
-    this.drivers.set(lease.executionId, p);
-    return p;
+    const done = driver.run().finally(() => this.drivers.delete(lease.executionId));
+    this.drivers.set(lease.executionId, { driver, done });
+    return done;
   }
 }
 

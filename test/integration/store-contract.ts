@@ -293,6 +293,19 @@ export function storeContract(driver: Driver): void {
       expect((await store.executions.get(e.id))?.finishedAt).toBeInstanceOf(Date);
     });
 
+    it("notifies listeners when an execution is created or asked to stop", async () => {
+      const heard: string[] = [];
+      const unlisten = await t.database.listen("reprise_executions", (id) => heard.push(id));
+      try {
+        const e = await queued();
+        await store.executions.requestAbort(e.id);
+        for (let i = 0; i < 100 && heard.length < 2; i++) await sleep(20);
+        expect(heard).toEqual([e.id, e.id]);
+      } finally {
+        await unlisten();
+      }
+    });
+
     it("lists executions newest first, filtered", async () => {
       const a = await queued();
       const b = await queued();
