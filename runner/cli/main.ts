@@ -4,6 +4,13 @@ import { StoreError } from "../../db/errors.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { GitError } from "../sources/local-git.js";
 import { relaunchCommand, runCommand, statusCommand } from "./execute.js";
+import {
+  cacheCommand,
+  DEFAULT_LOG_TAIL,
+  lineageCommand,
+  logsCommand,
+  positiveInt,
+} from "./inspect.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 import { migrateCommand } from "./migrate.js";
 import { validate } from "./validate.js";
@@ -21,6 +28,13 @@ commands:
   relaunch EXECUTION   run an execution's workflow and inputs again; the cache decides what runs
              [--ref REF] [--recover] [--overwrite-cache] [--detach] [--json]
   status EXECUTION     the execution's document [--json] [--resume: drive it here if no runner does]
+  logs EXECUTION [NODE]   a node's log, default its last attempt (without NODE: every node that ran)
+             [--attempt N] [--tail BYTES (default 65536)] [--json]
+  lineage EXECUTION NODE  where each output of the node was computed: execution, node, version,
+             task digest, cache key, time [--json]
+  cache stats|evict    the repository's memo cache: entries and hits per task, or evict entries
+             [--repo DIR] [--task NAME|DIGEST] [--key KEY] [--execution ID] [--json]
+             evict removes the entries matching all of --task, --key, --execution (at least one)
   versions             registered versions of the repository, production marked [--json] [--limit N]
   diff A B             tasks and workflows added / removed / changed / renamed between two commits [--json]
   production           the production version and its activation history [--json]
@@ -150,6 +164,68 @@ export async function main(
           io,
         );
       }
+      case "logs": {
+        const spec: OptionSpec = {
+          attempt: { type: "string" },
+          tail: { type: "string" },
+          json: { type: "boolean", default: false },
+        };
+        const parsed = parse(rest, spec, [1, 2]);
+        const { values, positionals } = parsed;
+        return await logsCommand(
+          loadConfig(env),
+          {
+            execution: positionals[0] as string,
+            node: positionals[1] ?? null,
+            attempt: positiveInt(str(values.attempt), "--attempt", "2"),
+            tail: positiveInt(str(values.tail), "--tail", "65536") ?? DEFAULT_LOG_TAIL,
+            json: values.json === true,
+          },
+          io,
+        );
+      }
+      case "lineage": {
+        const { values, positionals } = parse(
+          rest,
+          { json: { type: "boolean", default: false } },
+          2,
+        );
+        return await lineageCommand(
+          loadConfig(env),
+          {
+            execution: positionals[0] as string,
+            node: positionals[1] as string,
+            json: values.json === true,
+          },
+          io,
+        );
+      }
+      case "cache": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            repo: { type: "string" },
+            task: { type: "string" },
+            key: { type: "string" },
+            execution: { type: "string" },
+            json: { type: "boolean", default: false },
+          },
+          1,
+        );
+        return await cacheCommand(
+          loadConfig(env),
+          {
+            action: positionals[0] as string,
+            repo: str(values.repo) ?? null,
+            cwd,
+            task: str(values.task) ?? null,
+            key: str(values.key) ?? null,
+            execution: str(values.execution) ?? null,
+            json: values.json === true,
+          },
+          io,
+        );
+      }
       case "versions": {
         const { values } = parse(rest, {
           repo: { type: "string" },
@@ -248,8 +324,13 @@ type OptionSpec = Record<
   { type: "string" | "boolean"; default?: string | boolean; short?: string; multiple?: boolean }
 >;
 
-/** Parses options strictly; `positionals` is how many positional arguments the command takes. */
-function parse(args: string[], options: OptionSpec, positionals = 0) {
+/** Parses options strictly; `positionals`: how many positional arguments (or [min, max]) the command takes. */
+function parse(
+  args: string[],
+  options: OptionSpec,
+  positionals: number | readonly [number, number] = 0,
+) {
+  const [min, max] = typeof positionals === "number" ? [positionals, positionals] : positionals;
   let parsed: {
     values: Record<string, string | boolean | string[] | undefined>;
     positionals: string[];
@@ -259,11 +340,12 @@ function parse(args: string[], options: OptionSpec, positionals = 0) {
   } catch (e) {
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }
-  if (parsed.positionals.length !== positionals) {
+  const n = parsed.positionals.length;
+  if (n < min || n > max) {
     throw new UsageError(
-      positionals === 0
+      max === 0
         ? `unexpected argument "${parsed.positionals[0]}"`
-        : `expected ${positionals} argument(s), got ${parsed.positionals.length}`,
+        : `expected ${min === max ? min : `${min} to ${max}`} argument(s), got ${n}`,
     );
   }
   return parsed;
