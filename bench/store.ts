@@ -8,9 +8,7 @@
  * server) and dropped at the end, also on failure or Ctrl-C.
  */
 import { createHash } from "node:crypto";
-import { constants } from "node:os";
 import { sql } from "drizzle-orm";
-import pg from "pg";
 import { cacheIdentity, cacheKey } from "../core/hash/cache-key.js";
 import type { Digest } from "../core/hash/digest.js";
 import type { TreeEntry } from "../core/hash/sources.js";
@@ -19,8 +17,8 @@ import { buildVersion } from "../core/version/build-version.js";
 import { openStore, type Store } from "../db/store.js";
 import type { Lease } from "../db/types.js";
 import type { Row } from "./lib.js";
+import { adminUrl, withScratchDatabases } from "./scratch-db.js";
 
-const DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/test";
 /** One pool for every figure and its floor: twice the workers, so none waits for a connection. */
 const POOL_SIZE = 8;
 
@@ -40,8 +38,12 @@ const COMPLETION_BLOCKS = 20;
 const COUNTER_ROWS = 1_000;
 
 export async function benchStore(): Promise<Row[]> {
-  return withScratchDatabase(process.env.DATABASE_URL ?? DEFAULT_URL, async (url) => {
-    const opened = await openStore({ databaseUrl: url, poolSize: POOL_SIZE, migrate: true });
+  return withScratchDatabases(adminUrl(), [""], "bench/store", async ([url]) => {
+    const opened = await openStore({
+      databaseUrl: url as string,
+      poolSize: POOL_SIZE,
+      migrate: true,
+    });
     try {
       return [...(await benchLookup(opened.store)), ...(await benchCompletion(opened.store))];
     } finally {
@@ -379,69 +381,4 @@ function progress(what: string, since: number): void {
   process.stderr.write(
     `bench/store: ${what} (${((performance.now() - since) / 1000).toFixed(1)} s)\n`,
   );
-}
-
-/**
- * Runs `fn` against a database of its own on the server of `adminUrl`, created empty and
- * dropped afterwards however `fn` ends, Ctrl-C included. `WITH (FORCE)` ends connections a
- * failed run left open, so the drop never waits on them.
- */
-async function withScratchDatabase<T>(
-  adminUrl: string,
-  fn: (url: string) => Promise<T>,
-): Promise<T> {
-  const name = `reprise_bench_${process.pid}`;
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const admin = async (statement: (quoted: string) => string) => {
-    const client = new pg.Client({ connectionString: adminUrl });
-    try {
-      await client.connect();
-    } catch (e) {
-      throw new Error(
-        `cannot connect to Postgres at ${redact(adminUrl)}: ${(e as Error).message}; set DATABASE_URL`,
-        { cause: e },
-      );
-    }
-    try {
-      await client.query(statement(client.escapeIdentifier(name)));
-    } finally {
-      await client.end();
-    }
-  };
-  const drop = () => admin((db) => `drop database if exists ${db} with (force)`);
-  // A previous process with this pid may have been killed before its cleanup.
-  await drop();
-  await admin((db) => `create database ${db}`);
-  let interrupted: Promise<never> | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`bench/store: ${signal}, dropping ${name}\n`);
-    interrupted ??= drop()
-      .catch((e) => process.stderr.write(`bench/store: could not drop ${name}: ${e}\n`))
-      .then(() => process.exit(128 + constants.signals[signal]));
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
-    return await fn(url.toString());
-  } catch (e) {
-    // The drop ended the benchmark's connections mid-query: that failure is the interruption
-    // itself, not worth a stack trace; wait for the exit instead.
-    if (interrupted) return interrupted;
-    throw e;
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    if (!interrupted) await drop();
-  }
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparsable DATABASE_URL)";
-  }
 }

@@ -1,0 +1,187 @@
+/**
+ * The local executor's overhead (DESIGN.md section 13): 200 trivial tasks (`true`) through the
+ * real engine and LocalExecutor, against 200 bare `child_process.spawn("true")` with the same
+ * concurrency, in the same run. Also reported: the same 200 nodes through the engine with the
+ * no-op executor, which splits the overhead into the engine's part and the executor's.
+ *
+ * The store is an in-memory PGlite, the embedded default that the local executor runs with
+ * (`reprise run` on a laptop). The version is a real temporary git repository registered with
+ * registerLocalCommit, because the executor checks the commit out (`git archive`, once per SHA:
+ * the unmeasured warm-up execution pays it). Tasks are `cache: false`, maxParallel 8.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { openStore, type Store } from "../db/store.js";
+import { Engine } from "../runner/engine/engine.js";
+import { createLocalExecutor } from "../runner/executors/local/index.js";
+import type { Executor } from "../runner/executors/types.js";
+import { registerLocalCommit } from "../runner/registry.js";
+import type { Row } from "./lib.js";
+import { NoopExecutor } from "./noop-executor.js";
+
+const TASKS = 200;
+const PARALLEL = 8;
+const ROUNDS = 3;
+const WARM = PARALLEL;
+
+function spec(): string {
+  const lines = [
+    "version: 1",
+    "tasks:",
+    `  noop: { image: "busybox@sha256:${"b".repeat(64)}", command: ["true"], sources: [reprise.yaml], cache: false }`,
+    "workflows:",
+  ];
+  for (const [name, n] of [
+    ["warm", WARM],
+    ["fan", TASKS],
+  ] as const) {
+    lines.push(`  ${name}:`, "    nodes:");
+    for (let i = 0; i < n; i++) lines.push(`      t${i}: { task: noop }`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export async function benchLocalExecutor(): Promise<Row[]> {
+  const started = performance.now();
+  const tmp = mkdtempSync(join(tmpdir(), "reprise-bench-local-"));
+  const opened = await openStore({ memory: true, migrate: true });
+  const local = createLocalExecutor({ dataDir: join(tmp, "data"), env: process.env });
+  try {
+    const repo = gitRepo(join(tmp, "repo"));
+    const { version } = await registerLocalCommit(opened.store, repo, "HEAD");
+    if (version.status !== "registered")
+      throw new Error(`invalid spec: ${version.errors.map((e) => e.message).join("; ")}`);
+    const engine = (executor: Executor) =>
+      new Engine({
+        store: opened.store,
+        executor,
+        owner: "bench",
+        maxParallel: PARALLEL,
+        tickMs: 1_000,
+      });
+    const withLocal = engine(local);
+    const withNoop = engine(new NoopExecutor());
+    const drive = async (on: Engine, workflow: string) => {
+      const id = await create(opened.store, version.repo, version.sha, workflow);
+      const t = performance.now();
+      const e = await on.drive(id);
+      const ms = performance.now() - t;
+      if (e.state !== "SUCCEEDED")
+        throw new Error(`${workflow} ended ${e.state}: ${e.error?.message}`);
+      return ms;
+    };
+    // Warm-up: the checkout of the SHA, the spawn path, the store's caches, the JIT.
+    await drive(withLocal, "warm");
+    await drive(withNoop, "warm");
+    await spawnAll(WARM, PARALLEL);
+    progress("registered the version, warmed up (checkout done)", started);
+
+    // Alternated, so drift during the run weighs on each alike.
+    const ms = { floor: [] as number[], local: [] as number[], noop: [] as number[] };
+    for (let r = 0; r < ROUNDS; r++) {
+      ms.floor.push(await timed(() => spawnAll(TASKS, PARALLEL)));
+      ms.local.push(await drive(withLocal, "fan"));
+      ms.noop.push(await drive(withNoop, "fan"));
+    }
+    const floor = median(ms.floor);
+    const viaLocal = median(ms.local);
+    const viaNoop = median(ms.noop);
+    progress(
+      `floor ${ms.floor.map((v) => v.toFixed(0)).join("/")} ms, local ${ms.local.map((v) => v.toFixed(0)).join("/")} ms, noop ${ms.noop.map((v) => v.toFixed(0)).join("/")} ms`,
+      started,
+    );
+    const floorName = `${TASKS} x spawn("true"), ${PARALLEL} at a time`;
+    return [
+      {
+        figure: `local executor: ${TASKS} x true via engine (PGlite, maxParallel ${PARALLEL}, median of ${ROUNDS})`,
+        value: viaLocal,
+        peer: floorName,
+        peerValue: floor,
+        target: "< 1.5x floor",
+        met: viaLocal < 1.5 * floor,
+      },
+      {
+        figure: `  the same ${TASKS} nodes via engine + no-op executor (engine's share)`,
+        value: viaNoop,
+        peer: floorName,
+        peerValue: floor,
+        target: "reported",
+        met: true,
+      },
+    ];
+  } finally {
+    await local.close();
+    await opened.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function create(store: Store, repo: string, sha: string, workflow: string) {
+  const e = await store.executions.create({
+    repo,
+    sha,
+    workflow,
+    inputs: {},
+    trigger: { kind: "cli", actor: "bench" },
+  });
+  return e.id;
+}
+
+/** A git repository with the spec committed, fixed identity and dates; returns its directory. */
+function gitRepo(dir: string): string {
+  const env = {
+    ...process.env,
+    GIT_AUTHOR_NAME: "Bench",
+    GIT_AUTHOR_EMAIL: "bench@example.com",
+    GIT_COMMITTER_NAME: "Bench",
+    GIT_COMMITTER_EMAIL: "bench@example.com",
+    GIT_AUTHOR_DATE: "2026-01-01T00:00:00Z",
+    GIT_COMMITTER_DATE: "2026-01-01T00:00:00Z",
+  };
+  const git = (...args: string[]) => execFileSync("git", args, { cwd: dir, env, stdio: "pipe" });
+  execFileSync("git", ["init", "-q", "-b", "main", dir], { env, stdio: "pipe" });
+  writeFileSync(join(dir, "reprise.yaml"), spec());
+  git("add", "-A");
+  git("commit", "-q", "-m", "bench");
+  return dir;
+}
+
+/** `n` bare spawns of `true`, `parallel` at a time, each awaited to its exit. */
+async function spawnAll(n: number, parallel: number): Promise<void> {
+  let next = 0;
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn("true", [], { stdio: "ignore" });
+      child.once("error", reject);
+      child.once("exit", (code) =>
+        code === 0 ? resolve() : reject(new Error(`true exited ${code}`)),
+      );
+    });
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < n) {
+        next++;
+        await one();
+      }
+    }),
+  );
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+function progress(what: string, since: number): void {
+  process.stderr.write(
+    `bench/local-executor: ${what} (${((performance.now() - since) / 1000).toFixed(1)} s)\n`,
+  );
+}
