@@ -4,10 +4,9 @@
  */
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import pg from "pg";
 import { StoreError, StoreInUseError } from "./errors.js";
 import * as schema from "./schema.js";
@@ -117,6 +116,9 @@ export async function connect(opts: ConnectOptions): Promise<Database> {
       },
     };
   }
+  // PGlite (a WASM Postgres, about 40 MB resident) is loaded only when it is the driver.
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { drizzle: drizzlePglite } = await import("drizzle-orm/pglite");
   if ("memory" in opts) {
     const client = await PGlite.create(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {});
     return {

@@ -378,6 +378,31 @@ export class ExecutionTx {
       );
   }
 
+  /** Many nodes ready at once (a fan-out): QUEUED with their inputs and cache keys, one statement. */
+  async queueNodes(
+    nodes: ReadonlyArray<{
+      nodeId: string;
+      inputs: Record<string, JsonValue>;
+      cacheKey: string | null;
+      cacheStatus: CacheStatus;
+    }>,
+  ): Promise<void> {
+    if (nodes.length === 0) return;
+    const rowsJson = JSON.stringify(
+      nodes.map((n) => ({
+        node_id: n.nodeId,
+        inputs: n.inputs,
+        cache_key: n.cacheKey,
+        cache_status: n.cacheStatus,
+      })),
+    );
+    await this.tx.execute(sql`
+      update node_executions n
+         set state = 'QUEUED', inputs = v.inputs, cache_key = v.cache_key, cache_status = v.cache_status, updated_at = now()
+        from jsonb_to_recordset(${rowsJson}::jsonb) as v(node_id text, inputs jsonb, cache_key text, cache_status text)
+       where n.execution_id = ${this.executionId} and n.node_id = v.node_id`);
+  }
+
   updateNode(nodeId: string, patch: NodePatch): Promise<void> {
     return this.updateNodes([nodeId], patch);
   }

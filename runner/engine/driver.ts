@@ -21,6 +21,7 @@ import type {
 } from "../../db/types.js";
 import type { AttemptOutcome, LaunchSpec } from "../executors/types.js";
 import type { Engine } from "./engine.js";
+import { WriteBatcher } from "./write-batcher.js";
 
 const TERMINAL = ["SUCCEEDED", "FAILED", "ABORTED"];
 
@@ -40,6 +41,7 @@ export class Driver {
   private wakeUp: (() => void) | null = null;
   private woken = false;
   private lost = false;
+  private readonly writes = new WriteBatcher((fn) => this.fenced(fn));
 
   constructor(
     private readonly engine: Engine,
@@ -181,6 +183,7 @@ export class Driver {
     }
 
     const toKill: NodeRecord[] = [];
+    const queuedNow: NodeRecord[] = [];
     const events: Array<() => void> = [];
     await this.fenced(async (tx) => {
       for (const a of actions) {
@@ -261,7 +264,8 @@ export class Driver {
                 : exec.overwriteCache
                   ? "SKIPPED"
                   : "MISS";
-              await tx.updateNode(a.node, {
+              queuedNow.push({
+                ...node,
                 state: "QUEUED",
                 inputs: a.inputs,
                 cacheKey: cp.enabled ? cp.key : null,
@@ -306,6 +310,15 @@ export class Driver {
             break;
         }
       }
+      // Every node that became ready in this pass, in one statement (a fan-out readies thousands).
+      await tx.queueNodes(
+        queuedNow.map((n) => ({
+          nodeId: n.nodeId,
+          inputs: n.inputs ?? {},
+          cacheKey: n.cacheKey,
+          cacheStatus: n.cacheStatus ?? "DISABLED",
+        })),
+      );
     });
     for (const e of events) e();
     for (const node of toKill) {
@@ -314,16 +327,22 @@ export class Driver {
     }
     if (exec.state === "ABORTING") return;
 
-    // Launch what is queued (including nodes queued just now), and re-attach what runs.
-    const fresh = await this.store.executions.nodes(exec.id);
-    for (const node of fresh) {
+    // Launch what is queued (including nodes queued just now), and re-attach what runs. Only
+    // this driver writes the execution while it holds the lease, so what it just wrote is known
+    // without reading every node again.
+    for (const node of nodes) {
       if (node.state === "RUNNING" && !this.watchers.has(node.nodeId))
         this.attach(exec, node, tasks);
     }
-    for (const node of fresh) {
-      if (node.state !== "QUEUED" || this.watchers.has(node.nodeId)) continue;
-      await this.launch(exec, node, tasks[node.taskName] as TaskSpec);
-    }
+    const queued = [...nodes.filter((n) => n.state === "QUEUED"), ...queuedNow].filter(
+      (n) => !this.watchers.has(n.nodeId),
+    );
+    // As many at once as there are free slots; the rest wait for a slot to free up (it wakes us).
+    await Promise.all(
+      queued
+        .slice(0, this.engine.availableSlots())
+        .map((node) => this.launch(exec, node, tasks[node.taskName] as TaskSpec)),
+    );
   }
 
   private async recoverIndex(exec: ExecutionRecord) {
@@ -399,7 +418,10 @@ export class Driver {
     try {
       // Persisted before launched: a crash in between leaves a handle with nothing behind it,
       // which the executor reports as lost (a system failure, retried).
-      await this.fenced((tx) => tx.startAttempt(node.nodeId, attempt, handle));
+      await this.writes.write(
+        (tx) => tx.startAttempt(node.nodeId, attempt, handle),
+        () => this.store.executions.startAttempt(this.lease, node.nodeId, attempt, handle),
+      );
     } catch (e) {
       this.engine.releaseSlot();
       this.dropReservation(node.nodeId, true);
@@ -516,25 +538,33 @@ export class Driver {
         spec.inputs,
         exec.overwriteCache,
       );
-      await this.fenced((tx) =>
-        tx.completeNode(nodeId, {
-          attempt,
-          outputs: outcome.outputs,
-          logRef: outcome.logRef,
-          ...(cp.enabled
-            ? {
-                cache: {
-                  key: cp.key,
-                  repo: exec.repo,
-                  taskName: task.name,
-                  taskDigest: spec.taskDigest,
-                  identity: cp.identity,
-                  overwrite: exec.overwriteCache,
-                },
-                ...(held ? { reservationOwner: held.owner } : {}),
-              }
-            : {}),
-        }),
+      // One fenced statement (attempt, node, cache entry, reservation release), group-committed
+      // with the other completions that arrive meanwhile.
+      const done = {
+        attempt,
+        outputs: outcome.outputs,
+        logRef: outcome.logRef,
+        ...(cp.enabled
+          ? {
+              cache: {
+                key: cp.key,
+                repo: exec.repo,
+                taskName: task.name,
+                taskDigest: spec.taskDigest,
+                identity: cp.identity,
+                overwrite: exec.overwriteCache,
+              },
+              ...(held ? { reservationOwner: held.owner } : {}),
+            }
+          : {}),
+      };
+      await this.writes.write(
+        async (tx) => {
+          await tx.completeNode(nodeId, done);
+        },
+        async () => {
+          await this.store.executions.completeNode(this.lease, nodeId, done);
+        },
       );
       this.dropReservation(nodeId, false);
       this.engine.emit({ type: "node", executionId: exec.id, nodeId, state: "SUCCEEDED", attempt });

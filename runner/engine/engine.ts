@@ -79,6 +79,10 @@ export class Engine {
     return true;
   }
 
+  availableSlots(): number {
+    return Math.max(0, this.free);
+  }
+
   releaseSlot(): void {
     this.free++;
     // A freed slot may let any execution of this runner launch: wake them all.
