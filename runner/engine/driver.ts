@@ -42,6 +42,8 @@ export class Driver {
   private woken = false;
   private lost = false;
   private readonly writes = new WriteBatcher((fn) => this.fenced(fn));
+  /** Attempts whose outcome this driver has persisted ("node/attempt"); only it writes while it holds the lease. */
+  private readonly recorded = new Set<string>();
 
   constructor(
     private readonly engine: Engine,
@@ -408,6 +410,33 @@ export class Driver {
         return;
       }
       this.waitingOn.delete(node.nodeId);
+      // The holder may have finished between our lookup and our reservation (it writes the entry
+      // and releases in one statement): look again now that nobody else can be computing it.
+      if (cp.lookup) {
+        const late = await this.store.cache.lookup(cp.key, cp.ttlSeconds);
+        if (late) {
+          await this.store.cache.release(cp.key, owner);
+          await this.fenced((tx) =>
+            tx.resolveNodeFrom(node.nodeId, {
+              status: "HIT",
+              cacheKey: cp.key,
+              inputs,
+              outputs: late.outputs,
+              source: late.source,
+            }),
+          );
+          this.engine.emit({
+            type: "node",
+            executionId: exec.id,
+            nodeId: node.nodeId,
+            state: "SUCCEEDED",
+            cache: "HIT",
+            source: late.source,
+          });
+          this.wake();
+          return;
+        }
+      }
       this.holdReservation(node.nodeId, cp.key, owner);
     }
     if (!this.engine.takeSlot()) {
@@ -443,6 +472,8 @@ export class Driver {
   /** A RUNNING node this driver does not watch yet (after a restart, or a lost lease regained). */
   private attach(exec: ExecutionRecord, node: NodeRecord, tasks: Record<string, TaskSpec>): void {
     const task = tasks[node.taskName] as TaskSpec;
+    // The snapshot may predate an outcome this driver has just recorded: never record it twice.
+    if (this.recorded.has(`${node.nodeId}/${node.attempts}`)) return;
     if (!this.engine.takeSlot()) return; // attach on a later pass, when a slot is free
     if (node.cacheKey)
       this.holdReservation(
@@ -509,6 +540,7 @@ export class Driver {
           };
         }
         await this.record(exec, nodeId, attempt, task, spec, outcome);
+        this.recorded.add(`${nodeId}/${attempt}`);
       } catch (e) {
         if (e instanceof LeaseLostError) this.lost = true;
         // Anything else (the database went away): the node stays RUNNING and is re-attached.

@@ -5,7 +5,9 @@
  * (`EXECUTION NODE ATTEMPT`) to the project's counter file, so tests count real process runs.
  *
  * The knobs, all optional (an env change changes the task digest, as any change would):
- * - `SLEEP_MS`: wait that long before finishing;
+ * - `WAIT_FILE`: wait until this file exists before going on (a gate the test opens); a gate
+ *   still closed after 60 s fails the task, so a test that died never leaves one behind for long;
+ * - `SLEEP_MS`: then wait that long before finishing;
  * - `PID_FILE`: write the task's pid there at start;
  * - `FAIL`: exit 1 with this message on stderr, after writing valid outputs;
  * - `FAIL_ONCE`: a state file: when it does not exist, create it and exit 1 (after writing
@@ -14,7 +16,7 @@
  * - otherwise the outputs are `{ value: "<TAG or ran> <inputs as JSON>" }`, merged with the JSON
  *   object in the repository file `EXTRA_OUTPUTS` (a path relative to the checkout) when set.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TempRepo, tempRepo } from "./git-repo.js";
@@ -43,9 +45,23 @@ function finish() {
     process.exit(1);
   }
 }
-const ms = Number(env.SLEEP_MS ?? "0");
-if (ms > 0) setTimeout(finish, ms);
-else finish();
+function afterGate() {
+  const ms = Number(env.SLEEP_MS ?? "0");
+  if (ms > 0) setTimeout(finish, ms);
+  else finish();
+}
+if (env.WAIT_FILE) {
+  const since = Date.now();
+  const gate = setInterval(() => {
+    if (existsSync(env.WAIT_FILE)) {
+      clearInterval(gate);
+      afterGate();
+    } else if (Date.now() - since > 60000) {
+      console.error("the gate never opened");
+      process.exit(1);
+    }
+  }, 20);
+} else afterGate();
 `;
 
 export interface TaskOptions {
@@ -73,8 +89,10 @@ export interface TaskProject {
   repo: TempRepo;
   /** The counter file every task of this project appends to. */
   counter: string;
-  /** An absolute path in this project's scratch directory (state and pid files). */
+  /** An absolute path in this project's scratch directory (state, pid and gate files). */
   path(name: string): string;
+  /** Creates the file `path(name)`: opens the gate of tasks with `WAIT_FILE: path(name)`. */
+  open(name: string): void;
   /** A task entry for reprise.yaml running tasks/run.mjs. */
   task(options?: TaskOptions): Record<string, unknown>;
   /** Writes reprise.yaml (as JSON, which is YAML), the script and `files`, and commits. */
@@ -97,6 +115,7 @@ export function taskProject(): TaskProject {
     repo,
     counter,
     path: (name) => join(scratch, name),
+    open: (name) => writeFileSync(join(scratch, name), "open\n"),
     task(o = {}) {
       return {
         command: [NODE, "tasks/run.mjs", ...(o.args ?? [])],
