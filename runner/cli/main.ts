@@ -84,30 +84,20 @@ export async function main(
         const { values, positionals } = parse(
           rest,
           {
-            repo: { type: "string" },
-            ref: { type: "string" },
+            ...EXECUTE_OPTIONS,
             input: { type: "string", short: "i", multiple: true },
             inputs: { type: "string" },
-            "overwrite-cache": { type: "boolean", default: false },
-            detach: { type: "boolean", default: false },
-            json: { type: "boolean", default: false },
           },
           1,
         );
-        const json = values.json === true;
         return await runCommand(
           loadConfig(env),
           {
+            ...executeOptions(values, cwd, tty, signal),
             workflow: positionals[0] as string,
-            repo: str(values.repo) ?? cwd,
             ref: str(values.ref) ?? "HEAD",
             inputs: (values.input as string[] | undefined) ?? [],
             inputsFile: str(values.inputs) ?? null,
-            overwriteCache: values["overwrite-cache"] === true,
-            detach: values.detach === true,
-            json,
-            progress: !json && tty,
-            ...(signal ? { signal } : {}),
           },
           io,
         );
@@ -115,29 +105,16 @@ export async function main(
       case "relaunch": {
         const { values, positionals } = parse(
           rest,
-          {
-            repo: { type: "string" },
-            ref: { type: "string" },
-            recover: { type: "boolean", default: false },
-            "overwrite-cache": { type: "boolean", default: false },
-            detach: { type: "boolean", default: false },
-            json: { type: "boolean", default: false },
-          },
+          { ...EXECUTE_OPTIONS, recover: { type: "boolean", default: false } },
           1,
         );
-        const json = values.json === true;
         return await relaunchCommand(
           loadConfig(env),
           {
+            ...executeOptions(values, cwd, tty, signal),
             execution: positionals[0] as string,
-            repo: str(values.repo) ?? cwd,
             ref: str(values.ref) ?? null,
             recover: values.recover === true,
-            overwriteCache: values["overwrite-cache"] === true,
-            detach: values.detach === true,
-            json,
-            progress: !json && tty,
-            ...(signal ? { signal } : {}),
           },
           io,
         );
@@ -349,6 +326,33 @@ function parse(
     );
   }
   return parsed;
+}
+
+/** The options `run` and `relaunch` share. */
+const EXECUTE_OPTIONS: OptionSpec = {
+  repo: { type: "string" },
+  ref: { type: "string" },
+  "overwrite-cache": { type: "boolean", default: false },
+  detach: { type: "boolean", default: false },
+  json: { type: "boolean", default: false },
+};
+
+function executeOptions(
+  values: Record<string, string | boolean | string[] | undefined>,
+  cwd: string,
+  tty: boolean,
+  signal: AbortSignal | undefined,
+) {
+  const json = values.json === true;
+  return {
+    repo: str(values.repo) ?? cwd,
+    overwriteCache: values["overwrite-cache"] === true,
+    detach: values.detach === true,
+    json,
+    // Live progress on a terminal; never with --json, never when piped.
+    progress: !json && tty,
+    ...(signal ? { signal } : {}),
+  };
 }
 
 function str(v: unknown): string | undefined {

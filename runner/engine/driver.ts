@@ -371,30 +371,11 @@ export class Driver {
     const attempt = node.attempts + 1;
     if (cp.enabled) {
       // Another execution may have populated the entry while this node waited.
-      if (cp.lookup) {
-        const hit = await this.store.cache.lookup(cp.key, cp.ttlSeconds);
-        if (hit) {
-          await this.fenced((tx) =>
-            tx.resolveNodeFrom(node.nodeId, {
-              status: "HIT",
-              cacheKey: cp.key,
-              inputs,
-              outputs: hit.outputs,
-              source: hit.source,
-            }),
-          );
-          this.engine.emit({
-            type: "node",
-            executionId: exec.id,
-            nodeId: node.nodeId,
-            state: "SUCCEEDED",
-            cache: "HIT",
-            source: hit.source,
-          });
-          this.wake();
-          return;
-        }
-      }
+      if (
+        cp.lookup &&
+        (await this.serveFromCache(exec, node.nodeId, inputs, cp.key, cp.ttlSeconds))
+      )
+        return;
       const owner = `${exec.id}/${node.nodeId}/${attempt}`;
       const r = await this.store.cache.reserve(cp.key, exec.repo, owner, this.engine.reservationMs);
       if (!r.acquired) {
@@ -412,30 +393,12 @@ export class Driver {
       this.waitingOn.delete(node.nodeId);
       // The holder may have finished between our lookup and our reservation (it writes the entry
       // and releases in one statement): look again now that nobody else can be computing it.
-      if (cp.lookup) {
-        const late = await this.store.cache.lookup(cp.key, cp.ttlSeconds);
-        if (late) {
-          await this.store.cache.release(cp.key, owner);
-          await this.fenced((tx) =>
-            tx.resolveNodeFrom(node.nodeId, {
-              status: "HIT",
-              cacheKey: cp.key,
-              inputs,
-              outputs: late.outputs,
-              source: late.source,
-            }),
-          );
-          this.engine.emit({
-            type: "node",
-            executionId: exec.id,
-            nodeId: node.nodeId,
-            state: "SUCCEEDED",
-            cache: "HIT",
-            source: late.source,
-          });
-          this.wake();
-          return;
-        }
+      if (
+        cp.lookup &&
+        (await this.serveFromCache(exec, node.nodeId, inputs, cp.key, cp.ttlSeconds))
+      ) {
+        await this.store.cache.release(cp.key, owner);
+        return;
       }
       this.holdReservation(node.nodeId, cp.key, owner);
     }
@@ -467,6 +430,37 @@ export class Driver {
     this.watch(exec, node.nodeId, attempt, task, spec, async () => {
       await this.engine.executor.launch(spec);
     });
+  }
+
+  /** Resolves the node from the cache entry of `key` if there is one; false on a miss. */
+  private async serveFromCache(
+    exec: ExecutionRecord,
+    nodeId: string,
+    inputs: Record<string, JsonValue>,
+    key: string,
+    ttlSeconds: number | null,
+  ): Promise<boolean> {
+    const hit = await this.store.cache.lookup(key, ttlSeconds);
+    if (!hit) return false;
+    await this.fenced((tx) =>
+      tx.resolveNodeFrom(nodeId, {
+        status: "HIT",
+        cacheKey: key,
+        inputs,
+        outputs: hit.outputs,
+        source: hit.source,
+      }),
+    );
+    this.engine.emit({
+      type: "node",
+      executionId: exec.id,
+      nodeId,
+      state: "SUCCEEDED",
+      cache: "HIT",
+      source: hit.source,
+    });
+    this.wake();
+    return true;
   }
 
   /** A RUNNING node this driver does not watch yet (after a restart, or a lost lease regained). */
