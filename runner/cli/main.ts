@@ -14,7 +14,13 @@ import {
 import { EXIT, type Io, UsageError } from "./io.js";
 import { migrateCommand } from "./migrate.js";
 import { validate } from "./validate.js";
-import { activateCommand, diffCommand, productionCommand, versionsCommand } from "./versions.js";
+import {
+  activateCommand,
+  diffCommand,
+  productionCommand,
+  registerCommand,
+  versionsCommand,
+} from "./versions.js";
 import { workerCommand } from "./worker.js";
 
 const USAGE = `usage: reprise <command> [options]
@@ -35,6 +41,7 @@ commands:
   cache stats|evict    the repository's memo cache: entries and hits per task, or evict entries
              [--repo DIR] [--task NAME|DIGEST] [--key KEY] [--execution ID] [--json]
              evict removes the entries matching all of --task, --key, --execution (at least one)
+  register             register the commit's version (--ref, default HEAD) [--json]
   versions             registered versions of the repository, production marked [--json] [--limit N]
   diff A B             tasks and workflows added / removed / changed / renamed between two commits [--json]
   production           the production version and its activation history [--json]
@@ -198,6 +205,22 @@ export async function main(
             task: str(values.task) ?? null,
             key: str(values.key) ?? null,
             execution: str(values.execution) ?? null,
+            json: values.json === true,
+          },
+          io,
+        );
+      }
+      case "register": {
+        const { values } = parse(rest, {
+          repo: { type: "string" },
+          ref: { type: "string" },
+          json: { type: "boolean", default: false },
+        });
+        return await registerCommand(
+          loadConfig(env),
+          {
+            repo: str(values.repo) ?? cwd,
+            ref: str(values.ref) ?? "HEAD",
             json: values.json === true,
           },
           io,

@@ -5,11 +5,73 @@ import { localRepoKey } from "../../core/version/repo-key.js";
 import type { VersionRecord } from "../../db/types.js";
 import type { Config } from "../config.js";
 import { openConfiguredStore } from "../open-store.js";
-import { registerLocalCommit } from "../registry.js";
+import { registerLocalCommit, registerLocalCommitIfValid } from "../registry.js";
 import { gitUser, repoRoot } from "../sources/local-git.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 
 const short = (sha: string | null | undefined) => (sha ? sha.slice(0, 12) : "-");
+
+/**
+ * `reprise register [--ref REF]`: registers a commit's version (what the GitHub App does on push).
+ * An invalid spec is reported and, as for `run`, nothing is registered; exit 2.
+ */
+export async function registerCommand(
+  config: Config,
+  opts: { repo: string; ref: string; json: boolean },
+  io: Io,
+): Promise<number> {
+  const root = await repoRoot(opts.repo);
+  const open = await openConfiguredStore(config);
+  try {
+    const checked = await registerLocalCommitIfValid(open.store, root, opts.ref);
+    if ("invalid" in checked) {
+      if (opts.json)
+        io.out(
+          JSON.stringify(
+            {
+              sha: checked.sha,
+              ok: false,
+              errors: checked.invalid.errors,
+              warnings: checked.invalid.warnings,
+            },
+            null,
+            2,
+          ),
+        );
+      for (const d of [...checked.invalid.errors, ...checked.invalid.warnings])
+        io.err(formatDiagnostic(d));
+      io.err(`reprise.yaml of ${opts.ref} (${short(checked.sha)}) is invalid: nothing registered`);
+      return EXIT.invalid;
+    }
+    const { version, created, identicalTo } = checked;
+    if (opts.json) {
+      io.out(
+        JSON.stringify(
+          {
+            ...summary(version),
+            ok: true,
+            created,
+            identicalTo,
+            tasks: version.tasks,
+            workflows: version.workflows,
+          },
+          null,
+          2,
+        ),
+      );
+      return EXIT.ok;
+    }
+    for (const w of version.warnings) io.err(`${formatDiagnostic(w)} (warning)`);
+    const tasks = Object.keys(version.tasks).length;
+    io.out(
+      `${created ? "registered" : "already registered:"} ${short(version.sha)} (${tasks} task${tasks === 1 ? "" : "s"}, spec ${short(version.specDigest?.slice(7))})` +
+        (identicalTo ? `, identical to ${short(identicalTo)}` : ""),
+    );
+    return EXIT.ok;
+  } finally {
+    await open.close();
+  }
+}
 
 export async function versionsCommand(
   config: Config,

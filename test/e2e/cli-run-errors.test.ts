@@ -74,6 +74,30 @@ describe("reprise run refuses what it cannot run", () => {
     60_000,
   );
 
+  it("registers a commit once, recognises a revert as identical, and refuses an invalid spec", () => {
+    const first = JSON.parse(reprise({ cwd: repo.dir, env }, "register", "--json").stdout);
+    expect(first).toMatchObject({ ok: true, sha: repo.git("rev-parse", "HEAD") });
+    expect(Object.keys(first.tasks)).toEqual(["t"]);
+    const again = reprise({ cwd: repo.dir, env }, "register");
+    expect(again.stdout).toContain("already registered:");
+    const base = repo.git("rev-parse", "HEAD");
+    repo.write({ "reprise.yaml": SPEC.replace("default: x", "default: y") });
+    repo.commit("change the default");
+    repo.git("revert", "--no-edit", "HEAD");
+    const revert = reprise({ cwd: repo.dir, env }, "register");
+    expect(revert.code).toBe(0);
+    expect(revert.stdout).toContain(`identical to ${base.slice(0, 12)}`);
+    repo.write({ "reprise.yaml": "version: 1\ntasks: 3\n" });
+    repo.commit("break it");
+    try {
+      const bad = reprise({ cwd: repo.dir, env }, "register");
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain("reprise.yaml:2:8: E_TYPE");
+    } finally {
+      repo.git("reset", "-q", "--hard", base);
+    }
+  }, 90_000);
+
   it("runs with typed inputs, strings raw and the rest as JSON", () => {
     const r = reprise(
       { cwd: repo.dir, env },
