@@ -249,6 +249,21 @@ require("node:fs").writeFileSync(process.argv[1], String(c.pid)); c.unref();`;
     expect(existsSync(counter)).toBe(false);
   });
 
+  it("claims a never-launched attempt as lost, so a stalled runner's late launch does not start it", async () => {
+    const counter = join(local.root, `count-${++seq}`);
+    const spec = fresh({ command: [NODE, "tasks/count.mjs"], env: { COUNT_FILE: counter } });
+    expect(await executor.wait(spec)).toMatchObject({
+      ok: false,
+      error: { kind: "system", reason: "lost" },
+    });
+    await executor.launch(spec);
+    expect(await executor.wait(spec)).toMatchObject({
+      ok: false,
+      error: { kind: "system", reason: "lost" },
+    });
+    expect(existsSync(counter)).toBe(false);
+  });
+
   it("on close stops waiting but leaves the task running, for the next runner to collect", async () => {
     const spec = fresh({
       command: [NODE, "tasks/slow.mjs", "800"],

@@ -76,12 +76,14 @@ export class AttemptDir {
    * half-made attempt, and so exactly one of several racing launchers (in this process or
    * another) wins. Returns false when the attempt already existed.
    */
-  async claim(seed: AttemptSeed | { aborted: string }): Promise<boolean> {
+  async claim(seed: AttemptSeed | { aborted: string } | { lost: string }): Promise<boolean> {
     await mkdir(this.attemptsRoot, { recursive: true });
     const staging = await mkdtemp(join(this.attemptsRoot, `.staging-${this.handle}-`));
     try {
       if ("aborted" in seed) {
         await writeFile(join(staging, "aborted"), seed.aborted);
+      } else if ("lost" in seed) {
+        await writeFile(join(staging, "lost"), seed.lost);
       } else {
         await writeFile(join(staging, "inputs.json"), JSON.stringify(seed.inputs));
         await writeFile(join(staging, "log"), seed.firstLogLine);

@@ -142,8 +142,11 @@ export class LocalExecutor implements Executor {
    */
   async #watch(spec: LaunchSpec): Promise<AttemptOutcome> {
     const attempt = new AttemptDir(this.#attempts, spec.handle);
-    if (!(await attempt.exists())) {
-      const message = `no attempt "${spec.handle}" was launched (${attempt.path} does not exist)`;
+    // Never launched (its runner died between recording and launching it), or a stalled runner
+    // is launching it right now. Claiming the directory as lost settles which: a late launch
+    // then finds it taken and does nothing, so one attempt never becomes two processes.
+    if (!(await attempt.exists()) && (await attempt.claim({ lost: "never launched" }))) {
+      const message = `no attempt "${spec.handle}" was launched (${attempt.path} did not exist)`;
       return { ok: false, error: { kind: "system", reason: "lost", message }, logRef: null };
     }
     const started = await attempt.readStarted();
