@@ -4,6 +4,7 @@
  */
 import { constants } from "node:os";
 import pg from "pg";
+import { redact } from "../db/connect.js";
 
 export const DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/test";
 
@@ -71,15 +72,5 @@ export async function withScratchDatabases<T>(
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     if (!interrupted) await drop();
-  }
-}
-
-export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparsable DATABASE_URL)";
   }
 }

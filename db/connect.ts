@@ -163,7 +163,8 @@ async function pgliteListen(client: PGlite, channel: string, fn: (payload: strin
   return () => unlisten();
 }
 
-function redact(url: string): string {
+/** A database URL fit for logs and errors: the password replaced. */
+export function redact(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";

@@ -29,13 +29,7 @@ export async function registerLocalCommitIfValid(
   root: string,
   ref: string,
 ): Promise<Checked> {
-  const info = await commitInfo(root, ref);
-  const existing = await store.versions.get(localRepoKey(root), info.sha);
-  if (existing)
-    return { version: existing, created: false, identicalTo: await equivalent(store, existing) };
-  const result = await buildAt(root, info.sha);
-  if (!result.ok) return { invalid: result, sha: info.sha };
-  return registerLocalCommit(store, root, info.sha);
+  return registerAt(store, root, ref, false);
 }
 
 export async function registerLocalCommit(
@@ -43,12 +37,23 @@ export async function registerLocalCommit(
   root: string,
   ref: string,
 ): Promise<Registered> {
+  return registerAt(store, root, ref, true) as Promise<Registered>;
+}
+
+/** Reads the commit once, builds its version once, and stores it (an invalid one only if asked). */
+async function registerAt(
+  store: Store,
+  root: string,
+  ref: string,
+  recordInvalid: boolean,
+): Promise<Checked> {
   const repo = localRepoKey(root);
   const info = await commitInfo(root, ref);
   const existing = await store.versions.get(repo, info.sha);
   if (existing)
     return { version: existing, created: false, identicalTo: await equivalent(store, existing) };
   const result = await buildAt(root, info.sha);
+  if (!result.ok && !recordInvalid) return { invalid: result, sha: info.sha };
   const { version, created } = await store.versions.register({
     repo,
     sha: info.sha,

@@ -12,6 +12,11 @@ export type OutputsCheck =
   | { ok: true; outputs: Record<string, JsonValue> }
   | { ok: false; reason: string };
 
+/** Why outputs of `bytes` are refused; executors that check the size before reading say the same. */
+export function outputsTooLarge(bytes: number): string {
+  return `outputs are ${bytes} bytes, over the ${MAX_OUTPUTS_BYTES}-byte limit: write large data to storage and output its URI`;
+}
+
 export function checkOutputs(
   raw: Uint8Array | null,
   declared: Readonly<Record<string, OutputDecl>>,
@@ -25,12 +30,8 @@ export function checkOutputs(
           reason: `no outputs written: write a JSON object with ${names.join(", ")} to $REPRISE_OUTPUTS`,
         };
   }
-  if (raw.byteLength > MAX_OUTPUTS_BYTES) {
-    return {
-      ok: false,
-      reason: `outputs are ${raw.byteLength} bytes, over the ${MAX_OUTPUTS_BYTES}-byte limit: write large data to storage and output its URI`,
-    };
-  }
+  if (raw.byteLength > MAX_OUTPUTS_BYTES)
+    return { ok: false, reason: outputsTooLarge(raw.byteLength) };
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(raw));

@@ -326,6 +326,17 @@ export class ExecutionTx {
     return this.store.nodes(this.executionId, this.tx);
   }
 
+  async node(nodeId: string): Promise<NodeRecord> {
+    const [r] = await this.tx
+      .select()
+      .from(nodeExecutions)
+      .where(
+        and(eq(nodeExecutions.executionId, this.executionId), eq(nodeExecutions.nodeId, nodeId)),
+      );
+    if (!r) throw new NotFoundError(`execution ${this.executionId} has no node ${nodeId}`);
+    return toNode(r);
+  }
+
   async setState(
     state: ExecutionState,
     extra: {

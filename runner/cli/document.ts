@@ -1,4 +1,7 @@
 /** The execution document of DESIGN.md section 11: `--json` output, `status`, and the API. */
+import { topologicalOrder } from "../../core/dag/graph.js";
+import { dependencyMap } from "../../core/dag/workflow-deps.js";
+import type { Store } from "../../db/store.js";
 import type { ExecutionRecord, NodeRecord } from "../../db/types.js";
 
 export interface ExecutionDocument {
@@ -32,20 +35,28 @@ export interface ExecutionDocument {
   }>;
 }
 
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
+export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-/** `order`: node ids in topological order (the document lists nodes in the order they can run). */
-export function executionDocument(
-  e: ExecutionRecord,
-  nodes: readonly NodeRecord[],
-  order: readonly string[] = [],
-): ExecutionDocument {
+/** An execution's nodes in the order they can run (topological, then by id): how every command lists them. */
+export async function orderedNodes(store: Store, exec: ExecutionRecord): Promise<NodeRecord[]> {
+  const nodes = await store.executions.nodes(exec.id);
+  const wf = await store.versions
+    .resolveWorkflow(exec.repo, exec.sha, exec.workflow)
+    .catch(() => null);
+  const order = wf ? (topologicalOrder(dependencyMap(wf.spec)) ?? []) : [];
   const rank = new Map(order.map((id, i) => [id, i]));
-  const sorted = [...nodes].sort(
+  return nodes.sort(
     (a, b) =>
       (rank.get(a.nodeId) ?? order.length) - (rank.get(b.nodeId) ?? order.length) ||
       a.nodeId.localeCompare(b.nodeId),
   );
+}
+
+/** `order`: node ids in topological order (the document lists nodes in the order they can run). */
+export function executionDocument(
+  e: ExecutionRecord,
+  sorted: readonly NodeRecord[],
+): ExecutionDocument {
   return {
     id: e.id,
     workflow: e.workflow,

@@ -1,18 +1,18 @@
 /** `reprise run`, `relaunch` and `status`: register, create the execution, drive it, report it. */
+
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { topologicalOrder } from "../../core/dag/graph.js";
-import { dependencyMap } from "../../core/dag/workflow-deps.js";
 import { resolveWorkflowInputs } from "../../core/engine/inputs.js";
 import { formatDiagnostic } from "../../core/spec/diagnostics.js";
 import type { InputDecl, JsonValue } from "../../core/spec/types.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
 import type { Store } from "../../db/store.js";
 import type { ExecutionRecord, VersionRecord } from "../../db/types.js";
+import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
 import type { Config } from "../config.js";
 import { registerLocalCommitIfValid } from "../registry.js";
 import { gitUser, repoRoot } from "../sources/local-git.js";
-import { executionDocument, summaryLines } from "./document.js";
+import { executionDocument, orderedNodes, summaryLines } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 import { progressPrinter } from "./progress.js";
 import { openRuntime, type Runtime } from "./runtime.js";
@@ -152,7 +152,7 @@ async function finish(
   }
   printer.started(exec);
   const done = await rt.engine.drive(exec.id, opts.signal);
-  if (opts.signal?.aborted && !["SUCCEEDED", "FAILED", "ABORTED"].includes(done.state)) {
+  if (opts.signal?.aborted && !TERMINAL_EXECUTION_STATES.includes(done.state)) {
     io.err(
       `interrupted: ${exec.id} is ${done.state}; \`reprise status --resume ${exec.id}\` or \`reprise worker\` finishes it`,
     );
@@ -161,9 +161,7 @@ async function finish(
 }
 
 async function report(store: Store, exec: ExecutionRecord, json: boolean, io: Io): Promise<number> {
-  const wf = await store.versions.resolveWorkflow(exec.repo, exec.sha, exec.workflow);
-  const order = topologicalOrder(dependencyMap(wf.spec)) ?? [];
-  const doc = executionDocument(exec, await store.executions.nodes(exec.id), order);
+  const doc = executionDocument(exec, await orderedNodes(store, exec));
   if (json) io.out(JSON.stringify(doc, null, 2));
   else for (const line of summaryLines(doc)) io.out(line);
   return exec.state === "FAILED" || exec.state === "ABORTED" ? EXIT.failed : EXIT.ok;

@@ -2,8 +2,6 @@
  * `reprise logs`, `lineage` and `cache` (DESIGN.md sections 5 and 11): what a node printed,
  * where a node's outputs were computed, and the repository's memo cache.
  */
-import { topologicalOrder } from "../../core/dag/graph.js";
-import { dependencyMap } from "../../core/dag/workflow-deps.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
 import type { Store } from "../../db/store.js";
 import type { AttemptRecord, ExecutionRecord, NodeRecord } from "../../db/types.js";
@@ -11,13 +9,13 @@ import type { Config } from "../config.js";
 import { createLocalExecutor } from "../executors/local/index.js";
 import { openConfiguredStore } from "../open-store.js";
 import { repoRoot } from "../sources/local-git.js";
+import { iso, orderedNodes } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 
 /** How much of a log `logs` prints unless told (`--tail BYTES`). */
 export const DEFAULT_LOG_TAIL = 64 * 1024;
 
 const short = (sha: string | null | undefined) => (sha ? sha.slice(0, 12) : "-");
-const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const reused = (n: NodeRecord) =>
   (n.cacheStatus === "HIT" || n.cacheStatus === "RECOVERED") && n.source !== null;
 
@@ -481,19 +479,4 @@ function findNode(exec: ExecutionRecord, nodes: readonly NodeRecord[], id: strin
       `execution ${exec.id} (${exec.workflow}) has no node "${id}"; its nodes: ${nodes.map((n) => n.nodeId).join(", ")}`,
     );
   return node;
-}
-
-/** The execution's nodes in the order they can run (as `status` lists them). */
-async function orderedNodes(store: Store, exec: ExecutionRecord): Promise<NodeRecord[]> {
-  const nodes = await store.executions.nodes(exec.id);
-  const wf = await store.versions
-    .resolveWorkflow(exec.repo, exec.sha, exec.workflow)
-    .catch(() => null);
-  const order = wf ? (topologicalOrder(dependencyMap(wf.spec)) ?? []) : [];
-  const rank = new Map(order.map((id, i) => [id, i]));
-  return nodes.sort(
-    (a, b) =>
-      (rank.get(a.nodeId) ?? order.length) - (rank.get(b.nodeId) ?? order.length) ||
-      a.nodeId.localeCompare(b.nodeId),
-  );
 }

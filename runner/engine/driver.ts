@@ -6,32 +6,31 @@
  */
 
 import { attemptName } from "../../core/engine/attempt-name.js";
-import { cachePlan, recoverKey } from "../../core/engine/cache-plan.js";
+import { type CachePlan, cachePlan, recoverKey } from "../../core/engine/cache-plan.js";
 import { afterFailure, type NodeView, plan } from "../../core/engine/plan.js";
 import type { Digest } from "../../core/hash/digest.js";
 import type { JsonValue, TaskSpec } from "../../core/spec/types.js";
 import { LeaseLostError } from "../../db/errors.js";
 import type { ExecutionTx } from "../../db/store/executions.js";
 import type {
-  CacheEntry,
   ExecutionRecord,
   Lease,
   NodeRecord,
+  NodeState,
   ResolvedWorkflow,
 } from "../../db/types.js";
+import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
 import type { AttemptOutcome, LaunchSpec } from "../executors/types.js";
-import type { Engine } from "./engine.js";
+import type { Engine, EngineEvent } from "./engine.js";
 import { WriteBatcher } from "./write-batcher.js";
 
-const TERMINAL = ["SUCCEEDED", "FAILED", "ABORTED"];
+/** A result reused instead of computed: its outputs and the node that computed them. */
+type Reuse = { outputs: Record<string, JsonValue>; source: { execution: string; node: string } };
 
 export class Driver {
   private lease: Lease;
   private workflow: ResolvedWorkflow | null = null;
-  private recoverable: Map<
-    string,
-    { outputs: Record<string, JsonValue>; source: { execution: string; node: string } }
-  > | null = null;
+  private recoverable: Map<string, Reuse> | null = null;
   private readonly watchers = new Map<string, Promise<void>>();
   private readonly reservations = new Map<
     string,
@@ -71,7 +70,7 @@ export class Driver {
     try {
       for (;;) {
         const exec = await this.store.executions.get(this.lease.executionId);
-        if (!exec || TERMINAL.includes(exec.state)) break;
+        if (!exec || TERMINAL_EXECUTION_STATES.includes(exec.state)) break;
         this.woken = false;
         await this.reconcile(exec);
         if (this.lost || this.signal?.aborted) break;
@@ -87,11 +86,9 @@ export class Driver {
         // Let running attempts report before giving the execution up, unless told to stop: then
         // they keep running (they outlive the runner) and the next runner re-attaches to them.
         if (!this.signal?.aborted) await Promise.allSettled([...this.watchers.values()]);
-        for (const r of this.reservations.values()) clearInterval(r.timer);
         await this.store.executions.release(this.lease).catch(() => undefined);
-      } else {
-        for (const r of this.reservations.values()) clearInterval(r.timer);
       }
+      for (const r of this.reservations.values()) clearInterval(r.timer);
     }
     return this.store.executions.get(this.lease.executionId);
   }
@@ -149,28 +146,16 @@ export class Driver {
       nodes: views,
     });
 
-    // Reads first (cache lookups, the parent's results for recover), then one fenced write.
+    // Reads first (cache lookups, the parent's results for recover), then one fenced write. The
+    // cache plan (two digests) is computed once per ready node, here.
     const decided = new Map<
       string,
-      {
-        hit?: CacheEntry;
-        recovered?: {
-          outputs: Record<string, JsonValue>;
-          source: { execution: string; node: string };
-        };
-      }
+      { cp: CachePlan; reuse?: Reuse & { status: "HIT" | "RECOVERED" } }
     >();
     for (const a of actions) {
       if (a.kind !== "ready") continue;
       const node = byId.get(a.node) as NodeRecord;
       const task = tasks[node.taskName] as TaskSpec;
-      if (exec.mode === "recover") {
-        const r = (await this.recoverIndex(exec)).get(recoverKey(node.taskDigest, a.inputs));
-        if (r) {
-          decided.set(a.node, { recovered: r });
-          continue;
-        }
-      }
       const cp = cachePlan(
         exec.repo,
         task,
@@ -178,10 +163,20 @@ export class Driver {
         a.inputs,
         exec.overwriteCache,
       );
-      if (cp.enabled && cp.lookup) {
-        const hit = await this.store.cache.lookup(cp.key, cp.ttlSeconds);
-        if (hit) decided.set(a.node, { hit });
+      const recovered =
+        exec.mode === "recover"
+          ? (await this.recoverIndex(exec)).get(recoverKey(node.taskDigest, a.inputs))
+          : undefined;
+      if (recovered) {
+        decided.set(a.node, { cp, reuse: { ...recovered, status: "RECOVERED" } });
+        continue;
       }
+      const hit =
+        cp.enabled && cp.lookup ? await this.store.cache.lookup(cp.key, cp.ttlSeconds) : null;
+      decided.set(
+        a.node,
+        hit ? { cp, reuse: { outputs: hit.outputs, source: hit.source, status: "HIT" } } : { cp },
+      );
     }
 
     const toKill: NodeRecord[] = [];
@@ -203,61 +198,33 @@ export class Driver {
               message: `upstream node "${a.upstream}" did not succeed`,
             };
             await tx.updateNode(a.node, { state: "SKIPPED", error, finished: true });
-            events.push(() =>
-              this.engine.emit({
-                type: "node",
-                executionId: exec.id,
-                nodeId: a.node,
-                state: "SKIPPED",
-                error,
-              }),
-            );
+            events.push(() => this.emitNode(exec.id, a.node, "SKIPPED", { error }));
             break;
           }
           case "fail": {
             const error = { kind: "user" as const, reason: "inputs", message: a.reason };
             await tx.updateNode(a.node, { state: "FAILED", error, finished: true });
-            events.push(() =>
-              this.engine.emit({
-                type: "node",
-                executionId: exec.id,
-                nodeId: a.node,
-                state: "FAILED",
-                error,
-              }),
-            );
+            events.push(() => this.emitNode(exec.id, a.node, "FAILED", { error }));
             break;
           }
           case "ready": {
             const node = byId.get(a.node) as NodeRecord;
-            const task = tasks[node.taskName] as TaskSpec;
-            const d = decided.get(a.node);
-            const cp = cachePlan(
-              exec.repo,
-              task,
-              node.taskDigest as Digest,
-              a.inputs,
-              exec.overwriteCache,
-            );
-            if (d?.recovered || d?.hit) {
-              const status = d.recovered ? "RECOVERED" : "HIT";
-              const source = d.recovered ? d.recovered.source : (d.hit as CacheEntry).source;
-              const outputs = d.recovered ? d.recovered.outputs : (d.hit as CacheEntry).outputs;
+            const { cp, reuse } = decided.get(a.node) as {
+              cp: CachePlan;
+              reuse?: Reuse & { status: "HIT" | "RECOVERED" };
+            };
+            if (reuse) {
               await tx.resolveNodeFrom(a.node, {
-                status,
+                status: reuse.status,
                 cacheKey: cp.enabled ? cp.key : null,
                 inputs: a.inputs,
-                outputs,
-                source,
+                outputs: reuse.outputs,
+                source: reuse.source,
               });
               events.push(() =>
-                this.engine.emit({
-                  type: "node",
-                  executionId: exec.id,
-                  nodeId: a.node,
-                  state: "SUCCEEDED",
-                  cache: status,
-                  source,
+                this.emitNode(exec.id, a.node, "SUCCEEDED", {
+                  cache: reuse.status,
+                  source: reuse.source,
                 }),
               );
             } else {
@@ -273,15 +240,7 @@ export class Driver {
                 cacheKey: cp.enabled ? cp.key : null,
                 cacheStatus,
               });
-              events.push(() =>
-                this.engine.emit({
-                  type: "node",
-                  executionId: exec.id,
-                  nodeId: a.node,
-                  state: "QUEUED",
-                  cache: cacheStatus,
-                }),
-              );
+              events.push(() => this.emitNode(exec.id, a.node, "QUEUED", { cache: cacheStatus }));
             }
             break;
           }
@@ -291,14 +250,7 @@ export class Driver {
               if (node.state === "RUNNING") toKill.push(node);
               else {
                 await tx.updateNode(id, { state: "ABORTED", finished: true });
-                events.push(() =>
-                  this.engine.emit({
-                    type: "node",
-                    executionId: exec.id,
-                    nodeId: id,
-                    state: "ABORTED",
-                  }),
-                );
+                events.push(() => this.emitNode(exec.id, id, "ABORTED"));
               }
             }
             break;
@@ -349,10 +301,7 @@ export class Driver {
 
   private async recoverIndex(exec: ExecutionRecord) {
     if (this.recoverable) return this.recoverable;
-    const index = new Map<
-      string,
-      { outputs: Record<string, JsonValue>; source: { execution: string; node: string } }
-    >();
+    const index = new Map<string, Reuse>();
     if (exec.parentId) {
       for (const n of await this.store.executions.nodes(exec.parentId)) {
         if (n.state !== "SUCCEEDED" || !n.inputs || !n.outputs) continue;
@@ -419,17 +368,20 @@ export class Driver {
       this.dropReservation(node.nodeId, true);
       throw e;
     }
-    this.engine.emit({
-      type: "node",
-      executionId: exec.id,
-      nodeId: node.nodeId,
-      state: "RUNNING",
-      attempt,
-    });
+    this.emitNode(exec.id, node.nodeId, "RUNNING", { attempt });
     const spec = this.launchSpec(exec, { ...node, attempts: attempt }, task, handle);
     this.watch(exec, node.nodeId, attempt, task, spec, async () => {
       await this.engine.executor.launch(spec);
     });
+  }
+
+  private emitNode(
+    executionId: string,
+    nodeId: string,
+    state: NodeState,
+    extra: Partial<Extract<EngineEvent, { type: "node" }>> = {},
+  ): void {
+    this.engine.emit({ type: "node", executionId, nodeId, state, ...extra });
   }
 
   /** Resolves the node from the cache entry of `key` if there is one; false on a miss. */
@@ -451,14 +403,7 @@ export class Driver {
         source: hit.source,
       }),
     );
-    this.engine.emit({
-      type: "node",
-      executionId: exec.id,
-      nodeId,
-      state: "SUCCEEDED",
-      cache: "HIT",
-      source: hit.source,
-    });
+    this.emitNode(exec.id, nodeId, "SUCCEEDED", { cache: "HIT", source: hit.source });
     this.wake();
     return true;
   }
@@ -593,7 +538,7 @@ export class Driver {
         },
       );
       this.dropReservation(nodeId, false);
-      this.engine.emit({ type: "node", executionId: exec.id, nodeId, state: "SUCCEEDED", attempt });
+      this.emitNode(exec.id, nodeId, "SUCCEEDED", { attempt });
       return;
     }
     const error = outcome.error;
@@ -605,7 +550,7 @@ export class Driver {
         error,
         logRef: outcome.logRef,
       });
-      const node = (await tx.nodes()).find((n) => n.nodeId === nodeId) as NodeRecord;
+      const node = await tx.node(nodeId);
       const d = afterFailure(task, node, error);
       final = aborted ? "ABORTED" : d.retry ? "QUEUED" : "FAILED";
       await tx.updateNode(nodeId, {
@@ -618,7 +563,7 @@ export class Driver {
       if (held) await tx.releaseReservation(held.key, held.owner);
     });
     this.dropReservation(nodeId, false);
-    this.engine.emit({ type: "node", executionId: exec.id, nodeId, state: final, attempt, error });
+    this.emitNode(exec.id, nodeId, final, { attempt, error });
   }
 
   private holdReservation(nodeId: string, key: string, owner: string): void {

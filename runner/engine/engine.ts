@@ -7,6 +7,7 @@
 import { EXECUTIONS_CHANNEL } from "../../db/store/executions.js";
 import type { Store } from "../../db/store.js";
 import type { CacheStatus, ExecutionRecord, Lease, NodeError, NodeState } from "../../db/types.js";
+import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
 import type { Executor } from "../executors/types.js";
 import { Driver } from "./driver.js";
 
@@ -113,14 +114,14 @@ export class Engine {
       if (running) await running.done;
       const exec = await this.store.executions.get(executionId);
       if (!exec) throw new Error(`execution ${executionId} not found`);
-      if (["SUCCEEDED", "FAILED", "ABORTED"].includes(exec.state) || signal?.aborted) return exec;
+      if (TERMINAL_EXECUTION_STATES.includes(exec.state) || signal?.aborted) return exec;
       const [lease] = await this.store.executions.claim(this.owner, {
         leaseMs: this.leaseMs,
         ids: [executionId],
       });
       if (lease) {
         const done = await this.start(lease, signal);
-        if (done && ["SUCCEEDED", "FAILED", "ABORTED"].includes(done.state)) return done;
+        if (done && TERMINAL_EXECUTION_STATES.includes(done.state)) return done;
       } else {
         await sleep(this.tickMs, signal);
       }

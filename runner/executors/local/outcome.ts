@@ -3,7 +3,7 @@
  * path to an outcome (the child's exit event, polling after a restart) classifies alike.
  */
 import { constants } from "node:os";
-import { checkOutputs, MAX_OUTPUTS_BYTES } from "../../../core/engine/outputs.js";
+import { checkOutputs, outputsTooLarge } from "../../../core/engine/outputs.js";
 import type { OutputDecl } from "../../../core/spec/types.js";
 import type { NodeError } from "../../../db/types.js";
 import type { AttemptOutcome } from "../types.js";
@@ -53,7 +53,7 @@ export function classify(
   }
   if (facts.outputs !== null && facts.outputs.bytes === undefined) {
     // Too large to have been read (attempt-dir.ts); checkOutputs would say the same, smaller.
-    const message = `outputs are ${facts.outputs.size} bytes, over the ${MAX_OUTPUTS_BYTES}-byte limit: write large data to storage and output its URI`;
+    const message = outputsTooLarge(facts.outputs.size);
     return fail({ kind: "user", reason: "outputs", message });
   }
   const checked = checkOutputs(facts.outputs?.bytes ?? null, declared);
