@@ -1,7 +1,8 @@
 /**
- * `npm run bench`: every benchmark, one table. Figures are medians, percentiles or throughputs;
- * ratios are against a peer or floor measured in the same run. The store and engine benchmarks
- * need Postgres (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test).
+ * `npm run bench`: every benchmark, one table; `npm run bench -- engine store` runs only those.
+ * Figures are medians, percentiles or throughputs; ratios are against a peer or floor measured in
+ * the same run. The store and engine benchmarks need Postgres (DATABASE_URL, default
+ * postgres://postgres@127.0.0.1:5432/test).
  */
 import { benchEngine } from "./engine.js";
 import { benchHash } from "./hash.js";
@@ -9,11 +10,23 @@ import { printTable, type Row } from "./lib.js";
 import { benchLocalExecutor } from "./local-executor.js";
 import { benchStore } from "./store.js";
 
-const rows: Row[] = [
-  ...benchHash(),
-  ...(await benchStore()),
-  ...(await benchEngine()),
-  ...(await benchLocalExecutor()),
-];
+const BENCHES: Record<string, () => Row[] | Promise<Row[]>> = {
+  hash: benchHash,
+  store: benchStore,
+  engine: benchEngine,
+  "local-executor": benchLocalExecutor,
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !(w in BENCHES));
+if (unknown.length > 0) {
+  process.stderr.write(
+    `bench: unknown benchmark ${unknown.join(", ")}; choose from ${Object.keys(BENCHES).join(", ")}\n`,
+  );
+  process.exit(2);
+}
+const rows: Row[] = [];
+for (const [name, run] of Object.entries(BENCHES))
+  if (wanted.length === 0 || wanted.includes(name)) rows.push(...(await run()));
 printTable(rows);
 process.exitCode = rows.every((r) => r.met) ? 0 : 1;
