@@ -1,8 +1,10 @@
 /**
  * The local executor's overhead (DESIGN.md section 13): 200 trivial tasks (`true`) through the
  * real engine and LocalExecutor, against 200 bare `child_process.spawn("true")` with the same
- * concurrency, in the same run. Also reported: the same 200 nodes through the engine with the
- * no-op executor, which splits the overhead into the engine's part and the executor's.
+ * concurrency, in the same run. Also reported, to split the overhead into its parts: the same
+ * 200 nodes through the engine with the no-op executor (the engine's share), and 200 attempts
+ * through LocalExecutor alone, launch then wait, 8 at a time (the executor's share: no store,
+ * no engine).
  *
  * The store is an in-memory PGlite, the embedded default that the local executor runs with
  * (`reprise run` on a laptop). The version is a real temporary git repository registered with
@@ -13,12 +15,14 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { attemptName } from "../core/engine/attempt-name.js";
 import { openStore, type Store } from "../db/store.js";
 import { Engine } from "../runner/engine/engine.js";
 import { createLocalExecutor } from "../runner/executors/local/index.js";
-import type { Executor } from "../runner/executors/types.js";
+import type { Executor, LaunchSpec } from "../runner/executors/types.js";
 import { registerLocalCommit } from "../runner/registry.js";
-import type { Row } from "./lib.js";
+import { printTable, type Row } from "./lib.js";
 import { NoopExecutor } from "./noop-executor.js";
 
 const TASKS = 200;
@@ -76,20 +80,31 @@ export async function benchLocalExecutor(): Promise<Row[]> {
     await drive(withLocal, "warm");
     await drive(withNoop, "warm");
     await spawnAll(WARM, PARALLEL);
+    const direct = (round: string, n: number) =>
+      timed(() => launchAll(local, version.repo, version.sha, round, n, PARALLEL));
+    await direct("warm", WARM);
     progress("registered the version, warmed up (checkout done)", started);
 
     // Alternated, so drift during the run weighs on each alike.
-    const ms = { floor: [] as number[], local: [] as number[], noop: [] as number[] };
+    const ms = {
+      floor: [] as number[],
+      local: [] as number[],
+      noop: [] as number[],
+      direct: [] as number[],
+    };
     for (let r = 0; r < ROUNDS; r++) {
       ms.floor.push(await timed(() => spawnAll(TASKS, PARALLEL)));
       ms.local.push(await drive(withLocal, "fan"));
       ms.noop.push(await drive(withNoop, "fan"));
+      ms.direct.push(await direct(`round${r}`, TASKS));
     }
     const floor = median(ms.floor);
     const viaLocal = median(ms.local);
     const viaNoop = median(ms.noop);
+    const viaExecutor = median(ms.direct);
+    const list = (values: number[]) => values.map((v) => v.toFixed(0)).join("/");
     progress(
-      `floor ${ms.floor.map((v) => v.toFixed(0)).join("/")} ms, local ${ms.local.map((v) => v.toFixed(0)).join("/")} ms, noop ${ms.noop.map((v) => v.toFixed(0)).join("/")} ms`,
+      `floor ${list(ms.floor)} ms, local ${list(ms.local)} ms, noop ${list(ms.noop)} ms, executor alone ${list(ms.direct)} ms`,
       started,
     );
     const floorName = `${TASKS} x spawn("true"), ${PARALLEL} at a time`;
@@ -105,6 +120,14 @@ export async function benchLocalExecutor(): Promise<Row[]> {
       {
         figure: `  the same ${TASKS} nodes via engine + no-op executor (engine's share)`,
         value: viaNoop,
+        peer: floorName,
+        peerValue: floor,
+        target: "reported",
+        met: true,
+      },
+      {
+        figure: `  ${TASKS} x true via LocalExecutor alone, launch + wait (executor's share)`,
+        value: viaExecutor,
         peer: floorName,
         peerValue: floor,
         target: "reported",
@@ -127,6 +150,49 @@ async function create(store: Store, repo: string, sha: string, workflow: string)
     trigger: { kind: "cli", actor: "bench" },
   });
   return e.id;
+}
+
+/**
+ * `n` attempts of `true` straight through the executor, `parallel` at a time, each launched
+ * and waited for, as the engine does; every one must succeed.
+ */
+async function launchAll(
+  executor: Executor,
+  repo: string,
+  sha: string,
+  round: string,
+  n: number,
+  parallel: number,
+): Promise<void> {
+  let next = 0;
+  const one = async (i: number) => {
+    const spec: LaunchSpec = {
+      handle: attemptName(`bench-${round}`, `t${i}`, 1),
+      repo,
+      sha,
+      executionId: `bench-${round}`,
+      nodeId: `t${i}`,
+      attempt: 1,
+      taskName: "noop",
+      taskDigest: `sha256:${"d".repeat(64)}`,
+      image: `busybox@sha256:${"b".repeat(64)}`,
+      command: ["true"],
+      env: {},
+      workdir: ".",
+      inputs: {},
+      outputs: {},
+      timeoutSeconds: 60,
+      secrets: {},
+    };
+    await executor.launch(spec);
+    const outcome = await executor.wait(spec);
+    if (!outcome.ok) throw new Error(`attempt ${spec.handle}: ${outcome.error.message}`);
+  };
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < n) await one(next++);
+    }),
+  );
 }
 
 /** A git repository with the spec committed, fixed identity and dates; returns its directory. */
@@ -184,4 +250,11 @@ function progress(what: string, since: number): void {
   process.stderr.write(
     `bench/local-executor: ${what} (${((performance.now() - since) / 1000).toFixed(1)} s)\n`,
   );
+}
+
+// `npx tsx bench/local-executor.ts` runs this benchmark alone.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const rows = await benchLocalExecutor();
+  printTable(rows);
+  process.exitCode = rows.every((r) => r.met) ? 0 : 1;
 }
