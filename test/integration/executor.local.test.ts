@@ -279,6 +279,26 @@ require("node:fs").writeFileSync(process.argv[1], String(c.pid)); c.unref();`;
     expect(outcome).toMatchObject({ ok: true, outputs: { done: true } });
   });
 
+  it("looks a SHA's checkout up once, and again only after it was removed", async () => {
+    const lookups: string[] = [];
+    const archive = gitArchiveCheckout(local.repo.dir, join(local.root, "counted-checkouts"));
+    const counting = local.executor(async (repo, sha) => {
+      lookups.push(sha);
+      return archive(repo, sha);
+    });
+    expect((await run(fresh(), counting)).ok).toBe(true);
+    const where = fresh({
+      workdir: "sub/dir",
+      command: [NODE, "where.mjs"],
+      outputs: { cwd: { type: "string" }, marker: { type: "string" } },
+    });
+    expect(await run(where, counting)).toMatchObject({ ok: true, outputs: { marker: "found me" } });
+    expect(lookups).toEqual([local.sha]);
+    rmSync(join(local.root, "counted-checkouts"), { recursive: true, force: true });
+    expect((await run(fresh(), counting)).ok).toBe(true);
+    expect(lookups).toEqual([local.sha, local.sha]);
+  });
+
   it("reads only its own attempts' logs", async () => {
     const secret = join(local.root, "log");
     writeFileSync(secret, "not an attempt log");

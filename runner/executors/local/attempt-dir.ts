@@ -3,6 +3,11 @@
  * runner that restarts reads them to tell running from finished from lost, so every file that
  * says "this happened" appears atomically (written aside, then renamed into place).
  *
+ * The calls are synchronous on purpose. Each touches a file of a few bytes on the local disk
+ * the runner's own data lives on, and takes microseconds; the same call made through libuv's
+ * thread pool costs 10 to 40 times that in CPU (a hand-off to a pool thread and back), which
+ * on a small machine was as much as the task's own process start. See README.md, "Overhead".
+ *
  *   inputs.json   the node's inputs ($REPRISE_INPUTS)
  *   outputs.json  what the task wrote ($REPRISE_OUTPUTS), absent until it does
  *   log           stdout and stderr, interleaved as written, plus the runner's "[reprise]" lines
@@ -13,16 +18,19 @@
  */
 import { randomBytes } from "node:crypto";
 import {
-  appendFile,
-  mkdir,
-  mkdtemp,
-  open,
-  readFile,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { errno } from "./errno.js";
 
@@ -67,8 +75,8 @@ export class AttemptDir {
     this.log = join(this.path, "log");
   }
 
-  exists(): Promise<boolean> {
-    return isPresent(this.path);
+  exists(): boolean {
+    return existsSync(this.path);
   }
 
   /**
@@ -76,57 +84,70 @@ export class AttemptDir {
    * half-made attempt, and so exactly one of several racing launchers (in this process or
    * another) wins. Returns false when the attempt already existed.
    */
-  async claim(seed: AttemptSeed | { aborted: string } | { lost: string }): Promise<boolean> {
-    await mkdir(this.attemptsRoot, { recursive: true });
-    const staging = await mkdtemp(join(this.attemptsRoot, `.staging-${this.handle}-`));
+  claim(seed: AttemptSeed | { aborted: string } | { lost: string }): boolean {
+    const staging = this.#staging();
+    let claimed = false;
     try {
       if ("aborted" in seed) {
-        await writeFile(join(staging, "aborted"), seed.aborted);
+        writeFileSync(join(staging, "aborted"), seed.aborted);
       } else if ("lost" in seed) {
-        await writeFile(join(staging, "lost"), seed.lost);
+        writeFileSync(join(staging, "lost"), seed.lost);
       } else {
-        await writeFile(join(staging, "inputs.json"), JSON.stringify(seed.inputs));
-        await writeFile(join(staging, "log"), seed.firstLogLine);
-        await writeFile(join(staging, "started"), String(seed.started));
+        writeFileSync(join(staging, "inputs.json"), JSON.stringify(seed.inputs));
+        writeFileSync(join(staging, "log"), seed.firstLogLine);
+        writeFileSync(join(staging, "started"), String(seed.started));
       }
-      await rename(staging, this.path);
+      renameSync(staging, this.path);
+      claimed = true;
       return true;
     } catch (e) {
       if (errno(e) === "ENOTEMPTY" || errno(e) === "EEXIST") return false;
       throw e;
     } finally {
-      await rm(staging, { recursive: true, force: true });
+      if (!claimed) rmSync(staging, { recursive: true, force: true });
     }
   }
 
-  writePid(pid: number): Promise<void> {
-    return writeAtomic(join(this.path, "pid"), String(pid));
+  /** A fresh staging directory; the attempts root is made on first use (and again if removed). */
+  #staging(): string {
+    const prefix = join(this.attemptsRoot, `.staging-${this.handle}-`);
+    try {
+      return mkdtempSync(prefix);
+    } catch (e) {
+      if (errno(e) !== "ENOENT") throw e;
+      mkdirSync(this.attemptsRoot, { recursive: true });
+      return mkdtempSync(prefix);
+    }
   }
 
-  writeStop(reason: StopReason, why: string): Promise<void> {
-    return writeAtomic(join(this.path, reason), why);
+  writePid(pid: number): void {
+    writeAtomic(join(this.path, "pid"), String(pid));
   }
 
-  appendLog(line: string): Promise<void> {
-    return appendFile(this.log, `${line}\n`);
+  writeStop(reason: StopReason, why: string): void {
+    writeAtomic(join(this.path, reason), why);
   }
 
-  readPid(): Promise<number | null> {
+  appendLog(line: string): void {
+    appendFileSync(this.log, `${line}\n`);
+  }
+
+  readPid(): number | null {
     return readInteger(join(this.path, "pid"));
   }
 
-  readStarted(): Promise<number | null> {
+  readStarted(): number | null {
     return readInteger(join(this.path, "started"));
   }
 
-  readExit(): Promise<number | null> {
+  readExit(): number | null {
     return readInteger(join(this.path, "exit"));
   }
 
   /** Abort wins over timeout: the engine asked for it, whatever the clock said. */
-  async readStop(): Promise<StopReason | null> {
-    if (await isPresent(join(this.path, "aborted"))) return "aborted";
-    if (await isPresent(join(this.path, "timeout"))) return "timeout";
+  readStop(): StopReason | null {
+    if (existsSync(join(this.path, "aborted"))) return "aborted";
+    if (existsSync(join(this.path, "timeout"))) return "timeout";
     return null;
   }
 
@@ -134,66 +155,66 @@ export class AttemptDir {
    * The outputs file, or null when the task wrote none. A huge file is not read whole: its
    * size is all that is needed to refuse it.
    */
-  async readOutputs(): Promise<OutputsFile | null> {
+  readOutputs(): OutputsFile | null {
+    let fd: number;
     try {
-      const size = (await stat(this.outputs)).size;
-      return size > READ_OUTPUTS_UP_TO ? { size } : { size, bytes: await readFile(this.outputs) };
+      fd = openSync(this.outputs, "r");
     } catch (e) {
       if (errno(e) === "ENOENT") return null;
       throw e;
     }
+    try {
+      const size = fstatSync(fd).size;
+      return size > READ_OUTPUTS_UP_TO ? { size } : { size, bytes: readFileSync(fd) };
+    } finally {
+      closeSync(fd);
+    }
   }
 
-  async hasLog(): Promise<boolean> {
-    return isPresent(this.log);
+  hasLog(): boolean {
+    return existsSync(this.log);
   }
 }
 
 /** Reads the last `maxBytes` of a file without reading the rest; null when it does not exist. */
-export async function readTail(path: string, maxBytes: number): Promise<string | null> {
-  let file: Awaited<ReturnType<typeof open>>;
+export function readTail(path: string, maxBytes: number): string | null {
+  let fd: number;
   try {
-    file = await open(path, "r");
+    fd = openSync(path, "r");
   } catch (e) {
     if (errno(e) === "ENOENT") return null;
     throw e;
   }
   try {
-    const { size } = await file.stat();
+    const { size } = fstatSync(fd);
     const length = Math.max(0, Math.min(size, Math.floor(maxBytes)));
     const buffer = Buffer.alloc(length);
-    const { bytesRead } = await file.read(buffer, 0, length, size - length);
+    const bytesRead = length === 0 ? 0 : readSync(fd, buffer, 0, length, size - length);
     let start = 0;
     // Do not begin in the middle of a UTF-8 character: skip its continuation bytes.
     while (start < bytesRead && start < 3 && ((buffer[start] ?? 0) & 0xc0) === 0x80) start++;
     return buffer.subarray(start, bytesRead).toString("utf8");
   } finally {
-    await file.close();
+    closeSync(fd);
   }
 }
 
-async function writeAtomic(path: string, content: string): Promise<void> {
+function writeAtomic(path: string, content: string): void {
   const aside = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
-  await writeFile(aside, content);
-  await rename(aside, path);
+  writeFileSync(aside, content);
+  renameSync(aside, path);
 }
 
-async function readInteger(path: string): Promise<number | null> {
+function readText(path: string): string | null {
   try {
-    const text = (await readFile(path, "utf8")).trim();
-    return /^\d+$/.test(text) ? Number(text) : null;
+    return readFileSync(path, "utf8");
   } catch (e) {
     if (errno(e) === "ENOENT") return null;
     throw e;
   }
 }
 
-async function isPresent(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (e) {
-    if (errno(e) === "ENOENT") return false;
-    throw e;
-  }
+function readInteger(path: string): number | null {
+  const text = readText(path)?.trim();
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : null;
 }

@@ -3,16 +3,18 @@
  * started through a wrapper that outlives the runner (wrapper.ts) and whose state is files in
  * the attempt's directory (attempt-dir.ts). A wait therefore works the same for an attempt this
  * process started and for one a dead runner left behind: it watches those files and the
- * wrapper's pid, and the child's exit event only makes it notice sooner.
+ * wrapper's pid. For a wrapper this process started, the child handle says whether it still
+ * runs (no /proc read) and its exit event wakes that attempt's watch, and only that one.
  */
 import type { ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import type { AttemptOutcome, Executor, LaunchSpec } from "../types.js";
 import { AttemptDir, readTail, type StopReason } from "./attempt-dir.js";
 import type { Checkout } from "./checkout.js";
 import { type AttemptFacts, classify } from "./outcome.js";
 import { isInside, workdirIn } from "./paths.js";
-import { signalGroup, wrapperAlive } from "./process-group.js";
+import { signalGroup, wrapperAliveNow } from "./process-group.js";
 import { envProblem, taskEnv } from "./task-env.js";
 import { spawnWrapper } from "./wrapper.js";
 
@@ -30,11 +32,11 @@ const POLL_MS = 100;
 const KILL_GRACE_MS = 2_000;
 /** How long an attempt may have no pid file before it counts as lost: a launch in progress. */
 const LAUNCH_GRACE_MS = 10_000;
+/** Where `mv` is if the runner has no PATH at all. */
+const FALLBACK_PATH = "/usr/bin:/bin";
 /** How much of the log a failure message quotes. */
 const MESSAGE_LOG_BYTES = 2_048;
 const MESSAGE_LOG_LINES = 20;
-/** Where `mv` is if the runner has no PATH at all. */
-const FALLBACK_PATH = "/usr/bin:/bin";
 
 export class LocalExecutor implements Executor {
   readonly name = "local";
@@ -43,8 +45,14 @@ export class LocalExecutor implements Executor {
   readonly #baseEnv: Record<string, string>;
   /** One watch per handle, however many callers wait for it. */
   readonly #waits = new Map<string, Promise<AttemptOutcome>>();
-  /** Pending pauses of watches; a child's exit or close() ends them early. */
-  readonly #wakers = new Set<() => void>();
+  /** Pending pauses of watches, by handle; the attempt's exit (or close()) ends them early. */
+  readonly #wakers = new Map<string, Set<() => void>>();
+  /** Wrappers this process started and has not seen exit yet, by handle. */
+  readonly #running = new Map<string, { pid: number; started: number }>();
+  /** Checkout directories by repository and SHA, as the checkout function returned them. */
+  readonly #checkouts = new Map<string, string>();
+  /** Working directories by checkout directory and workdir, resolved and checked (paths.ts). */
+  readonly #workdirs = new Map<string, string>();
   /** SIGKILLs due after the grace period, by process group. */
   readonly #escalations = new Map<number, NodeJS.Timeout>();
   #closed = false;
@@ -58,19 +66,18 @@ export class LocalExecutor implements Executor {
   async launch(spec: LaunchSpec): Promise<void> {
     this.#assertOpen();
     const attempt = new AttemptDir(this.#attempts, spec.handle);
-    if (await attempt.exists()) return;
+    if (attempt.exists()) return;
     if (spec.command.length === 0) {
       throw new Error(`task "${spec.taskName}" has an empty command; give it a command to run`);
     }
     const env = taskEnv(this.#baseEnv, spec, { inputs: attempt.inputs, outputs: attempt.outputs });
     const problem = envProblem(env);
     if (problem) throw new Error(`cannot launch task "${spec.taskName}": ${problem}`);
-    const checkout = await this.#checkout(spec.repo, spec.sha);
-    const workdir = await workdirIn(checkout, spec.workdir);
+    const workdir = await this.#workdir(spec);
 
     const firstLogLine = `[reprise] local executor: image "${spec.image}" is ignored; running ${displayCommand(spec.command)} in ${spec.workdir} at ${spec.sha}\n`;
-    const claimed = await attempt.claim({ inputs: spec.inputs, firstLogLine, started: Date.now() });
-    if (!claimed) return;
+    const startedAt = Date.now();
+    if (!attempt.claim({ inputs: spec.inputs, firstLogLine, started: startedAt })) return;
 
     let pid: number;
     try {
@@ -82,17 +89,21 @@ export class LocalExecutor implements Executor {
           command: spec.command,
           env,
         }),
-        () => this.#wake(),
+        () => {
+          this.#running.delete(spec.handle);
+          this.#wake(spec.handle);
+        },
       );
     } catch (e) {
-      await attempt.appendLog(`[reprise] could not start the task: ${(e as Error).message}`);
+      attempt.appendLog(`[reprise] could not start the task: ${(e as Error).message}`);
       throw new Error(`could not start task "${spec.taskName}": ${(e as Error).message}`, {
         cause: e,
       });
     }
-    await attempt.writePid(pid);
+    this.#running.set(spec.handle, { pid, started: startedAt });
+    attempt.writePid(pid);
     // An abort that arrived while the pid was unknown could not signal anything; do it now.
-    if ((await attempt.readStop()) !== null) this.#stopGroup(pid);
+    if (attempt.readStop() !== null) this.#stopGroup(pid);
   }
 
   wait(spec: LaunchSpec): Promise<AttemptOutcome> {
@@ -108,13 +119,12 @@ export class LocalExecutor implements Executor {
     this.#assertOpen();
     const attempt = new AttemptDir(this.#attempts, handle);
     // Not launched yet: leave an aborted attempt in its place, so a late launch does nothing.
-    if (!(await attempt.exists()) && (await attempt.claim({ aborted: "aborted before launch" }))) {
-      return;
-    }
-    if ((await attempt.readExit()) !== null) return;
-    await this.#markStopped(attempt, "aborted", "aborted");
-    const pid = await attempt.readPid();
-    if (pid !== null && (await wrapperAlive(pid, attempt.path))) this.#stopGroup(pid);
+    if (!attempt.exists() && attempt.claim({ aborted: "aborted before launch" })) return;
+    if (attempt.readExit() !== null) return;
+    this.#markStopped(attempt, "aborted", "aborted");
+    const pid = attempt.readPid();
+    if (pid !== null && this.#alive(attempt, pid)) this.#stopGroup(pid);
+    this.#wake(handle);
   }
 
   async logTail(logRef: string, maxBytes: number): Promise<string | null> {
@@ -127,12 +137,33 @@ export class LocalExecutor implements Executor {
   /** Stops watching; tasks keep running (a later runner re-attaches), but stops in progress finish now. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#wake();
+    for (const handle of [...this.#wakers.keys()]) this.#wake(handle);
     for (const [pgid, timer] of this.#escalations) {
       clearTimeout(timer);
       signalGroup(pgid, "SIGKILL");
     }
     this.#escalations.clear();
+  }
+
+  /**
+   * The directory to run in: the checkout of the SHA, looked up once per repository and SHA
+   * (again only if it has been removed since), and the workdir in it, resolved once. Both are
+   * immutable: a SHA names its content, and nothing writes to a checkout but the tasks.
+   */
+  async #workdir(spec: LaunchSpec): Promise<string> {
+    const key = `${spec.repo}\0${spec.sha}`;
+    let checkout = this.#checkouts.get(key);
+    if (checkout === undefined || !existsSync(checkout)) {
+      checkout = await this.#checkout(spec.repo, spec.sha);
+      this.#checkouts.set(key, checkout);
+    }
+    const where = `${checkout}\0${spec.workdir}`;
+    let workdir = this.#workdirs.get(where);
+    if (workdir === undefined) {
+      workdir = await workdirIn(checkout, spec.workdir);
+      this.#workdirs.set(where, workdir);
+    }
+    return workdir;
   }
 
   /**
@@ -142,27 +173,28 @@ export class LocalExecutor implements Executor {
    */
   async #watch(spec: LaunchSpec): Promise<AttemptOutcome> {
     const attempt = new AttemptDir(this.#attempts, spec.handle);
+    const own = this.#running.get(spec.handle);
     // Never launched (its runner died between recording and launching it), or a stalled runner
     // is launching it right now. Claiming the directory as lost settles which: a late launch
     // then finds it taken and does nothing, so one attempt never becomes two processes.
-    if (!(await attempt.exists()) && (await attempt.claim({ lost: "never launched" }))) {
+    if (!own && !attempt.exists() && attempt.claim({ lost: "never launched" })) {
       const message = `no attempt "${spec.handle}" was launched (${attempt.path} did not exist)`;
       return { ok: false, error: { kind: "system", reason: "lost", message }, logRef: null };
     }
-    const started = await attempt.readStarted();
+    const started = own ? own.started : attempt.readStarted();
     const deadline =
       started === null ? Number.POSITIVE_INFINITY : started + spec.timeoutSeconds * 1000;
     let signalled = false;
     for (;;) {
-      if ((await attempt.readExit()) !== null) break;
-      const pid = await attempt.readPid();
+      if (attempt.readExit() !== null) break;
+      const pid = this.#running.get(spec.handle)?.pid ?? attempt.readPid();
       if (pid === null) {
         if (started === null || Date.now() - started > LAUNCH_GRACE_MS) break;
       } else {
-        if (!(await wrapperAlive(pid, attempt.path))) break;
-        let stop = await attempt.readStop();
+        if (!this.#alive(attempt, pid)) break;
+        let stop = attempt.readStop();
         if (stop === null && Date.now() >= deadline) {
-          await this.#markStopped(attempt, "timeout", `timed out after ${spec.timeoutSeconds}s`);
+          this.#markStopped(attempt, "timeout", `timed out after ${spec.timeoutSeconds}s`);
           stop = "timeout";
         }
         if (stop !== null && !signalled) {
@@ -171,31 +203,44 @@ export class LocalExecutor implements Executor {
         }
       }
       const untilDeadline = deadline - Date.now();
-      await this.#pause(untilDeadline > 0 ? Math.min(POLL_MS, untilDeadline) : POLL_MS);
+      await this.#pause(
+        spec.handle,
+        untilDeadline > 0 ? Math.min(POLL_MS, untilDeadline) : POLL_MS,
+      );
       if (this.#closed) {
         throw new Error(`the local executor was closed while waiting for attempt "${spec.handle}"`);
       }
     }
-    return classify(await this.#facts(attempt), spec.outputs, spec.timeoutSeconds);
+    return classify(this.#facts(attempt), spec.outputs, spec.timeoutSeconds);
   }
 
-  async #facts(attempt: AttemptDir): Promise<AttemptFacts> {
-    const [stop, exitCode, pid, hasLog] = await Promise.all([
-      attempt.readStop(),
-      attempt.readExit(),
-      attempt.readPid(),
-      attempt.hasLog(),
-    ]);
-    const outputs = stop === null && exitCode === 0 ? await attempt.readOutputs() : null;
-    const tail = hasLog ? await readTail(attempt.log, MESSAGE_LOG_BYTES) : null;
+  /**
+   * Whether the wrapper still runs. One this process started and has not seen exit cannot be
+   * gone (nor its pid reused: it is not reaped before its exit event); any other is asked of
+   * the system.
+   */
+  #alive(attempt: AttemptDir, pid: number): boolean {
+    if (this.#running.get(attempt.handle)?.pid === pid) return true;
+    return wrapperAliveNow(pid, attempt.path);
+  }
+
+  /** What classify needs, and no more: the log's tail only for a failure that quotes it. */
+  #facts(attempt: AttemptDir): AttemptFacts {
+    const stop = attempt.readStop();
+    const exitCode = attempt.readExit();
+    const pid = exitCode === null ? attempt.readPid() : null;
+    const hasLog = attempt.hasLog();
+    const outputs = stop === null && exitCode === 0 ? attempt.readOutputs() : null;
+    const quoted = stop === null && exitCode !== 0 && hasLog;
+    const tail = quoted ? readTail(attempt.log, MESSAGE_LOG_BYTES) : null;
     const logTail =
       tail === null ? null : tail.trimEnd().split("\n").slice(-MESSAGE_LOG_LINES).join("\n");
     return { stop, exitCode, pid, outputs, logTail, log: attempt.log, hasLog };
   }
 
-  async #markStopped(attempt: AttemptDir, reason: StopReason, why: string): Promise<void> {
-    await attempt.writeStop(reason, why);
-    await attempt.appendLog(`[reprise] ${why}: stopping the task's process group`);
+  #markStopped(attempt: AttemptDir, reason: StopReason, why: string): void {
+    attempt.writeStop(reason, why);
+    attempt.appendLog(`[reprise] ${why}: stopping the task's process group`);
   }
 
   /** SIGTERM now, SIGKILL after the grace period for whatever ignored it. */
@@ -211,20 +256,28 @@ export class LocalExecutor implements Executor {
     this.#escalations.set(pgid, timer);
   }
 
-  #pause(ms: number): Promise<void> {
+  #pause(handle: string, ms: number): Promise<void> {
     return new Promise((resolve) => {
+      let wakers = this.#wakers.get(handle);
+      if (!wakers) {
+        wakers = new Set();
+        this.#wakers.set(handle, wakers);
+      }
+      const own = wakers;
       const wake = () => {
         clearTimeout(timer);
-        this.#wakers.delete(wake);
+        own.delete(wake);
+        if (own.size === 0 && this.#wakers.get(handle) === own) this.#wakers.delete(handle);
         resolve();
       };
       const timer = setTimeout(wake, ms);
-      this.#wakers.add(wake);
+      own.add(wake);
     });
   }
 
-  #wake(): void {
-    for (const wake of [...this.#wakers]) wake();
+  #wake(handle: string): void {
+    const wakers = this.#wakers.get(handle);
+    if (wakers) for (const wake of [...wakers]) wake();
   }
 
   #assertOpen(): void {

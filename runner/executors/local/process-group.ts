@@ -8,15 +8,20 @@
  * and it is empty for a zombie. Elsewhere, or if /proc will not say, `kill(pid, 0)` is the best
  * there is.
  */
-import { readFile, stat } from "node:fs/promises";
+import { readFileSync, statSync } from "node:fs";
 import { errno } from "./errno.js";
 import { WRAPPER_NAME } from "./wrapper.js";
 
 export async function wrapperAlive(pid: number, attemptDir: string): Promise<boolean> {
+  return wrapperAliveNow(pid, attemptDir);
+}
+
+/** wrapperAlive, synchronously: a read of /proc is a few microseconds (see attempt-dir.ts). */
+export function wrapperAliveNow(pid: number, attemptDir: string): boolean {
   if (process.platform === "linux") {
     try {
-      const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0");
-      return argv[3] === WRAPPER_NAME && (await sameDirectory(argv[4], attemptDir));
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      return argv[3] === WRAPPER_NAME && sameDirectory(argv[4], attemptDir);
     } catch (e) {
       if (errno(e) === "ENOENT" || errno(e) === "ESRCH") return false;
       // EACCES and the like (a hardened /proc): fall back to asking the kernel below.
@@ -49,11 +54,11 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 }
 
 /** The same path, or the same directory spelled another way (a runner root reached through a symlink). */
-async function sameDirectory(a: string | undefined, b: string): Promise<boolean> {
+function sameDirectory(a: string | undefined, b: string): boolean {
   if (a === undefined) return false;
   if (a === b) return true;
   try {
-    const [x, y] = await Promise.all([stat(a), stat(b)]);
+    const [x, y] = [statSync(a), statSync(b)];
     return x.dev === y.dev && x.ino === y.ino;
   } catch (e) {
     if (errno(e) === "ENOENT") return false;
