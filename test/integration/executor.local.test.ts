@@ -299,6 +299,24 @@ require("node:fs").writeFileSync(process.argv[1], String(c.pid)); c.unref();`;
     expect(lookups).toEqual([local.sha, local.sha]);
   });
 
+  it("records the exit status with no tool from the task's PATH", async () => {
+    const outcome = await run(fresh({ env: { PATH: "/nonexistent" } }));
+    expect(outcome).toMatchObject({ ok: true });
+  });
+
+  it("does not believe an exit file until its status ends with a newline", async () => {
+    const spec = fresh({
+      command: [NODE, "tasks/slow.mjs", "600"],
+      outputs: { done: { type: "boolean" } },
+    });
+    await executor.launch(spec);
+    // What a reader could catch while the wrapper writes "1\n": the status without its newline.
+    writeFileSync(join(local.attemptDir(spec.handle), "exit"), "1");
+    const outcome = await executor.wait(spec);
+    expect(outcome).toMatchObject({ ok: true, outputs: { done: true } });
+    expect(readFileSync(join(local.attemptDir(spec.handle), "exit"), "utf8")).toBe("0\n");
+  });
+
   it("reads only its own attempts' logs", async () => {
     const secret = join(local.root, "log");
     writeFileSync(secret, "not an attempt log");

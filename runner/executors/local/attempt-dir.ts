@@ -1,7 +1,8 @@
 /**
  * The files of one attempt, `<root>/attempts/<handle>/`. They are the attempt's whole state: a
  * runner that restarts reads them to tell running from finished from lost, so every file that
- * says "this happened" appears atomically (written aside, then renamed into place).
+ * says "this happened" appears atomically (written aside, then renamed into place), or, for the
+ * wrapper's `exit`, is only believed when complete.
  *
  * The calls are synchronous on purpose. Each touches a file of a few bytes on the local disk
  * the runner's own data lives on, and takes microseconds; the same call made through libuv's
@@ -13,7 +14,8 @@
  *   log           stdout and stderr, interleaved as written, plus the runner's "[reprise]" lines
  *   started       start time, ms since the epoch: the timeout counts from here
  *   pid           the wrapper's pid, which is also its process group id
- *   exit          the command's exit status, written by the wrapper when the command ends
+ *   exit          the command's exit status and a newline, written by the wrapper when the
+ *                 command ends; trusted only once the newline is there (see readExit)
  *   aborted, timeout   markers: the runner decided to stop the attempt, and why
  */
 import { randomBytes } from "node:crypto";
@@ -140,8 +142,14 @@ export class AttemptDir {
     return readInteger(join(this.path, "started"));
   }
 
+  /**
+   * The wrapper writes `exit` in place (wrapper.ts: one short write, no `mv`), so a reader may
+   * catch it empty or, in principle, part-written: only a status followed by its newline
+   * counts, anything else is "not yet".
+   */
   readExit(): number | null {
-    return readInteger(join(this.path, "exit"));
+    const text = readText(join(this.path, "exit"));
+    return text !== null && /^\d+\n$/.test(text) ? Number(text.slice(0, -1)) : null;
   }
 
   /** Abort wins over timeout: the engine asked for it, whatever the clock said. */

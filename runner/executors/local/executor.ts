@@ -32,8 +32,6 @@ const POLL_MS = 100;
 const KILL_GRACE_MS = 2_000;
 /** How long an attempt may have no pid file before it counts as lost: a launch in progress. */
 const LAUNCH_GRACE_MS = 10_000;
-/** Where `mv` is if the runner has no PATH at all. */
-const FALLBACK_PATH = "/usr/bin:/bin";
 /** How much of the log a failure message quotes. */
 const MESSAGE_LOG_BYTES = 2_048;
 const MESSAGE_LOG_LINES = 20;
@@ -85,7 +83,6 @@ export class LocalExecutor implements Executor {
         spawnWrapper({
           attemptDir: attempt.path,
           workdir,
-          toolsPath: this.#baseEnv.PATH ?? FALLBACK_PATH,
           command: spec.command,
           env,
         }),
