@@ -1,6 +1,6 @@
 /**
  * The Executor contract (runner/executors/types.ts, DESIGN.md sections 3 and 7), run on every
- * implementation: the local process executor now, Kubernetes against its fake apiserver later.
+ * implementation: the local process executor, and Kubernetes against its fake apiserver.
  *
  * A harness commits CONTRACT_FILES to a real git repository and builds launch specs at that
  * commit. The tasks are small node scripts, run with this node binary (process.execPath), that
@@ -20,7 +20,11 @@ export interface ExecutorHarness {
   spec(overrides: Partial<LaunchSpec>): LaunchSpec;
   /** Another executor on the same state, as a runner that restarted would build. */
   restart(): Promise<Executor>;
-  /** Kills the attempt's processes, wrapper included, as a crash or a lost machine would. */
+  /**
+   * Makes the attempt vanish from under the executor, as a crash or a lost machine would: the
+   * local harness kills its processes, wrapper included; the Kubernetes one deletes its Job (and
+   * so its pod) behind the executor's back.
+   */
   killAttempt(handle: string): Promise<void>;
   cleanup(): Promise<void>;
 }
