@@ -17,6 +17,12 @@ export interface Config {
   user: string;
   /** The runner's environment, from which the local executor gives tasks PATH, HOME, LANG... */
   environment: Readonly<Record<string, string | undefined>>;
+  /** Where tasks run: local processes (the embedded default) or Kubernetes Jobs. */
+  executor: "local" | "kubernetes";
+  /** The Kubernetes namespace of task Jobs; null: the kubeconfig context's, else "default". */
+  namespace: string | null;
+  /** A kubeconfig file for the kubernetes executor; null: the in-cluster service account. */
+  kubeconfig: string | null;
 }
 
 export class ConfigError extends Error {
@@ -48,6 +54,18 @@ const schema = z.object({
     .max(1_000, { message: "must be at most 1000" })
     .default(4),
   USER: z.string().optional(),
+  REPRISE_EXECUTOR: z
+    .enum(["local", "kubernetes"], { message: 'must be "local" or "kubernetes"' })
+    .default("local"),
+  REPRISE_NAMESPACE: z
+    .string()
+    .optional()
+    .refine((v) => !v || (/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(v) && v.length <= 63), {
+      message:
+        "must be a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)",
+    }),
+  // kubectl reads a list of files separated by ':'; the executor reads the first.
+  KUBECONFIG: z.string().optional(),
 });
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
@@ -68,5 +86,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     maxParallel: e.REPRISE_MAX_PARALLEL,
     user: e.USER || "unknown",
     environment: env,
+    executor: e.REPRISE_EXECUTOR,
+    namespace: e.REPRISE_NAMESPACE || null,
+    kubeconfig: e.KUBECONFIG?.split(":").find((p) => p !== "") ?? null,
   };
 }

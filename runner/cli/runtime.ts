@@ -1,15 +1,17 @@
-/** Wiring for commands that execute: the configured store, the local executor, an engine. */
+/** Wiring for commands that execute: the configured store and executor, an engine. */
 import { hostname } from "node:os";
 import type { OpenStore } from "../../db/store.js";
-import type { Config } from "../config.js";
+import { type Config, ConfigError } from "../config.js";
 import { Engine, type EngineEvent } from "../engine/engine.js";
-import { createLocalExecutor, type LocalExecutor } from "../executors/local/index.js";
+import { createKubernetesExecutor } from "../executors/kubernetes/index.js";
+import { createLocalExecutor } from "../executors/local/index.js";
+import type { Executor } from "../executors/types.js";
 import { openConfiguredStore } from "../open-store.js";
 
 export interface Runtime {
   open: OpenStore;
   engine: Engine;
-  executor: LocalExecutor;
+  executor: Executor;
   close(): Promise<void>;
 }
 
@@ -17,8 +19,9 @@ export async function openRuntime(
   config: Config,
   onEvent?: (e: EngineEvent) => void,
 ): Promise<Runtime> {
+  // The executor first: a bad kubeconfig should stop the start before the store is open.
+  const executor = createConfiguredExecutor(config);
   const open = await openConfiguredStore(config);
-  const executor = createLocalExecutor({ dataDir: config.dataDir, env: config.environment });
   const engine = new Engine({
     store: open.store,
     executor,
@@ -36,4 +39,20 @@ export async function openRuntime(
       await open.close();
     },
   };
+}
+
+/** The executor REPRISE_EXECUTOR names: local processes, or Jobs in REPRISE_NAMESPACE. */
+export function createConfiguredExecutor(config: Config): Executor {
+  if (config.executor === "kubernetes") {
+    try {
+      return createKubernetesExecutor({
+        kubeconfig: config.kubeconfig,
+        namespace: config.namespace,
+        dataDir: config.dataDir,
+      });
+    } catch (e) {
+      throw new ConfigError((e as Error).message, { cause: e });
+    }
+  }
+  return createLocalExecutor({ dataDir: config.dataDir, env: config.environment });
 }
