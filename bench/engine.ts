@@ -257,7 +257,13 @@ async function register(store: Store): Promise<void> {
 function child(job: ChildJob): Promise<ChildResult> {
   const file = fileURLToPath(new URL("./engine-child.ts", import.meta.url));
   return new Promise((resolve, reject) => {
-    const c = fork(file, [JSON.stringify(job)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    // BENCH_CPU_PROF=DIR: each child writes a CPU profile there (Node refuses --cpu-prof in NODE_OPTIONS).
+    const prof = process.env.BENCH_CPU_PROF;
+    const execArgv = prof ? [...process.execArgv, "--cpu-prof", `--cpu-prof-dir=${prof}`] : undefined;
+    const c = fork(file, [JSON.stringify(job)], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      ...(execArgv ? { execArgv } : {}),
+    });
     // Each run stops itself at LIMIT_MS; this only catches a child that hangs anyway.
     const runs = job.kind === "reprise" ? job.runs.length : 1;
     const hung = setTimeout(() => c.kill("SIGKILL"), runs * LIMIT_MS + CHILD_GRACE_MS);

@@ -2,7 +2,7 @@
  * The memo cache (DESIGN.md section 5): lookups, single-flight reservations, eviction, stats.
  * Entries are written only by ExecutionTx.completeNode, in the node's success transaction.
  */
-import { and, eq, gt, type SQL, sql } from "drizzle-orm";
+import { and, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
 import type { JsonValue } from "../../core/spec/types.js";
 import type { Db } from "../connect.js";
 import { rows } from "../query.js";
@@ -47,6 +47,31 @@ export class CacheStore {
         ? await this.lookupAny.execute({ key })
         : await this.lookupFresh.execute({ key, ttl: ttlSeconds });
     return r ? toEntry(r) : null;
+  }
+
+  /**
+   * Many lookups in one query (the nodes of a fan-out that became ready together): the entries
+   * found, by key, each ignoring one older than its own `ttlSeconds`.
+   */
+  async lookupMany(
+    wanted: ReadonlyArray<{ key: string; ttlSeconds: number | null }>,
+  ): Promise<Map<string, CacheEntry>> {
+    const found = new Map<string, CacheEntry>();
+    if (wanted.length === 0) return found;
+    const ttl = new Map(wanted.map((w) => [w.key, w.ttlSeconds]));
+    const rs = await this.db
+      .select({
+        entry: cacheEntries,
+        ageSeconds: sql<number>`extract(epoch from now() - ${cacheEntries.createdAt})::float8`,
+      })
+      .from(cacheEntries)
+      .where(inArray(cacheEntries.key, [...ttl.keys()]));
+    for (const { entry, ageSeconds } of rs) {
+      const limit = ttl.get(entry.key);
+      if (limit === null || limit === undefined || Number(ageSeconds) < limit)
+        found.set(entry.key, toEntry(entry));
+    }
+    return found;
   }
 
   /**

@@ -30,10 +30,16 @@ import type {
   NodeState,
   Trigger,
 } from "../types.js";
-import { type CacheWrite, type Completion, completeNodeSql, startAttemptSql } from "./node-sql.js";
+import {
+  type CacheWrite,
+  type Completion,
+  type NodeWrites,
+  nodeWritesSql,
+  type Start,
+} from "./node-sql.js";
 import { VersionStore } from "./versions.js";
 
-export type { CacheWrite, Completion };
+export type { CacheWrite, Completion, NodeWrites, Start };
 
 /** NOTIFY channel: an execution was created or asked to stop (payload: its id). */
 export const EXECUTIONS_CHANNEL = "reprise_executions";
@@ -248,22 +254,22 @@ export class ExecutionStore {
     return r.length > 0;
   }
 
-  /** `ExecutionTx.startAttempt` as one fenced statement: one round trip, nothing written without the lease. */
-  async startAttempt(lease: Lease, nodeId: string, attempt: number, handle: string): Promise<void> {
-    const [r] = await rows<{ leased: number }>(
-      this.db,
-      startAttemptSql(lease.executionId, nodeId, attempt, handle, lease),
-    );
-    if (!r || r.leased === 0) throw new LeaseLostError(lease.executionId, lease.owner);
-  }
-
-  /** `ExecutionTx.completeNode` as one fenced statement: the engine's hot path. */
-  async completeNode(lease: Lease, nodeId: string, done: Completion): Promise<{ cached: boolean }> {
+  /** `ExecutionTx.writeNodes` as one fenced statement: the engine's hot path, one round trip. */
+  async writeNodes(lease: Lease, writes: NodeWrites): Promise<{ cached: number }> {
     const [r] = await rows<{ leased: number; cached: number }>(
       this.db,
-      completeNodeSql(lease.executionId, nodeId, done, lease),
+      nodeWritesSql(lease.executionId, writes, lease),
     );
     if (!r || r.leased === 0) throw new LeaseLostError(lease.executionId, lease.owner);
+    return { cached: r.cached };
+  }
+
+  async startAttempt(lease: Lease, nodeId: string, attempt: number, handle: string): Promise<void> {
+    await this.writeNodes(lease, { starts: [{ nodeId, attempt, handle }] });
+  }
+
+  async completeNode(lease: Lease, nodeId: string, done: Completion): Promise<{ cached: boolean }> {
+    const r = await this.writeNodes(lease, { completions: [{ ...done, nodeId }] });
     return { cached: r.cached > 0 };
   }
 
@@ -418,9 +424,18 @@ export class ExecutionTx {
     return this.updateNodes([nodeId], patch);
   }
 
+  /** Launches and successes of any number of nodes, in one statement (node-sql.ts). */
+  async writeNodes(writes: NodeWrites): Promise<{ cached: number }> {
+    const [r] = await rows<{ cached: number }>(
+      this.tx,
+      nodeWritesSql(this.executionId, writes, null),
+    );
+    return { cached: r?.cached ?? 0 };
+  }
+
   /** Records a launched attempt under its deterministic handle, and the node as RUNNING. */
   async startAttempt(nodeId: string, attempt: number, handle: string): Promise<void> {
-    await this.tx.execute(startAttemptSql(this.executionId, nodeId, attempt, handle, null));
+    await this.writeNodes({ starts: [{ nodeId, attempt, handle }] });
   }
 
   async finishAttempt(nodeId: string, attempt: number, result: AttemptResult): Promise<void> {
@@ -450,11 +465,8 @@ export class ExecutionTx {
    * reservation. Returns whether this node's result became the cache entry.
    */
   async completeNode(nodeId: string, done: Completion): Promise<{ cached: boolean }> {
-    const [r] = await rows<{ cached: number }>(
-      this.tx,
-      completeNodeSql(this.executionId, nodeId, done, null),
-    );
-    return { cached: (r?.cached ?? 0) > 0 };
+    const r = await this.writeNodes({ completions: [{ ...done, nodeId }] });
+    return { cached: r.cached > 0 };
   }
 
   /** A node served from the cache (or recovered): SUCCEEDED with its lineage, no attempt run. */

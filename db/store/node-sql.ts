@@ -1,12 +1,14 @@
 /**
- * A node's launch and its success as single statements: data-modifying CTEs chained in one
- * query, so each transition is one round trip and atomic on its own (a statement is its own
- * transaction). With a lease, every write is conditioned on the lease still being held, so a
- * runner that lost it writes nothing and learns so from `leased = 0`.
+ * The engine's hot-path writes as one statement: node launches and node successes, any number
+ * of each, in data-modifying CTEs chained in one query over JSON record sets. One round trip and
+ * one commit for a whole reconcile pass (a chain hop: the finished node and the next one's launch;
+ * a fan-out: every completion and launch since the last pass), atomic on its own. With a lease,
+ * every write is conditioned on the lease still being held, so a runner that lost it writes
+ * nothing and learns so from `leased = 0`.
  */
 import { type SQL, sql } from "drizzle-orm";
 import type { JsonValue } from "../../core/spec/types.js";
-import type { Lease } from "../types.js";
+import type { CacheStatus, Lease } from "../types.js";
 
 export interface CacheWrite {
   key: string;
@@ -27,6 +29,24 @@ export interface Completion {
   reservationOwner?: string;
 }
 
+/** An attempt launched: its row, and the node RUNNING. */
+export interface Start {
+  nodeId: string;
+  attempt: number;
+  handle: string;
+  /** A node launched straight from ready (never QUEUED) also gets its inputs and cache key. */
+  node?: {
+    inputs: Record<string, JsonValue>;
+    cacheKey: string | null;
+    cacheStatus: CacheStatus;
+  };
+}
+
+export interface NodeWrites {
+  completions?: ReadonlyArray<Completion & { nodeId: string }>;
+  starts?: readonly Start[];
+}
+
 function leaseCte(executionId: string, lease: Lease | null): SQL {
   if (!lease) return sql`lease as (select ${executionId}::text as id)`;
   return sql`lease as (
@@ -38,81 +58,115 @@ function leaseCte(executionId: string, lease: Lease | null): SQL {
 
 const held = sql`exists (select 1 from lease)`;
 
-/** The attempt row and the node RUNNING. Returns rows `{ leased }`. */
-export function startAttemptSql(
-  executionId: string,
-  nodeId: string,
-  attempt: number,
-  handle: string,
-  lease: Lease | null,
-): SQL {
-  return sql`with ${leaseCte(executionId, lease)},
-    att as (
-      insert into attempts (execution_id, node_id, attempt, handle, state)
-      select ${executionId}, ${nodeId}, ${attempt}, ${handle}, 'RUNNING' where ${held}
-      on conflict do nothing returning 1),
-    node as (
-      update node_executions
-         set state = 'RUNNING', attempts = ${attempt}, started_at = coalesce(started_at, now()), updated_at = now()
-       where execution_id = ${executionId} and node_id = ${nodeId} and ${held}
-      returning 1)
-    select (select count(*) from lease)::int as leased, (select count(*) from node)::int as nodes`;
-}
-
 /**
- * DESIGN.md section 5, all at once: the attempt SUCCEEDED, the node SUCCEEDED with its outputs,
- * the cache entry (first writer wins, or replaced when overwriting) and the reservation released.
- * Returns rows `{ leased, cached }`.
+ * DESIGN.md section 5 for each completion, all at once: the attempt SUCCEEDED, the node
+ * SUCCEEDED with its outputs, the cache entry (first writer wins, or replaced when overwriting)
+ * and the reservation released; then each start. Returns one row `{ leased, cached }`: cached
+ * counts the cache entries this statement wrote.
  */
-export function completeNodeSql(
-  executionId: string,
-  nodeId: string,
-  done: Completion,
-  lease: Lease | null,
-): SQL {
-  const outputs = JSON.stringify(done.outputs);
-  const parts: SQL[] = [
-    leaseCte(executionId, lease),
-    sql`att as (
-      update attempts
-         set state = 'SUCCEEDED', error_kind = null, error_reason = null, error_message = null, exit_code = null,
-             log_ref = ${done.logRef ?? null}, finished_at = now()
-       where execution_id = ${executionId} and node_id = ${nodeId} and attempt = ${done.attempt} and ${held}
-      returning 1)`,
-  ];
-  let status = sql`cache_status`;
+export function nodeWritesSql(executionId: string, writes: NodeWrites, lease: Lease | null): SQL {
+  const parts: SQL[] = [leaseCte(executionId, lease)];
   let cached = sql`0`;
-  const c = done.cache;
-  if (c) {
-    const conflict = c.overwrite
-      ? sql`on conflict (key) do update
-             set repo = excluded.repo, task_name = excluded.task_name, task_digest = excluded.task_digest,
-                 identity = excluded.identity, outputs = excluded.outputs,
-                 source_execution_id = excluded.source_execution_id, source_node_id = excluded.source_node_id,
-                 created_at = now(), last_hit_at = null, hit_count = 0`
-      : sql`on conflict (key) do nothing`;
-    parts.push(sql`ins as (
-      insert into cache_entries (key, repo, task_name, task_digest, identity, outputs, source_execution_id, source_node_id)
-      select ${c.key}, ${c.repo}, ${c.taskName}, ${c.taskDigest}, ${JSON.stringify(c.identity)}::jsonb, ${outputs}::jsonb,
-             ${executionId}, ${nodeId}
-       where ${held}
-      ${conflict}
-      returning key)`);
-    if (done.reservationOwner) {
-      parts.push(sql`rel as (
-        delete from cache_reservations where key = ${c.key} and owner = ${done.reservationOwner} and ${held} returning key)`);
+  const completions = writes.completions ?? [];
+  if (completions.length > 0) {
+    const set = completions.map((c) => ({
+      node_id: c.nodeId,
+      attempt: c.attempt,
+      outputs: c.outputs,
+      log_ref: c.logRef ?? null,
+      cache_key: c.cache?.key ?? null,
+      repo: c.cache?.repo ?? null,
+      task_name: c.cache?.taskName ?? null,
+      task_digest: c.cache?.taskDigest ?? null,
+      identity: c.cache?.identity ?? null,
+      reservation_owner: c.cache ? (c.reservationOwner ?? null) : null,
+    }));
+    parts.push(
+      sql`c as (select * from jsonb_to_recordset(${JSON.stringify(set)}::jsonb)
+        as c(node_id text, attempt int, outputs jsonb, log_ref text, cache_key text, repo text,
+             task_name text, task_digest text, identity jsonb, reservation_owner text))`,
+      sql`c_att as (
+        update attempts a
+           set state = 'SUCCEEDED', error_kind = null, error_reason = null, error_message = null, exit_code = null,
+               log_ref = c.log_ref, finished_at = now()
+          from c
+         where a.execution_id = ${executionId} and a.node_id = c.node_id and a.attempt = c.attempt and ${held}
+        returning 1)`,
+    );
+    const caching = completions.filter((c) => c.cache);
+    // An execution overwrites the cache or does not, for all its nodes.
+    const overwrite = caching.some((c) => c.cache?.overwrite);
+    if (caching.length > 0) {
+      const conflict = overwrite
+        ? sql`on conflict (key) do update
+               set repo = excluded.repo, task_name = excluded.task_name, task_digest = excluded.task_digest,
+                   identity = excluded.identity, outputs = excluded.outputs,
+                   source_execution_id = excluded.source_execution_id, source_node_id = excluded.source_node_id,
+                   created_at = now(), last_hit_at = null, hit_count = 0`
+        : sql`on conflict (key) do nothing`;
+      // distinct on: one row per key (an update may not touch a row twice in one statement).
+      parts.push(
+        sql`c_ins as (
+          insert into cache_entries (key, repo, task_name, task_digest, identity, outputs, source_execution_id, source_node_id)
+          select distinct on (c.cache_key) c.cache_key, c.repo, c.task_name, c.task_digest, c.identity, c.outputs,
+                 ${executionId}, c.node_id
+            from c where c.cache_key is not null and ${held}
+           order by c.cache_key, c.node_id
+          ${conflict}
+          returning source_node_id)`,
+        sql`c_rel as (
+          delete from cache_reservations r using c
+           where r.key = c.cache_key and r.owner = c.reservation_owner and ${held}
+          returning 1)`,
+      );
+      cached = sql`(select count(*) from c_ins)::int`;
     }
-    status = c.overwrite
-      ? sql`'SKIPPED'`
-      : sql`case when exists (select 1 from ins) then 'POPULATED' else 'MISS' end`;
-    cached = sql`(select count(*) from ins)::int`;
+    const status =
+      caching.length === 0
+        ? sql`n.cache_status`
+        : overwrite
+          ? sql`case when c.cache_key is null then n.cache_status else 'SKIPPED' end`
+          : sql`case when c.cache_key is null then n.cache_status
+                     when exists (select 1 from c_ins i where i.source_node_id = c.node_id) then 'POPULATED'
+                     else 'MISS' end`;
+    parts.push(sql`c_node as (
+      update node_executions n
+         set state = 'SUCCEEDED', outputs = c.outputs, error = null, cache_status = ${status},
+             finished_at = now(), updated_at = now()
+        from c
+       where n.execution_id = ${executionId} and n.node_id = c.node_id and ${held}
+      returning 1)`);
   }
-  parts.push(sql`node as (
-    update node_executions
-       set state = 'SUCCEEDED', outputs = ${outputs}::jsonb, error = null, cache_status = ${status},
-           finished_at = now(), updated_at = now()
-     where execution_id = ${executionId} and node_id = ${nodeId} and ${held}
-    returning 1)`);
+  const starts = writes.starts ?? [];
+  if (starts.length > 0) {
+    const set = starts.map((s) => ({
+      node_id: s.nodeId,
+      attempt: s.attempt,
+      handle: s.handle,
+      set_node: s.node !== undefined,
+      inputs: s.node?.inputs ?? null,
+      cache_key: s.node?.cacheKey ?? null,
+      cache_status: s.node?.cacheStatus ?? null,
+    }));
+    parts.push(
+      sql`s as (select * from jsonb_to_recordset(${JSON.stringify(set)}::jsonb)
+        as s(node_id text, attempt int, handle text, set_node boolean, inputs jsonb, cache_key text, cache_status text))`,
+      sql`s_att as (
+        insert into attempts (execution_id, node_id, attempt, handle, state)
+        select ${executionId}, s.node_id, s.attempt, s.handle, 'RUNNING' from s where ${held}
+        on conflict do nothing returning 1)`,
+      sql`s_node as (
+        update node_executions n
+           set state = 'RUNNING', attempts = s.attempt,
+               inputs = case when s.set_node then s.inputs else n.inputs end,
+               cache_key = case when s.set_node then s.cache_key else n.cache_key end,
+               cache_status = case when s.set_node then s.cache_status else n.cache_status end,
+               started_at = coalesce(n.started_at, now()), updated_at = now()
+          from s
+         where n.execution_id = ${executionId} and n.node_id = s.node_id and ${held}
+        returning 1)`,
+    );
+  }
   return sql`with ${sql.join(parts, sql`, `)}
     select (select count(*) from lease)::int as leased, ${cached} as cached`;
 }

@@ -1,8 +1,14 @@
 /**
- * Drives one execution while this runner holds its lease: reconcile (plan from the persisted
- * state, persist the transitions, launch what is ready), then sleep until woken by an attempt
- * finishing, a freed slot, or the tick. Every write is fenced by the lease; losing it stops the
- * driver without writing anything more.
+ * Drives one execution while this runner holds its lease, in passes: record the attempts that
+ * finished since the last pass, plan from the state, read the cache, persist every transition
+ * of the pass in one fenced write, then launch. Between passes it sleeps until an attempt
+ * finishes, a slot frees up, a notification, or the tick. Losing the lease stops the driver
+ * without writing anything more.
+ *
+ * While it holds the lease this driver is the only writer of the execution's nodes, so it reads
+ * them once and keeps them in memory, changing them as it writes. A write that fails ends the
+ * driver (a lost lease, or an error it throws), so memory never outlives a write that did not
+ * land; the next driver starts again from the database.
  */
 
 import { attemptName } from "../../core/engine/attempt-name.js";
@@ -11,8 +17,9 @@ import { afterFailure, type NodeView, plan } from "../../core/engine/plan.js";
 import type { Digest } from "../../core/hash/digest.js";
 import type { JsonValue, TaskSpec } from "../../core/spec/types.js";
 import { LeaseLostError } from "../../db/errors.js";
-import type { ExecutionTx } from "../../db/store/executions.js";
+import type { Completion, ExecutionTx, Start } from "../../db/store/executions.js";
 import type {
+  CacheStatus,
   ExecutionRecord,
   Lease,
   NodeRecord,
@@ -22,16 +29,61 @@ import type {
 import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
 import type { AttemptOutcome, LaunchSpec } from "../executors/types.js";
 import type { Engine, EngineEvent } from "./engine.js";
-import { WriteBatcher } from "./write-batcher.js";
 
 /** A result reused instead of computed: its outputs and the node that computed them. */
 type Reuse = { outputs: Record<string, JsonValue>; source: { execution: string; node: string } };
 
+/** An attempt that ended, waiting for the next pass to record it. */
+interface Finished {
+  nodeId: string;
+  attempt: number;
+  task: TaskSpec;
+  spec: LaunchSpec;
+  outcome: AttemptOutcome;
+}
+
+/** One pass's writes, and what to do once they are committed (or if they are not). */
+class Pass {
+  readonly completions: Array<Completion & { nodeId: string }> = [];
+  readonly starts: Start[] = [];
+  /** Nodes that became ready and are not launched in this pass, by id. */
+  readonly queued = new Map<
+    string,
+    {
+      nodeId: string;
+      inputs: Record<string, JsonValue>;
+      cacheKey: string | null;
+      cacheStatus: CacheStatus;
+    }
+  >();
+  /** Writes with no single-statement form: they make the pass a transaction. */
+  readonly other: Array<(tx: ExecutionTx) => Promise<void>> = [];
+  /** After the commit: events, launches, kills. */
+  readonly afterCommit: Array<() => void | Promise<void>> = [];
+  /** If the write fails: give back the slots and reservations taken for launches. */
+  readonly undo: Array<() => void> = [];
+
+  get empty(): boolean {
+    return (
+      this.completions.length + this.starts.length + this.queued.size + this.other.length === 0
+    );
+  }
+}
+
 export class Driver {
   private lease: Lease;
   private workflow: ResolvedWorkflow | null = null;
+  private tasks: Record<string, TaskSpec> = {};
+  /** The execution's nodes as persisted (loaded once, then kept up to date by this driver). */
+  private nodes: Map<string, NodeRecord> | null = null;
+  private readonly views: Record<string, NodeView> = {};
+  /** Nodes RUNNING when loaded, which this driver has not attached to yet (no free slot). */
+  private readonly unattached = new Set<string>();
   private recoverable: Map<string, Reuse> | null = null;
   private readonly watchers = new Map<string, Promise<void>>();
+  private readonly finished: Finished[] = [];
+  /** Handles already asked to stop. */
+  private readonly killed = new Set<string>();
   private readonly reservations = new Map<
     string,
     { key: string; owner: string; timer: NodeJS.Timeout }
@@ -39,10 +91,9 @@ export class Driver {
   private readonly waitingOn = new Map<string, string>();
   private wakeUp: (() => void) | null = null;
   private woken = false;
+  /** When the execution row was last read (ms); 0: read it at the next pass. */
+  private execReadAt = 0;
   private lost = false;
-  private readonly writes = new WriteBatcher((fn) => this.fenced(fn));
-  /** Attempts whose outcome this driver has persisted ("node/attempt"); only it writes while it holds the lease. */
-  private readonly recorded = new Set<string>();
 
   constructor(
     private readonly engine: Engine,
@@ -56,7 +107,13 @@ export class Driver {
     return this.engine.store;
   }
 
-  wake(): void {
+  /**
+   * Wakes the driver. `changed` (a notification: the execution was asked to stop) makes the
+   * next pass read the execution row again; otherwise it is read again once per tick, so a
+   * missed notification costs at most a tick even while the driver never sleeps.
+   */
+  wake(changed = false): void {
+    if (changed) this.execReadAt = 0;
     this.woken = true;
     this.wakeUp?.();
   }
@@ -68,12 +125,19 @@ export class Driver {
     );
     const unsubscribe = this.engine.onSlotFreed(() => this.wake());
     try {
+      let exec: ExecutionRecord | null = null;
       for (;;) {
-        const exec = await this.store.executions.get(this.lease.executionId);
+        // Only the lease holder changes the state, but for a request to stop (ABORTING).
+        if (!exec || Date.now() - this.execReadAt >= this.engine.tickMs) {
+          this.execReadAt = Date.now();
+          exec = await this.store.executions.get(this.lease.executionId);
+        }
         if (!exec || TERMINAL_EXECUTION_STATES.includes(exec.state)) break;
         this.woken = false;
-        await this.reconcile(exec);
-        if (this.lost || this.signal?.aborted) break;
+        const ended = await this.reconcile(exec);
+        if (ended || this.lost || this.signal?.aborted) break;
+        // The pass started it: the row says RUNNING now.
+        if (exec.state === "QUEUED") exec = { ...exec, state: "RUNNING" };
         if (!this.woken) await this.nap();
       }
     } catch (e) {
@@ -82,12 +146,9 @@ export class Driver {
     } finally {
       clearInterval(renew);
       unsubscribe();
-      if (!this.lost) {
-        // Let running attempts report before giving the execution up, unless told to stop: then
-        // they keep running (they outlive the runner) and the next runner re-attaches to them.
-        if (!this.signal?.aborted) await Promise.allSettled([...this.watchers.values()]);
-        await this.store.executions.release(this.lease).catch(() => undefined);
-      }
+      // Attempts still running keep running (they outlive the runner): the next driver
+      // re-attaches to them by handle and records their outcomes.
+      if (!this.lost) await this.store.executions.release(this.lease).catch(() => undefined);
       for (const r of this.reservations.values()) clearInterval(r.timer);
     }
     return this.store.executions.get(this.lease.executionId);
@@ -96,7 +157,7 @@ export class Driver {
   /** Sleeps until woken or the tick; the timer is cleared on wake so nothing outlives the run. */
   private nap(): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this.wakeUp?.(), this.engine.tickMs);
+      const timer = setTimeout(() => this.wake(true), this.engine.tickMs);
       const onAbort = () => this.wakeUp?.();
       this.signal?.addEventListener("abort", onAbort, { once: true });
       this.wakeUp = () => {
@@ -119,184 +180,371 @@ export class Driver {
     } else if (renewed) this.lease = renewed;
   }
 
-  private fenced<T>(fn: (tx: ExecutionTx) => Promise<T>): Promise<T> {
-    return this.store.executions.withLease(this.lease, fn);
+  /** Pinning: the graph comes from the execution's own version, read once; versions are immutable. */
+  private async load(exec: ExecutionRecord): Promise<Map<string, NodeRecord>> {
+    if (!this.workflow) {
+      const wf = await this.store.versions.resolveWorkflow(exec.repo, exec.sha, exec.workflow);
+      this.tasks = Object.fromEntries(Object.entries(wf.tasks).map(([n, t]) => [n, t.spec]));
+      this.workflow = wf;
+    }
+    if (!this.nodes) {
+      this.nodes = new Map();
+      for (const n of await this.store.executions.nodes(exec.id)) this.set(n);
+      for (const n of this.nodes.values()) if (n.state === "RUNNING") this.unattached.add(n.nodeId);
+    }
+    return this.nodes;
   }
 
-  private async resolved(exec: ExecutionRecord): Promise<ResolvedWorkflow> {
-    // Pinning: the graph comes from the execution's own version, read once; versions are immutable.
-    this.workflow ??= await this.store.versions.resolveWorkflow(exec.repo, exec.sha, exec.workflow);
-    return this.workflow;
+  private set(node: NodeRecord): void {
+    this.nodes?.set(node.nodeId, node);
+    this.views[node.nodeId] = { state: node.state, outputs: node.outputs, error: node.error };
   }
 
-  private async reconcile(exec: ExecutionRecord): Promise<void> {
-    const wf = await this.resolved(exec);
-    const tasks: Record<string, TaskSpec> = Object.fromEntries(
-      Object.entries(wf.tasks).map(([n, t]) => [n, t.spec]),
-    );
-    const nodes = await this.store.executions.nodes(exec.id);
-    const byId = new Map(nodes.map((n) => [n.nodeId, n]));
-    const views: Record<string, NodeView> = {};
-    for (const n of nodes) views[n.nodeId] = { state: n.state, outputs: n.outputs, error: n.error };
+  private node(id: string): NodeRecord {
+    return this.nodes?.get(id) as NodeRecord;
+  }
+
+  /** One pass; true when it ended the execution. */
+  private async reconcile(exec: ExecutionRecord): Promise<boolean> {
+    await this.load(exec);
+    const wf = this.workflow as ResolvedWorkflow;
+    const pass = new Pass();
+    for (const f of this.finished.splice(0)) this.recordOutcome(exec, pass, f);
+
     const actions = plan({
       state: exec.state,
       workflow: wf.spec,
-      tasks,
+      tasks: this.tasks,
       inputs: exec.inputs,
-      nodes: views,
+      nodes: this.views,
     });
-
-    // Reads first (cache lookups, the parent's results for recover), then one fenced write. The
-    // cache plan (two digests) is computed once per ready node, here.
-    const decided = new Map<
-      string,
-      { cp: CachePlan; reuse?: Reuse & { status: "HIT" | "RECOVERED" } }
-    >();
+    const ready: Array<{ node: NodeRecord; inputs: Record<string, JsonValue>; cp: CachePlan }> = [];
     for (const a of actions) {
-      if (a.kind !== "ready") continue;
-      const node = byId.get(a.node) as NodeRecord;
-      const task = tasks[node.taskName] as TaskSpec;
+      switch (a.kind) {
+        case "start":
+          pass.other.push((tx) => tx.setState("RUNNING"));
+          pass.afterCommit.push(() =>
+            this.engine.emit({ type: "execution", executionId: exec.id, state: "RUNNING" }),
+          );
+          break;
+        case "skip": {
+          const error = {
+            kind: "user" as const,
+            reason: "upstream",
+            message: `upstream node "${a.upstream}" did not succeed`,
+          };
+          this.settle(exec, pass, a.node, { state: "SKIPPED", error });
+          break;
+        }
+        case "fail": {
+          const error = { kind: "user" as const, reason: "inputs", message: a.reason };
+          this.settle(exec, pass, a.node, { state: "FAILED", error });
+          break;
+        }
+        case "ready": {
+          const node = this.node(a.node);
+          const task = this.tasks[node.taskName] as TaskSpec;
+          const cp = cachePlan(
+            exec.repo,
+            task,
+            node.taskDigest as Digest,
+            a.inputs,
+            exec.overwriteCache,
+          );
+          ready.push({ node, inputs: a.inputs, cp });
+          break;
+        }
+        case "abort":
+          for (const id of a.nodes) {
+            const node = this.node(id);
+            if (node.state === "RUNNING") this.kill(exec, node);
+            else this.settle(exec, pass, id, { state: "ABORTED", error: null });
+          }
+          break;
+        case "finish":
+          pass.other.push((tx) => tx.setState(a.state, { outputs: a.outputs, error: a.error }));
+          pass.afterCommit.push(() =>
+            this.engine.emit({ type: "execution", executionId: exec.id, state: a.state }),
+          );
+          break;
+        case "launch":
+          break;
+      }
+    }
+
+    if (exec.state !== "ABORTING") {
+      await this.resolveReady(exec, pass, ready);
+      this.attachRunning(exec);
+      // QUEUED nodes (retries, waiters, nodes that found no free slot), then those ready now.
+      const candidates: NodeRecord[] = [];
+      for (const n of this.nodes?.values() ?? [])
+        if (n.state === "QUEUED" && !this.watchers.has(n.nodeId)) candidates.push(n);
+      await this.launchable(exec, pass, candidates);
+    }
+    await this.write(pass);
+    return actions.some((a) => a.kind === "finish");
+  }
+
+  /** Ready nodes: served from the parent (recover) or the cache, or QUEUED to be launched. */
+  private async resolveReady(
+    exec: ExecutionRecord,
+    pass: Pass,
+    ready: Array<{ node: NodeRecord; inputs: Record<string, JsonValue>; cp: CachePlan }>,
+  ): Promise<void> {
+    // Reads first: the parent's results for recover, then the cache, all before the write.
+    const hits = await this.store.cache.lookupMany(
+      ready.flatMap(({ cp }) =>
+        cp.enabled && cp.lookup ? [{ key: cp.key, ttlSeconds: cp.ttlSeconds }] : [],
+      ),
+    );
+    for (const { node, inputs, cp } of ready) {
+      const recovered =
+        exec.mode === "recover"
+          ? (await this.recoverIndex(exec)).get(recoverKey(node.taskDigest, inputs))
+          : undefined;
+      const hit = cp.enabled && cp.lookup ? hits.get(cp.key) : undefined;
+      if (recovered) {
+        this.reuse(exec, pass, node.nodeId, inputs, cp, { ...recovered, status: "RECOVERED" });
+      } else if (hit) {
+        this.reuse(exec, pass, node.nodeId, inputs, cp, {
+          outputs: hit.outputs,
+          source: hit.source,
+          status: "HIT",
+        });
+      } else {
+        const cacheStatus: CacheStatus = !cp.enabled
+          ? "DISABLED"
+          : exec.overwriteCache
+            ? "SKIPPED"
+            : "MISS";
+        const row = {
+          nodeId: node.nodeId,
+          inputs,
+          cacheKey: cp.enabled ? cp.key : null,
+          cacheStatus,
+        };
+        pass.queued.set(node.nodeId, row);
+        this.set({ ...node, ...row, state: "QUEUED" });
+      }
+    }
+  }
+
+  /**
+   * Launches QUEUED nodes while slots are free: a slot, then (cacheable) the reservation and a
+   * last cache look, then the start, written with the pass. A node launched in the pass it became
+   * ready in goes straight to RUNNING: its QUEUED write is folded into the start.
+   */
+  private async launchable(exec: ExecutionRecord, pass: Pass, nodes: NodeRecord[]): Promise<void> {
+    const taken: NodeRecord[] = [];
+    for (const n of nodes) {
+      if (!this.engine.takeSlot()) break;
+      taken.push(n);
+    }
+    await Promise.all(taken.map((n) => this.launchOne(exec, pass, n)));
+  }
+
+  private async launchOne(exec: ExecutionRecord, pass: Pass, node: NodeRecord): Promise<void> {
+    const task = this.tasks[node.taskName] as TaskSpec;
+    const inputs = node.inputs ?? {};
+    const cp = cachePlan(exec.repo, task, node.taskDigest as Digest, inputs, exec.overwriteCache);
+    const attempt = node.attempts + 1;
+    const queuedNow = pass.queued.get(node.nodeId);
+    if (cp.enabled) {
+      const owner = `${exec.id}/${node.nodeId}/${attempt}`;
+      const r = await this.store.cache.reserve(cp.key, exec.repo, owner, this.engine.reservationMs);
+      if (!r.acquired) {
+        this.engine.releaseSlot(false);
+        if (this.waitingOn.get(node.nodeId) !== r.owner) {
+          this.waitingOn.set(node.nodeId, r.owner);
+          pass.afterCommit.push(() =>
+            this.engine.emit({
+              type: "waiting",
+              executionId: exec.id,
+              nodeId: node.nodeId,
+              holder: r.owner,
+            }),
+          );
+        }
+        return;
+      }
+      this.waitingOn.delete(node.nodeId);
+      // The holder may have finished between our lookup and our reservation (it writes the entry
+      // and releases in one statement): look again now that nobody else can be computing it.
+      const hit = cp.lookup ? await this.store.cache.lookup(cp.key, cp.ttlSeconds) : null;
+      if (hit) {
+        this.engine.releaseSlot(false);
+        pass.queued.delete(node.nodeId);
+        this.reuse(exec, pass, node.nodeId, inputs, cp, {
+          outputs: hit.outputs,
+          source: hit.source,
+          status: "HIT",
+        });
+        pass.other.push((tx) => tx.releaseReservation(cp.key, owner).then(() => undefined));
+        pass.undo.push(() => void this.store.cache.release(cp.key, owner).catch(() => undefined));
+        return;
+      }
+      this.holdReservation(node.nodeId, cp.key, owner);
+      pass.undo.push(() => this.dropReservation(node.nodeId, true));
+    }
+    const handle = attemptName(exec.id, node.nodeId, attempt);
+    // Persisted before launched: a crash in between leaves a handle with nothing behind it,
+    // which the executor reports as lost (a system failure, retried).
+    pass.queued.delete(node.nodeId);
+    pass.starts.push({
+      nodeId: node.nodeId,
+      attempt,
+      handle,
+      ...(queuedNow ? { node: queuedNow } : {}),
+    });
+    const running: NodeRecord = { ...node, state: "RUNNING", attempts: attempt };
+    this.set(running);
+    pass.undo.push(() => this.engine.releaseSlot(false));
+    pass.afterCommit.push(() => {
+      this.emitNode(exec.id, node.nodeId, "RUNNING", { attempt, cache: node.cacheStatus });
+      const spec = this.launchSpec(exec, running, task, handle);
+      this.watch(node.nodeId, attempt, task, spec, () => this.engine.executor.launch(spec));
+    });
+  }
+
+  /** A node SUCCEEDED from the cache or the parent, with lineage; no attempt runs. */
+  private reuse(
+    exec: ExecutionRecord,
+    pass: Pass,
+    nodeId: string,
+    inputs: Record<string, JsonValue>,
+    cp: CachePlan,
+    reuse: Reuse & { status: "HIT" | "RECOVERED" },
+  ): void {
+    const cacheKey = cp.enabled ? cp.key : null;
+    pass.other.push((tx) =>
+      tx.resolveNodeFrom(nodeId, {
+        status: reuse.status,
+        cacheKey,
+        inputs,
+        outputs: reuse.outputs,
+        source: reuse.source,
+      }),
+    );
+    this.set({
+      ...this.node(nodeId),
+      state: "SUCCEEDED",
+      cacheStatus: reuse.status,
+      cacheKey,
+      inputs,
+      outputs: reuse.outputs,
+      source: reuse.source,
+      error: null,
+    });
+    pass.afterCommit.push(() =>
+      this.emitNode(exec.id, nodeId, "SUCCEEDED", { cache: reuse.status, source: reuse.source }),
+    );
+  }
+
+  /** A node that ends without running (skipped, unresolvable inputs, aborted before launch). */
+  private settle(
+    exec: ExecutionRecord,
+    pass: Pass,
+    nodeId: string,
+    to: { state: "SKIPPED" | "FAILED" | "ABORTED"; error: NodeRecord["error"] },
+  ): void {
+    pass.other.push((tx) =>
+      tx.updateNode(nodeId, { state: to.state, error: to.error, finished: true }),
+    );
+    this.set({ ...this.node(nodeId), state: to.state, error: to.error });
+    pass.afterCommit.push(() =>
+      this.emitNode(exec.id, nodeId, to.state, to.error ? { error: to.error } : {}),
+    );
+  }
+
+  /** An attempt's outcome as this pass's transitions: success (with its cache entry) or failure. */
+  private recordOutcome(exec: ExecutionRecord, pass: Pass, f: Finished): void {
+    const { nodeId, attempt, task, spec, outcome } = f;
+    const node = this.node(nodeId);
+    const held = this.reservations.get(nodeId);
+    // The reservation ends with the node's write; the heartbeat stops now either way.
+    this.dropReservation(nodeId, false);
+    if (outcome.ok) {
       const cp = cachePlan(
         exec.repo,
         task,
-        node.taskDigest as Digest,
-        a.inputs,
+        spec.taskDigest as Digest,
+        spec.inputs,
         exec.overwriteCache,
       );
-      const recovered =
-        exec.mode === "recover"
-          ? (await this.recoverIndex(exec)).get(recoverKey(node.taskDigest, a.inputs))
-          : undefined;
-      if (recovered) {
-        decided.set(a.node, { cp, reuse: { ...recovered, status: "RECOVERED" } });
-        continue;
-      }
-      const hit =
-        cp.enabled && cp.lookup ? await this.store.cache.lookup(cp.key, cp.ttlSeconds) : null;
-      decided.set(
-        a.node,
-        hit ? { cp, reuse: { outputs: hit.outputs, source: hit.source, status: "HIT" } } : { cp },
-      );
+      pass.completions.push({
+        nodeId,
+        attempt,
+        outputs: outcome.outputs,
+        logRef: outcome.logRef,
+        ...(cp.enabled
+          ? {
+              cache: {
+                key: cp.key,
+                repo: exec.repo,
+                taskName: task.name,
+                taskDigest: spec.taskDigest,
+                identity: cp.identity,
+                overwrite: exec.overwriteCache,
+              },
+              ...(held ? { reservationOwner: held.owner } : {}),
+            }
+          : {}),
+      });
+      this.set({ ...node, state: "SUCCEEDED", outputs: outcome.outputs, error: null });
+      pass.afterCommit.push(() => this.emitNode(exec.id, nodeId, "SUCCEEDED", { attempt }));
+      return;
     }
-
-    const toKill: NodeRecord[] = [];
-    const queuedNow: NodeRecord[] = [];
-    const events: Array<() => void> = [];
-    await this.fenced(async (tx) => {
-      for (const a of actions) {
-        switch (a.kind) {
-          case "start":
-            await tx.setState("RUNNING");
-            events.push(() =>
-              this.engine.emit({ type: "execution", executionId: exec.id, state: "RUNNING" }),
-            );
-            break;
-          case "skip": {
-            const error = {
-              kind: "user" as const,
-              reason: "upstream",
-              message: `upstream node "${a.upstream}" did not succeed`,
-            };
-            await tx.updateNode(a.node, { state: "SKIPPED", error, finished: true });
-            events.push(() => this.emitNode(exec.id, a.node, "SKIPPED", { error }));
-            break;
-          }
-          case "fail": {
-            const error = { kind: "user" as const, reason: "inputs", message: a.reason };
-            await tx.updateNode(a.node, { state: "FAILED", error, finished: true });
-            events.push(() => this.emitNode(exec.id, a.node, "FAILED", { error }));
-            break;
-          }
-          case "ready": {
-            const node = byId.get(a.node) as NodeRecord;
-            const { cp, reuse } = decided.get(a.node) as {
-              cp: CachePlan;
-              reuse?: Reuse & { status: "HIT" | "RECOVERED" };
-            };
-            if (reuse) {
-              await tx.resolveNodeFrom(a.node, {
-                status: reuse.status,
-                cacheKey: cp.enabled ? cp.key : null,
-                inputs: a.inputs,
-                outputs: reuse.outputs,
-                source: reuse.source,
-              });
-              events.push(() =>
-                this.emitNode(exec.id, a.node, "SUCCEEDED", {
-                  cache: reuse.status,
-                  source: reuse.source,
-                }),
-              );
-            } else {
-              const cacheStatus = !cp.enabled
-                ? "DISABLED"
-                : exec.overwriteCache
-                  ? "SKIPPED"
-                  : "MISS";
-              queuedNow.push({
-                ...node,
-                state: "QUEUED",
-                inputs: a.inputs,
-                cacheKey: cp.enabled ? cp.key : null,
-                cacheStatus,
-              });
-              events.push(() => this.emitNode(exec.id, a.node, "QUEUED", { cache: cacheStatus }));
-            }
-            break;
-          }
-          case "abort":
-            for (const id of a.nodes) {
-              const node = byId.get(id) as NodeRecord;
-              if (node.state === "RUNNING") toKill.push(node);
-              else {
-                await tx.updateNode(id, { state: "ABORTED", finished: true });
-                events.push(() => this.emitNode(exec.id, id, "ABORTED"));
-              }
-            }
-            break;
-          case "finish":
-            await tx.setState(a.state, { outputs: a.outputs, error: a.error });
-            events.push(() =>
-              this.engine.emit({ type: "execution", executionId: exec.id, state: a.state }),
-            );
-            break;
-          case "launch":
-            break;
-        }
-      }
-      // Every node that became ready in this pass, in one statement (a fan-out readies thousands).
-      await tx.queueNodes(
-        queuedNow.map((n) => ({
-          nodeId: n.nodeId,
-          inputs: n.inputs ?? {},
-          cacheKey: n.cacheKey,
-          cacheStatus: n.cacheStatus ?? "DISABLED",
-        })),
-      );
+    const error = outcome.error;
+    const aborted = error.reason === "aborted";
+    const d = afterFailure(task, node, error);
+    const final: NodeState = aborted ? "ABORTED" : d.retry ? "QUEUED" : "FAILED";
+    pass.other.push(async (tx) => {
+      await tx.finishAttempt(nodeId, attempt, {
+        state: aborted ? "ABORTED" : "FAILED",
+        error,
+        logRef: outcome.logRef,
+      });
+      await tx.updateNode(nodeId, {
+        state: final,
+        error,
+        userFailures: d.userFailures,
+        systemFailures: d.systemFailures,
+        finished: final !== "QUEUED",
+      });
+      if (held) await tx.releaseReservation(held.key, held.owner);
     });
-    for (const e of events) e();
-    for (const node of toKill) {
-      await this.engine.executor.abort(attemptName(exec.id, node.nodeId, node.attempts));
-      if (!this.watchers.has(node.nodeId)) this.attach(exec, node, tasks);
-    }
-    if (exec.state === "ABORTING") return;
+    this.set({
+      ...node,
+      state: final,
+      error,
+      userFailures: d.userFailures,
+      systemFailures: d.systemFailures,
+    });
+    pass.afterCommit.push(() => this.emitNode(exec.id, nodeId, final, { attempt, error }));
+  }
 
-    // Launch what is queued (including nodes queued just now), and re-attach what runs. Only
-    // this driver writes the execution while it holds the lease, so what it just wrote is known
-    // without reading every node again.
-    for (const node of nodes) {
-      if (node.state === "RUNNING" && !this.watchers.has(node.nodeId))
-        this.attach(exec, node, tasks);
+  /**
+   * Persists the pass: launches and successes alone are one fenced statement; anything else
+   * makes it one fenced transaction with the same statements in it.
+   */
+  private async write(pass: Pass): Promise<void> {
+    if (!pass.empty) {
+      try {
+        const nodes = { completions: pass.completions, starts: pass.starts };
+        if (pass.other.length === 0 && pass.queued.size === 0)
+          await this.store.executions.writeNodes(this.lease, nodes);
+        else
+          await this.store.executions.withLease(this.lease, async (tx) => {
+            for (const w of pass.other) await w(tx);
+            await tx.queueNodes([...pass.queued.values()]);
+            await tx.writeNodes(nodes);
+          });
+      } catch (e) {
+        for (const u of pass.undo) u();
+        throw e;
+      }
     }
-    const queued = [...nodes.filter((n) => n.state === "QUEUED"), ...queuedNow].filter(
-      (n) => !this.watchers.has(n.nodeId),
-    );
-    // As many at once as there are free slots; the rest wait for a slot to free up (it wakes us).
-    await Promise.all(
-      queued
-        .slice(0, this.engine.availableSlots())
-        .map((node) => this.launch(exec, node, tasks[node.taskName] as TaskSpec)),
-    );
+    for (const t of pass.afterCommit) await t();
   }
 
   private async recoverIndex(exec: ExecutionRecord) {
@@ -314,67 +562,6 @@ export class Driver {
     return index;
   }
 
-  private async launch(exec: ExecutionRecord, node: NodeRecord, task: TaskSpec): Promise<void> {
-    const inputs = node.inputs ?? {};
-    const cp = cachePlan(exec.repo, task, node.taskDigest as Digest, inputs, exec.overwriteCache);
-    const attempt = node.attempts + 1;
-    if (cp.enabled) {
-      // Another execution may have populated the entry while this node waited.
-      if (
-        cp.lookup &&
-        (await this.serveFromCache(exec, node.nodeId, inputs, cp.key, cp.ttlSeconds))
-      )
-        return;
-      const owner = `${exec.id}/${node.nodeId}/${attempt}`;
-      const r = await this.store.cache.reserve(cp.key, exec.repo, owner, this.engine.reservationMs);
-      if (!r.acquired) {
-        if (this.waitingOn.get(node.nodeId) !== r.owner) {
-          this.waitingOn.set(node.nodeId, r.owner);
-          this.engine.emit({
-            type: "waiting",
-            executionId: exec.id,
-            nodeId: node.nodeId,
-            holder: r.owner,
-          });
-        }
-        return;
-      }
-      this.waitingOn.delete(node.nodeId);
-      // The holder may have finished between our lookup and our reservation (it writes the entry
-      // and releases in one statement): look again now that nobody else can be computing it.
-      if (
-        cp.lookup &&
-        (await this.serveFromCache(exec, node.nodeId, inputs, cp.key, cp.ttlSeconds))
-      ) {
-        await this.store.cache.release(cp.key, owner);
-        return;
-      }
-      this.holdReservation(node.nodeId, cp.key, owner);
-    }
-    if (!this.engine.takeSlot()) {
-      this.dropReservation(node.nodeId, true);
-      return;
-    }
-    const handle = attemptName(exec.id, node.nodeId, attempt);
-    try {
-      // Persisted before launched: a crash in between leaves a handle with nothing behind it,
-      // which the executor reports as lost (a system failure, retried).
-      await this.writes.write(
-        (tx) => tx.startAttempt(node.nodeId, attempt, handle),
-        () => this.store.executions.startAttempt(this.lease, node.nodeId, attempt, handle),
-      );
-    } catch (e) {
-      this.engine.releaseSlot();
-      this.dropReservation(node.nodeId, true);
-      throw e;
-    }
-    this.emitNode(exec.id, node.nodeId, "RUNNING", { attempt });
-    const spec = this.launchSpec(exec, { ...node, attempts: attempt }, task, handle);
-    this.watch(exec, node.nodeId, attempt, task, spec, async () => {
-      await this.engine.executor.launch(spec);
-    });
-  }
-
   private emitNode(
     executionId: string,
     nodeId: string,
@@ -384,36 +571,17 @@ export class Driver {
     this.engine.emit({ type: "node", executionId, nodeId, state, ...extra });
   }
 
-  /** Resolves the node from the cache entry of `key` if there is one; false on a miss. */
-  private async serveFromCache(
-    exec: ExecutionRecord,
-    nodeId: string,
-    inputs: Record<string, JsonValue>,
-    key: string,
-    ttlSeconds: number | null,
-  ): Promise<boolean> {
-    const hit = await this.store.cache.lookup(key, ttlSeconds);
-    if (!hit) return false;
-    await this.fenced((tx) =>
-      tx.resolveNodeFrom(nodeId, {
-        status: "HIT",
-        cacheKey: key,
-        inputs,
-        outputs: hit.outputs,
-        source: hit.source,
-      }),
-    );
-    this.emitNode(exec.id, nodeId, "SUCCEEDED", { cache: "HIT", source: hit.source });
-    this.wake();
-    return true;
+  /** Nodes found RUNNING when loaded (a restart, or a lease taken over): watch them, slots allowing. */
+  private attachRunning(exec: ExecutionRecord): void {
+    for (const id of this.unattached) {
+      if (!this.engine.takeSlot()) return; // on a later pass, when a slot is free
+      this.unattached.delete(id);
+      this.attach(exec, this.node(id));
+    }
   }
 
-  /** A RUNNING node this driver does not watch yet (after a restart, or a lost lease regained). */
-  private attach(exec: ExecutionRecord, node: NodeRecord, tasks: Record<string, TaskSpec>): void {
-    const task = tasks[node.taskName] as TaskSpec;
-    // The snapshot may predate an outcome this driver has just recorded: never record it twice.
-    if (this.recorded.has(`${node.nodeId}/${node.attempts}`)) return;
-    if (!this.engine.takeSlot()) return; // attach on a later pass, when a slot is free
+  private attach(exec: ExecutionRecord, node: NodeRecord): void {
+    const task = this.tasks[node.taskName] as TaskSpec;
     if (node.cacheKey)
       this.holdReservation(
         node.nodeId,
@@ -421,14 +589,21 @@ export class Driver {
         `${exec.id}/${node.nodeId}/${node.attempts}`,
       );
     const handle = attemptName(exec.id, node.nodeId, node.attempts);
-    this.watch(
-      exec,
-      node.nodeId,
-      node.attempts,
-      task,
-      this.launchSpec(exec, node, task, handle),
-      async () => undefined,
-    );
+    const spec = this.launchSpec(exec, node, task, handle);
+    this.watch(node.nodeId, node.attempts, task, spec, async () => undefined);
+  }
+
+  /** Stops a running attempt; its outcome (aborted) arrives through its watcher. */
+  private kill(exec: ExecutionRecord, node: NodeRecord): void {
+    const handle = attemptName(exec.id, node.nodeId, node.attempts);
+    if (this.killed.has(handle)) return;
+    this.killed.add(handle);
+    void this.engine.executor.abort(handle).catch(() => this.killed.delete(handle));
+    if (this.unattached.delete(node.nodeId)) {
+      // Watch it even without a free slot: its outcome ends the abort.
+      this.engine.takeSlot(true);
+      this.attach(exec, node);
+    }
   }
 
   private launchSpec(
@@ -457,8 +632,8 @@ export class Driver {
     };
   }
 
+  /** Runs `start`, waits for the attempt's outcome, and hands it to the next pass. */
   private watch(
-    exec: ExecutionRecord,
     nodeId: string,
     attempt: number,
     task: TaskSpec,
@@ -466,104 +641,24 @@ export class Driver {
     start: () => Promise<void>,
   ): void {
     const p = (async () => {
+      let outcome: AttemptOutcome;
       try {
-        let outcome: AttemptOutcome;
-        try {
-          await start();
-          outcome = await this.engine.executor.wait(spec);
-        } catch (e) {
-          outcome = {
-            ok: false,
-            error: { kind: "system", reason: "executor", message: (e as Error).message },
-            logRef: null,
-          };
-        }
-        await this.record(exec, nodeId, attempt, task, spec, outcome);
-        this.recorded.add(`${nodeId}/${attempt}`);
+        await start();
+        outcome = await this.engine.executor.wait(spec);
       } catch (e) {
-        if (e instanceof LeaseLostError) this.lost = true;
-        // Anything else (the database went away): the node stays RUNNING and is re-attached.
-      } finally {
-        this.engine.releaseSlot();
-        this.watchers.delete(nodeId);
-        this.wake();
+        outcome = {
+          ok: false,
+          error: { kind: "system", reason: "executor", message: (e as Error).message },
+          logRef: null,
+        };
       }
+      this.watchers.delete(nodeId);
+      this.finished.push({ nodeId, attempt, task, spec, outcome });
+      // The attempt no longer runs: its slot is free for any execution of this runner.
+      this.engine.releaseSlot();
+      this.wake();
     })();
     this.watchers.set(nodeId, p);
-  }
-
-  private async record(
-    exec: ExecutionRecord,
-    nodeId: string,
-    attempt: number,
-    task: TaskSpec,
-    spec: LaunchSpec,
-    outcome: AttemptOutcome,
-  ): Promise<void> {
-    const held = this.reservations.get(nodeId);
-    if (outcome.ok) {
-      const cp = cachePlan(
-        exec.repo,
-        task,
-        spec.taskDigest as Digest,
-        spec.inputs,
-        exec.overwriteCache,
-      );
-      // One fenced statement (attempt, node, cache entry, reservation release), group-committed
-      // with the other completions that arrive meanwhile.
-      const done = {
-        attempt,
-        outputs: outcome.outputs,
-        logRef: outcome.logRef,
-        ...(cp.enabled
-          ? {
-              cache: {
-                key: cp.key,
-                repo: exec.repo,
-                taskName: task.name,
-                taskDigest: spec.taskDigest,
-                identity: cp.identity,
-                overwrite: exec.overwriteCache,
-              },
-              ...(held ? { reservationOwner: held.owner } : {}),
-            }
-          : {}),
-      };
-      await this.writes.write(
-        async (tx) => {
-          await tx.completeNode(nodeId, done);
-        },
-        async () => {
-          await this.store.executions.completeNode(this.lease, nodeId, done);
-        },
-      );
-      this.dropReservation(nodeId, false);
-      this.emitNode(exec.id, nodeId, "SUCCEEDED", { attempt });
-      return;
-    }
-    const error = outcome.error;
-    let final: "QUEUED" | "FAILED" | "ABORTED" = "FAILED";
-    await this.fenced(async (tx) => {
-      const aborted = error.reason === "aborted";
-      await tx.finishAttempt(nodeId, attempt, {
-        state: aborted ? "ABORTED" : "FAILED",
-        error,
-        logRef: outcome.logRef,
-      });
-      const node = await tx.node(nodeId);
-      const d = afterFailure(task, node, error);
-      final = aborted ? "ABORTED" : d.retry ? "QUEUED" : "FAILED";
-      await tx.updateNode(nodeId, {
-        state: final,
-        error,
-        userFailures: d.userFailures,
-        systemFailures: d.systemFailures,
-        finished: final !== "QUEUED",
-      });
-      if (held) await tx.releaseReservation(held.key, held.owner);
-    });
-    this.dropReservation(nodeId, false);
-    this.emitNode(exec.id, nodeId, final, { attempt, error });
   }
 
   private holdReservation(nodeId: string, key: string, owner: string): void {

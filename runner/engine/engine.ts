@@ -73,9 +73,12 @@ export class Engine {
     this.opts.onEvent?.(event);
   }
 
-  /** A slot for one running attempt; false when maxParallel are running. */
-  takeSlot(): boolean {
-    if (this.free <= 0) return false;
+  /**
+   * A slot for one running attempt; false when maxParallel are running. `force` takes one anyway
+   * (watching an attempt that runs already, to abort it: it holds a process whether or not).
+   */
+  takeSlot(force = false): boolean {
+    if (this.free <= 0 && !force) return false;
     this.free--;
     return true;
   }
@@ -84,10 +87,14 @@ export class Engine {
     return Math.max(0, this.free);
   }
 
-  releaseSlot(): void {
+  /**
+   * Gives a slot back. An attempt that ended wakes every execution of this runner (any may
+   * launch now); a slot taken and given back in the same pass (`wake: false`) wakes nobody, or a
+   * node waiting for a reservation would wake its own driver in a loop.
+   */
+  releaseSlot(wake = true): void {
     this.free++;
-    // A freed slot may let any execution of this runner launch: wake them all.
-    for (const l of this.listeners) l();
+    if (wake) for (const l of this.listeners) l();
   }
 
   onSlotFreed(listener: () => void): () => void {
@@ -154,7 +161,7 @@ export class Engine {
   /** An execution was created, or asked to stop: claim it, or wake the driver that has it. */
   private notified(executionId: string): void {
     const running = this.drivers.get(executionId);
-    if (running) running.driver.wake();
+    if (running) running.driver.wake(true);
     else this.wakeClaimLoop?.();
   }
 

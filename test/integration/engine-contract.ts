@@ -875,15 +875,14 @@ export function engineContract(driver: Driver): void {
   });
 
   describe(`attempt outcomes [${driver}]`, () => {
-    // ENGINE BUG (see the report): Driver.reconcile (runner/engine/driver.ts) re-attaches every
-    // node that a snapshot of the nodes shows RUNNING and that has no watcher. When the node's
-    // watcher records the outcome and removes itself between that snapshot and the check, the
-    // driver attaches to the finished attempt and records its outcome a second time (a success:
-    // cache status overwritten POPULATED -> MISS; a failure: counted twice against `retries`).
-    // Here the interleaving is forced: the snapshot the driver attaches from is held, while the
-    // task finishes, until the outcome is recorded. Which read that is depends on the driver: the
-    // read after its write when it has one, otherwise its first read. If neither ever shows the
-    // node RUNNING, the gate opens after 5 s and the outcome must still be recorded once.
+    // A regression test: an earlier driver re-read the nodes on every pass and re-attached every
+    // node a snapshot showed RUNNING without a watcher, so an outcome recorded between the
+    // snapshot and the check was recorded twice (cache status POPULATED -> MISS, or a failure
+    // counted twice against `retries`). The driver now reads the nodes once and keeps them in
+    // memory; the interleaving is still forced for any read that shows the node RUNNING (the read
+    // after a write, or a first read the driver attaches from): the snapshot is held while the
+    // task finishes, until the outcome is recorded. If no read shows it, the gate opens after 1 s
+    // and the outcome must still be recorded once.
     it("records an attempt's outcome once, even when it lands while a reconcile holds a snapshot of the nodes", async () => {
       const p = project();
       const v = await register(p, {
@@ -942,7 +941,7 @@ export function engineContract(driver: Driver): void {
       }).drive(created.id);
       await until("the task to run", async () => count(p) === 1);
       armed = true;
-      const fallback = setTimeout(() => p.open("gate"), 5_000);
+      const fallback = setTimeout(() => p.open("gate"), 1_000);
       const exec = await driving;
       clearTimeout(fallback);
       expect(exec.state).toBe("SUCCEEDED");

@@ -394,6 +394,51 @@ export function storeContract(driver: Driver): void {
       expect(await store.executions.attempts(e.id, "b")).toEqual([]);
     });
 
+    it("writes a pass's successes and launches in one fenced statement: a's entry, b RUNNING with its inputs", async () => {
+      const { e, lease } = await leased();
+      const key = `sha256:${sha()}`;
+      const bKey = `sha256:${sha()}`;
+      await store.executions.startAttempt(lease, "a", 1, "h-a-1");
+      const written = await store.executions.writeNodes(lease, {
+        completions: [{ nodeId: "a", attempt: 1, outputs: { rows: 6 }, cache: cacheWrite(key) }],
+        starts: [
+          {
+            nodeId: "b",
+            attempt: 1,
+            handle: "h-b-1",
+            node: { inputs: { rows: 6 }, cacheKey: bKey, cacheStatus: "MISS" },
+          },
+        ],
+      });
+      expect(written.cached).toBe(1);
+      const [a, b] = await store.executions.nodes(e.id);
+      expect(a).toMatchObject({
+        state: "SUCCEEDED",
+        outputs: { rows: 6 },
+        cacheStatus: "POPULATED",
+      });
+      expect(b).toMatchObject({
+        state: "RUNNING",
+        attempts: 1,
+        inputs: { rows: 6 },
+        cacheKey: bKey,
+        cacheStatus: "MISS",
+      });
+      expect((await store.executions.attempts(e.id)).map((x) => [x.nodeId, x.state])).toEqual([
+        ["a", "SUCCEEDED"],
+        ["b", "RUNNING"],
+      ]);
+      // Another execution's success with the same key: first writer wins, its node says MISS.
+      const other = await leased();
+      await store.executions.startAttempt(other.lease, "a", 1, "h-a-1");
+      const again = await store.executions.writeNodes(other.lease, {
+        completions: [{ nodeId: "a", attempt: 1, outputs: { rows: 9 }, cache: cacheWrite(key) }],
+      });
+      expect(again.cached).toBe(0);
+      expect((await store.executions.nodes(other.e.id))[0]?.cacheStatus).toBe("MISS");
+      expect((await store.cache.lookup(key))?.outputs).toEqual({ rows: 6 });
+    });
+
     it("writes none of it when the transaction fails", async () => {
       const { e, lease } = await leased();
       const key = `sha256:${sha()}`;
