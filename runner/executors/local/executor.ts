@@ -182,8 +182,10 @@ export class LocalExecutor implements Executor {
     const deadline =
       started === null ? Number.POSITIVE_INFINITY : started + spec.timeoutSeconds * 1000;
     let signalled = false;
+    let exitCode: number | null = null;
     for (;;) {
-      if (attempt.readExit() !== null) break;
+      exitCode = attempt.readExit();
+      if (exitCode !== null) break;
       const pid = this.#running.get(spec.handle)?.pid ?? attempt.readPid();
       if (pid === null) {
         if (started === null || Date.now() - started > LAUNCH_GRACE_MS) break;
@@ -208,7 +210,7 @@ export class LocalExecutor implements Executor {
         throw new Error(`the local executor was closed while waiting for attempt "${spec.handle}"`);
       }
     }
-    return classify(this.#facts(attempt), spec.outputs, spec.timeoutSeconds);
+    return classify(this.#facts(attempt, exitCode), spec.outputs, spec.timeoutSeconds);
   }
 
   /**
@@ -221,10 +223,13 @@ export class LocalExecutor implements Executor {
     return wrapperAliveNow(pid, attempt.path);
   }
 
-  /** What classify needs, and no more: the log's tail only for a failure that quotes it. */
-  #facts(attempt: AttemptDir): AttemptFacts {
+  /**
+   * What classify needs, and no more: the log's tail only for a failure that quotes it. An exit
+   * status already read is final (the wrapper writes it once, as it ends).
+   */
+  #facts(attempt: AttemptDir, exitSeen: number | null): AttemptFacts {
     const stop = attempt.readStop();
-    const exitCode = attempt.readExit();
+    const exitCode = exitSeen ?? attempt.readExit();
     const pid = exitCode === null ? attempt.readPid() : null;
     const hasLog = attempt.hasLog();
     const outputs = stop === null && exitCode === 0 ? attempt.readOutputs() : null;
