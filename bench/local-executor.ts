@@ -27,7 +27,8 @@ import { NoopExecutor } from "./noop-executor.js";
 
 const TASKS = 200;
 const PARALLEL = 8;
-const ROUNDS = 3;
+/** Odd, for a true median; each round measures all four, so drift weighs on each alike. */
+const ROUNDS = Number(process.env.BENCH_LOCAL_ROUNDS ?? 5);
 const WARM = PARALLEL;
 
 function spec(): string {
@@ -103,8 +104,16 @@ export async function benchLocalExecutor(): Promise<Row[]> {
     const viaNoop = median(ms.noop);
     const viaExecutor = median(ms.direct);
     const list = (values: number[]) => values.map((v) => v.toFixed(0)).join("/");
+    // On a shared machine the floor moves too: the ratio within each round says more than
+    // the ratio of medians, so print those as well.
+    const ratios = (values: number[]) =>
+      values.map((v, i) => (v / (ms.floor[i] as number)).toFixed(2)).join("/");
     progress(
       `floor ${list(ms.floor)} ms, local ${list(ms.local)} ms, noop ${list(ms.noop)} ms, executor alone ${list(ms.direct)} ms`,
+      started,
+    );
+    progress(
+      `ratios to the floor, round by round: local ${ratios(ms.local)} (median ${median(ms.local.map((v, i) => v / (ms.floor[i] as number))).toFixed(2)}), noop ${ratios(ms.noop)}, executor alone ${ratios(ms.direct)} (median ${median(ms.direct.map((v, i) => v / (ms.floor[i] as number))).toFixed(2)})`,
       started,
     );
     const floorName = `${TASKS} x spawn("true"), ${PARALLEL} at a time`;
