@@ -23,6 +23,15 @@ export interface Config {
   namespace: string | null;
   /** A kubeconfig file for the kubernetes executor; null: the in-cluster service account. */
   kubeconfig: string | null;
+  /** `reprise serve`: the address and port it listens on (HOST, PORT). */
+  host: string;
+  port: number;
+  /** Where users reach the server: links in check runs and the UI. */
+  publicUrl: string | null;
+  /** GitHub Actions OIDC: the issuer whose tokens are accepted, and the audience they must name. */
+  oidc: { issuer: string; audience: string } | null;
+  /** GitHub's host (GHE_HOST for GitHub Enterprise Server): repository keys are HOST/OWNER/NAME. */
+  githubHost: string;
 }
 
 export class ConfigError extends Error {
@@ -66,6 +75,27 @@ const schema = z.object({
     }),
   // kubectl reads a list of files separated by ':'; the executor reads the first.
   KUBECONFIG: z.string().optional(),
+  HOST: z.string().trim().min(1).default("127.0.0.1"),
+  PORT: z.coerce
+    .number({ message: "must be a TCP port number, e.g. 3000" })
+    .int({ message: "must be a TCP port number, e.g. 3000" })
+    .min(0, { message: "must be between 0 and 65535" })
+    .max(65_535, { message: "must be between 0 and 65535" })
+    .default(3000),
+  REPRISE_PUBLIC_URL: z
+    .string()
+    .optional()
+    .refine((v) => !v || /^https?:\/\/[^\s]+$/.test(v), {
+      message: "must be an http:// or https:// URL, e.g. https://reprise.example.com",
+    }),
+  REPRISE_OIDC_ISSUER: z
+    .string()
+    .optional()
+    .refine((v) => !v || /^https?:\/\/[^\s]+$/.test(v), {
+      message: "must be the issuer URL, e.g. https://token.actions.githubusercontent.com",
+    }),
+  REPRISE_OIDC_AUDIENCE: z.string().optional(),
+  GHE_HOST: z.string().optional(),
 });
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
@@ -75,6 +105,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
   }
   const e = parsed.data;
+  if (e.REPRISE_OIDC_ISSUER && !e.REPRISE_OIDC_AUDIENCE)
+    throw new ConfigError(
+      "invalid configuration:\n  REPRISE_OIDC_AUDIENCE: required with REPRISE_OIDC_ISSUER (the audience your workflows request, e.g. your REPRISE_PUBLIC_URL)",
+    );
   const dataHome =
     e.XDG_DATA_HOME && isAbsolute(e.XDG_DATA_HOME)
       ? e.XDG_DATA_HOME
@@ -89,5 +123,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     executor: e.REPRISE_EXECUTOR,
     namespace: e.REPRISE_NAMESPACE || null,
     kubeconfig: e.KUBECONFIG?.split(":").find((p) => p !== "") ?? null,
+    host: e.HOST,
+    port: e.PORT,
+    publicUrl: e.REPRISE_PUBLIC_URL ? e.REPRISE_PUBLIC_URL.replace(/\/+$/, "") : null,
+    oidc: e.REPRISE_OIDC_ISSUER
+      ? {
+          issuer: e.REPRISE_OIDC_ISSUER,
+          audience: e.REPRISE_OIDC_AUDIENCE || (e.REPRISE_PUBLIC_URL ?? "reprise"),
+        }
+      : null,
+    githubHost: e.GHE_HOST || "github.com",
   };
 }

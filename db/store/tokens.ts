@@ -1,6 +1,6 @@
 /** API tokens: stored as sha256 hashes, scoped to repositories, optionally read-only. */
 import { createHash, randomBytes } from "node:crypto";
-import { and, eq, gt, isNull, or, sql } from "drizzle-orm";
+import { and, desc, eq, gt, isNull, or, sql } from "drizzle-orm";
 import type { Db } from "../connect.js";
 import { newTokenId } from "../ids.js";
 import { apiTokens } from "../schema.js";
@@ -49,6 +49,21 @@ export class TokenStore {
         ),
       );
     return row ? toToken(row) : null;
+  }
+
+  /** Live tokens (not revoked, not expired), newest first; never their clear text. */
+  async list(): Promise<ApiToken[]> {
+    const rs = await this.db
+      .select()
+      .from(apiTokens)
+      .where(
+        and(
+          isNull(apiTokens.revokedAt),
+          or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`)),
+        ),
+      )
+      .orderBy(desc(apiTokens.createdAt));
+    return rs.map(toToken);
   }
 
   async revoke(id: string): Promise<boolean> {

@@ -111,6 +111,28 @@ export class VersionStore {
     return rows.map((r) => ({ ...toVersion(r), tasks: {}, workflows: {} }));
   }
 
+  /** Every repository key, sorted. */
+  async repositories(): Promise<string[]> {
+    const rs = await this.db
+      .select({ key: repositories.key })
+      .from(repositories)
+      .orderBy(asc(repositories.key));
+    return rs.map((r) => r.key);
+  }
+
+  /** The newest valid version registered from `branch`, or null. */
+  async latestOnBranch(repo: string, branch: string): Promise<VersionRecord | null> {
+    const [row] = await this.db
+      .select({ sha: versions.sha })
+      .from(versions)
+      .where(
+        and(eq(versions.repo, repo), eq(versions.ref, branch), eq(versions.status, "registered")),
+      )
+      .orderBy(desc(versions.registeredAt), desc(versions.sha))
+      .limit(1);
+    return row ? this.get(repo, row.sha) : null;
+  }
+
   /** The earliest other registered version with the same spec digest: "identical to <sha>". */
   async findEquivalent(
     repo: string,

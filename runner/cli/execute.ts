@@ -2,7 +2,6 @@
 
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { resolveWorkflowInputs } from "../../core/engine/inputs.js";
 import { formatDiagnostic } from "../../core/spec/diagnostics.js";
 import type { InputDecl, JsonValue } from "../../core/spec/types.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
@@ -11,6 +10,7 @@ import type { ExecutionRecord, VersionRecord } from "../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
 import type { Config } from "../config.js";
 import { registerLocalCommitIfValid } from "../registry.js";
+import { RequestError, relaunchExecution, startExecution } from "../service.js";
 import { gitUser, repoRoot } from "../sources/local-git.js";
 import { executionDocument, orderedNodes, summaryLines } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
@@ -47,20 +47,17 @@ export async function runCommand(config: Config, opts: RunOptions, io: Io): Prom
       .catch((e: Error) => {
         throw new UsageError(e.message);
       });
-    const given = {
-      ...readInputsFile(opts.inputsFile),
-      ...parseInputFlags(opts.inputs, wf.spec.inputs),
-    };
-    const resolved = resolveWorkflowInputs(wf.spec.inputs, given);
-    if (!resolved.ok) throw new UsageError(resolved.reason);
-    const exec = await rt.open.store.executions.create({
+    const exec = await startExecution(rt.open.store, {
       repo: version.repo,
-      sha: version.sha,
+      at: { sha: version.sha },
       workflow: opts.workflow,
-      inputs: resolved.inputs,
+      inputs: {
+        ...readInputsFile(opts.inputsFile),
+        ...parseInputFlags(opts.inputs, wf.spec.inputs),
+      },
       trigger: { kind: "cli", actor: (await gitUser(root)) ?? config.user },
       overwriteCache: opts.overwriteCache,
-    });
+    }).catch(usage);
     return await finish(rt, exec, opts, io, printer);
   } finally {
     await rt.close();
@@ -99,16 +96,13 @@ export async function relaunchCommand(
       if (!version) return EXIT.invalid;
       sha = version.sha;
     }
-    const exec = await rt.open.store.executions.create({
-      repo: parent.repo,
+    const exec = await relaunchExecution(rt.open.store, {
+      parent: parent.id,
       sha,
-      workflow: parent.workflow,
-      inputs: parent.inputs,
-      trigger: { kind: "cli", actor: config.user },
-      parentId: parent.id,
-      mode: opts.recover ? "recover" : "normal",
+      recover: opts.recover,
       overwriteCache: opts.overwriteCache,
-    });
+      trigger: { kind: "cli", actor: config.user },
+    }).catch(usage);
     return await finish(rt, exec, opts, io, printer);
   } finally {
     await rt.close();
@@ -195,6 +189,12 @@ async function registerOrExplain(
   if (identicalTo)
     io.err(`${version.sha.slice(0, 12)} is identical to ${identicalTo.slice(0, 12)}`);
   return version;
+}
+
+/** The runner's refusals are usage errors on the command line (exit 2). */
+function usage(e: unknown): never {
+  if (e instanceof RequestError) throw new UsageError(e.message);
+  throw e;
 }
 
 /** `-i name=value`: strings as given, every other type as JSON (`-i rows=3`, `-i flags='{"a":1}'`). */

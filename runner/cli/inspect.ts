@@ -4,20 +4,25 @@
  */
 import { localRepoKey } from "../../core/version/repo-key.js";
 import type { Store } from "../../db/store.js";
-import type { AttemptRecord, ExecutionRecord, NodeRecord } from "../../db/types.js";
+import type { ExecutionRecord } from "../../db/types.js";
 import type { Config } from "../config.js";
-import { createLocalExecutor } from "../executors/local/index.js";
 import { openConfiguredStore } from "../open-store.js";
+import { type LogEntry, lineage, nodeLogs } from "../reports.js";
+import { RequestError } from "../service.js";
 import { repoRoot } from "../sources/local-git.js";
-import { iso, orderedNodes } from "./document.js";
+import { iso } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
+import { createConfiguredExecutor } from "./runtime.js";
 
 /** How much of a log `logs` prints unless told (`--tail BYTES`). */
 export const DEFAULT_LOG_TAIL = 64 * 1024;
 
 const short = (sha: string | null | undefined) => (sha ? sha.slice(0, 12) : "-");
-const reused = (n: NodeRecord) =>
-  (n.cacheStatus === "HIT" || n.cacheStatus === "RECOVERED") && n.source !== null;
+/** The runner's refusals are usage errors on the command line (exit 2). */
+function usage(e: unknown): never {
+  if (e instanceof RequestError) throw new UsageError(e.message);
+  throw e;
+}
 
 /** `--attempt`, `--tail`: a whole number of at least 1, or a usage error naming the flag. */
 export function positiveInt(
@@ -46,62 +51,12 @@ export interface LogsOptions {
   json: boolean;
 }
 
-interface LogEntry {
-  node: string;
-  task: string;
-  /** null: the node has no attempt of its own (served from the cache, skipped, not run yet). */
-  attempt: number | null;
-  /** The attempt's state, or the node's when it has no attempt. */
-  state: string;
-  logRef: string | null;
-  log: string | null;
-  /** The log is longer than what is shown (`--tail`). */
-  truncated: boolean;
-  error: { kind: string; reason: string; message: string; exitCode: number | null } | null;
-  cache: NodeRecord["cacheStatus"];
-  source: NodeRecord["source"];
-}
-
 export async function logsCommand(config: Config, opts: LogsOptions, io: Io): Promise<number> {
   const open = await openConfiguredStore(config);
-  const executor = createLocalExecutor({ dataDir: config.dataDir, env: config.environment });
+  const executor = createConfiguredExecutor(config);
   try {
-    const store = open.store;
-    const exec = await findExecution(store, opts.execution);
-    const nodes = await orderedNodes(store, exec);
-    const byNode = new Map<string, AttemptRecord[]>();
-    for (const a of await store.executions.attempts(exec.id)) {
-      const list = byNode.get(a.nodeId) ?? [];
-      list.push(a);
-      byNode.set(a.nodeId, list);
-    }
-
-    const entries: LogEntry[] = [];
-    const selected =
-      opts.node === null
-        ? nodes.filter((n) => (byNode.get(n.nodeId)?.length ?? 0) > 0 || reused(n))
-        : [findNode(exec, nodes, opts.node)];
-    for (const n of selected) {
-      const tries = (byNode.get(n.nodeId) ?? []).sort((a, b) => a.attempt - b.attempt);
-      if (tries.length === 0) {
-        entries.push(noAttempt(n));
-        continue;
-      }
-      const chosen =
-        opts.attempt === null
-          ? tries[tries.length - 1]
-          : tries.find((a) => a.attempt === opts.attempt);
-      if (!chosen) {
-        // Without NODE, --attempt N shows the nodes that have an attempt N.
-        if (opts.node === null) continue;
-        const numbers = tries.map((a) => a.attempt).join(", ");
-        throw new UsageError(
-          `node "${n.nodeId}" of ${exec.id} has no attempt ${opts.attempt}; pass --attempt ${numbers.includes(",") ? `one of ${numbers}` : numbers}`,
-        );
-      }
-      entries.push(await attemptEntry(n, chosen, opts.tail, executor));
-    }
-
+    const exec = await findExecution(open.store, opts.execution);
+    const entries = await nodeLogs(open.store, executor, exec, opts).catch(usage);
     if (opts.json) {
       io.out(JSON.stringify({ execution: exec.id, nodes: entries }, null, 2));
       return EXIT.ok;
@@ -125,74 +80,6 @@ export async function logsCommand(config: Config, opts: LogsOptions, io: Io): Pr
     await executor.close();
     await open.close();
   }
-}
-
-function noAttempt(n: NodeRecord): LogEntry {
-  return {
-    node: n.nodeId,
-    task: n.taskName,
-    attempt: null,
-    state: n.state,
-    logRef: null,
-    log: null,
-    truncated: false,
-    error: n.error
-      ? {
-          kind: n.error.kind,
-          reason: n.error.reason,
-          message: n.error.message,
-          exitCode: n.error.exitCode ?? null,
-        }
-      : null,
-    cache: n.cacheStatus,
-    source: n.source,
-  };
-}
-
-async function attemptEntry(
-  n: NodeRecord,
-  a: AttemptRecord,
-  tail: number,
-  executor: { logTail(logRef: string, maxBytes: number): Promise<string | null> },
-): Promise<LogEntry> {
-  let log: string | null = null;
-  let truncated = false;
-  if (a.logRef !== null) {
-    // One byte more than asked tells whether there is more than what is shown.
-    const text = await executor.logTail(a.logRef, tail + 1);
-    if (text !== null) {
-      const bytes = Buffer.from(text, "utf8");
-      truncated = bytes.length > tail;
-      log = truncated ? dropPartialChar(bytes.subarray(bytes.length - tail)) : text;
-    }
-  }
-  return {
-    node: n.nodeId,
-    task: n.taskName,
-    attempt: a.attempt,
-    state: a.state,
-    logRef: a.logRef,
-    log,
-    truncated,
-    error:
-      a.errorMessage !== null || a.errorReason !== null
-        ? {
-            kind: a.errorKind ?? "user",
-            reason: a.errorReason ?? "",
-            message: a.errorMessage ?? "",
-            exitCode: a.exitCode,
-          }
-        : null,
-    cache: n.cacheStatus,
-    source: n.source,
-  };
-}
-
-/** Decodes bytes that may begin in the middle of a UTF-8 character, skipping its remains. */
-function dropPartialChar(bytes: Buffer): string {
-  let start = 0;
-  while (start < bytes.length && start < 3 && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++;
-  return bytes.subarray(start).toString("utf8");
 }
 
 function logLines(executionId: string, e: LogEntry, tail: number): string[] {
@@ -236,19 +123,6 @@ function firstLine(message: string): string {
 // ---------------------------------------------------------------------------------------------
 // lineage
 
-interface LineageStep {
-  execution: string;
-  node: string;
-  task: string;
-  state: NodeRecord["state"];
-  cache: NodeRecord["cacheStatus"];
-  cacheKey: string | null;
-  taskDigest: string;
-  sha: string;
-  finishedAt: string | null;
-  source: NodeRecord["source"];
-}
-
 export async function lineageCommand(
   config: Config,
   opts: { execution: string; node: string; json: boolean },
@@ -256,64 +130,17 @@ export async function lineageCommand(
 ): Promise<number> {
   const open = await openConfiguredStore(config);
   try {
-    const store = open.store;
-    const exec = await findExecution(store, opts.execution);
-    const node = findNode(exec, await store.executions.nodes(exec.id), opts.node);
-
-    const chain: LineageStep[] = [step(exec, node)];
-    const seen = new Set([`${exec.id}/${node.nodeId}`]);
-    let problem: string | null = null;
-    let current = node;
-    // Follow the source through executions to the node that ran; normally one step, since a hit
-    // records the computing node, but stored data may say otherwise.
-    while (reused(current) && current.source) {
-      const { execution, node: nodeId } = current.source;
-      const where = `${execution}/${nodeId}`;
-      if (seen.has(where)) {
-        problem = `the sources form a cycle at ${where}: the stored lineage is inconsistent`;
-        break;
-      }
-      seen.add(where);
-      const srcExec = await store.executions.get(execution);
-      const srcNode = srcExec
-        ? (await store.executions.nodes(srcExec.id)).find((n) => n.nodeId === nodeId)
-        : undefined;
-      if (!srcExec || !srcNode) {
-        problem = `the source ${where} no longer exists`;
-        break;
-      }
-      chain.push(step(srcExec, srcNode));
-      current = srcNode;
-    }
-    const last = chain[chain.length - 1] as LineageStep;
-    const computedBy =
-      problem === null && !reused(current) && current.state === "SUCCEEDED"
-        ? {
-            execution: last.execution,
-            node: last.node,
-            task: last.task,
-            sha: last.sha,
-            taskDigest: last.taskDigest,
-            cacheKey: last.cacheKey,
-            finishedAt: last.finishedAt,
-          }
-        : null;
-
+    const exec = await findExecution(open.store, opts.execution);
+    const found = await lineage(open.store, exec, opts.node).catch(usage);
+    const { chain, problem } = found;
+    const node = {
+      nodeId: found.node,
+      taskName: chain[0]?.task,
+      state: chain[0]?.state,
+      outputs: found.outputs,
+    };
     if (opts.json) {
-      io.out(
-        JSON.stringify(
-          {
-            execution: exec.id,
-            node: node.nodeId,
-            outputs: node.outputs,
-            computedBy,
-            chain,
-            ...(problem ? { problem } : {}),
-          },
-          null,
-          2,
-        ),
-      );
+      io.out(JSON.stringify(found, null, 2));
       return EXIT.ok;
     }
     io.out(`${exec.id}/${node.nodeId} (task ${node.taskName}): ${node.state}`);
@@ -338,21 +165,6 @@ export async function lineageCommand(
   } finally {
     await open.close();
   }
-}
-
-function step(e: ExecutionRecord, n: NodeRecord): LineageStep {
-  return {
-    execution: e.id,
-    node: n.nodeId,
-    task: n.taskName,
-    state: n.state,
-    cache: n.cacheStatus,
-    cacheKey: n.cacheKey,
-    taskDigest: n.taskDigest,
-    sha: e.sha,
-    finishedAt: iso(n.finishedAt),
-    source: n.source,
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -470,13 +282,4 @@ async function findExecution(store: Store, id: string): Promise<ExecutionRecord>
   const exec = await store.executions.get(id);
   if (!exec) throw new UsageError(`no execution "${id}"`);
   return exec;
-}
-
-function findNode(exec: ExecutionRecord, nodes: readonly NodeRecord[], id: string): NodeRecord {
-  const node = nodes.find((n) => n.nodeId === id);
-  if (!node)
-    throw new UsageError(
-      `execution ${exec.id} (${exec.workflow}) has no node "${id}"; its nodes: ${nodes.map((n) => n.nodeId).join(", ")}`,
-    );
-  return node;
 }

@@ -13,6 +13,7 @@ import {
 } from "./inspect.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 import { migrateCommand } from "./migrate.js";
+import { serveCommand, tokenCommand } from "./serve.js";
 import { validate } from "./validate.js";
 import {
   activateCommand,
@@ -47,6 +48,10 @@ commands:
   production           the production version and its activation history [--json]
   activate REF         make a commit the production version (a revert reads "rollback to <sha>") [--reason TEXT]
   worker               claim and drive executions until SIGINT/SIGTERM [--once: finish what is pending, then exit]
+  serve                the HTTP API, web UI and GitHub webhooks on HOST:PORT (default 127.0.0.1:3000),
+             with the engine beside it; SIGINT/SIGTERM stops it
+  token create|list|revoke   API tokens: create --repo OWNER/NAME [--repo ...] [--read-only]
+             [--description TEXT] prints the token once; revoke ID
   migrate    apply pending database migrations [--json]
              (DATABASE_URL, or the embedded database under REPRISE_DATA_DIR)
 
@@ -297,6 +302,34 @@ export async function main(
           { once: values.once === true },
           io,
           signal ?? new AbortController().signal,
+        );
+      }
+      case "serve": {
+        parse(rest, {});
+        return await serveCommand(loadConfig(env), io, signal ?? new AbortController().signal);
+      }
+      case "token": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            repo: { type: "string", multiple: true },
+            "read-only": { type: "boolean", default: false },
+            description: { type: "string" },
+            json: { type: "boolean", default: false },
+          },
+          [1, 2],
+        );
+        return await tokenCommand(
+          loadConfig(env),
+          {
+            action: positionals[0] as string,
+            id: positionals[1] ?? null,
+            repos: (values.repo as string[] | undefined) ?? [],
+            readOnly: values["read-only"] === true,
+            description: (values.description as string | undefined) ?? null,
+            json: values.json === true,
+          },
+          io,
         );
       }
       case "migrate": {

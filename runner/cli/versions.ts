@@ -6,6 +6,7 @@ import type { VersionRecord } from "../../db/types.js";
 import type { Config } from "../config.js";
 import { openConfiguredStore } from "../open-store.js";
 import { registerLocalCommit, registerLocalCommitIfValid } from "../registry.js";
+import { activateVersion } from "../service.js";
 import { gitUser, repoRoot } from "../sources/local-git.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 
@@ -194,15 +195,13 @@ export async function activateCommand(
       for (const e of version.errors) io.err(formatDiagnostic(e));
       throw new UsageError(`reprise.yaml of ${opts.ref} is invalid; it cannot be activated`);
     }
-    // A revert's version is equivalent to an older one: say so in the history.
-    const reason =
-      opts.reason ?? (identicalTo ? `rollback to ${identicalTo}` : "activated by hand");
-    const actor = (await gitUser(root)) ?? config.user;
-    const { activation, changed } = await open.store.production.activate({
+    // A revert's version is equivalent to an older one: the history says "rollback to <sha>".
+    const { activation, changed } = await activateVersion(open.store, {
       repo: version.repo,
       sha: version.sha,
-      actor,
-      reason,
+      actor: (await gitUser(root)) ?? config.user,
+      reason: opts.reason,
+      otherwise: identicalTo ? undefined : "activated by hand",
     });
     if (opts.json) io.out(JSON.stringify({ ...activation, changed }, null, 2));
     else if (!changed) io.out(`${short(version.sha)} is already production`);

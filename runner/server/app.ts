@@ -1,0 +1,78 @@
+/**
+ * `reprise serve` is one Hono app (DESIGN.md section 9): the JSON API under /api/v1 with its
+ * OpenAPI document, the GitHub webhooks at /api/github/webhooks, health and metrics, and the web
+ * UI. Everything it needs comes in `ServerDeps`, so tests build it on any store with
+ * `app.request()` or serve it over real HTTP.
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { assertMigrated } from "../../db/migrate.js";
+import type { Store } from "../../db/store.js";
+import type { Executor } from "../executors/types.js";
+import { apiRoutes } from "./api.js";
+import type { Authenticator } from "./auth.js";
+import { errorBody, onError } from "./errors.js";
+import type { Metrics } from "./metrics.js";
+
+/** Request bodies above this are refused with 413 (DESIGN.md section 9). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface ServerDeps {
+  store: Store;
+  /** Log tails of attempts (the executor that ran them). */
+  executor: Pick<Executor, "logTail">;
+  auth: Authenticator;
+  metrics: Metrics;
+  /** Where users reach this server (links in check runs, the UI); null: relative links. */
+  publicUrl: string | null;
+  log: (level: "info" | "warn" | "error", message: string, extra?: Record<string, unknown>) => void;
+  /** The GitHub App's webhook handler, mounted at /api/github/webhooks when configured. */
+  webhooks?: ((req: Request) => Promise<Response>) | undefined;
+  /** The web UI, mounted at / (runner/server/ui). */
+  ui?: Hono | undefined;
+}
+
+export function createApp(deps: ServerDeps): Hono {
+  const app = new Hono();
+  app.onError((e, c) =>
+    onError(e, c, (err) => deps.log("error", "request failed", { err: err.stack ?? err.message })),
+  );
+  app.notFound((c) =>
+    c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404),
+  );
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        c.json(
+          errorBody("payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`),
+          413,
+        ),
+    }),
+  );
+
+  // Liveness: the process answers. Readiness: the database answers and is migrated.
+  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/readyz", async (c) => {
+    try {
+      await assertMigrated(deps.store.db);
+      return c.json({ ok: true });
+    } catch (e) {
+      return c.json(
+        { ok: false, error: { code: "not_ready", message: (e as Error).message } },
+        503,
+      );
+    }
+  });
+  app.get("/metrics", async (c) => {
+    const body = await deps.metrics.render(deps.store);
+    return c.body(body, 200, { "content-type": deps.metrics.contentType });
+  });
+
+  const webhooks = deps.webhooks;
+  if (webhooks) app.post("/api/github/webhooks", (c) => webhooks(c.req.raw));
+  app.route("/api/v1", apiRoutes(deps));
+  if (deps.ui) app.route("/", deps.ui);
+  return app;
+}
