@@ -6,6 +6,7 @@
  */
 import { benchEngine } from "./engine.js";
 import { benchHash } from "./hash.js";
+import { benchKubernetes } from "./kubernetes.js";
 import { printTable, type Row } from "./lib.js";
 import { benchLocalExecutor } from "./local-executor.js";
 import { benchStore } from "./store.js";
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Row[] | Promise<Row[]>> = {
   store: benchStore,
   engine: benchEngine,
   "local-executor": benchLocalExecutor,
+  kubernetes: benchKubernetes,
 };
 
 const wanted = process.argv.slice(2);

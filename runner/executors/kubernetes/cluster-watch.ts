@@ -25,7 +25,8 @@ export class ClusterWatch {
   readonly #jobs: Informer<V1Job> & ObjectCache<V1Job>;
   readonly #pods: Informer<V1Pod> & ObjectCache<V1Pod>;
   readonly #podsByJob = new Map<string, Map<string, V1Pod>>();
-  readonly #listeners = new Set<(c: Change) => void>();
+  /** By Job name: each change reaches only those waiting for that Job. */
+  readonly #listeners = new Map<string, Set<(c: Change) => void>>();
   readonly #interest = new Map<string, number>();
   #started: Promise<void> | null = null;
   #stopped = false;
@@ -90,9 +91,18 @@ export class ClusterWatch {
     return [...(this.#podsByJob.get(job)?.values() ?? [])];
   }
 
-  subscribe(listener: (c: Change) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+  /** Calls `listener` on every change to the Job or its pods. */
+  subscribe(job: string, listener: (c: Change) => void): () => void {
+    let set = this.#listeners.get(job);
+    if (!set) {
+      set = new Set();
+      this.#listeners.set(job, set);
+    }
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.#listeners.delete(job);
+    };
   }
 
   /**
@@ -138,7 +148,7 @@ export class ClusterWatch {
   }
 
   #emit(change: Change): void {
-    for (const l of [...this.#listeners]) l(change);
+    for (const l of [...(this.#listeners.get(change.job) ?? [])]) l(change);
   }
 
   /** ListWatch stops on any error but 410 (which it relists on itself): start it again, backing off. */

@@ -201,8 +201,7 @@ export class KubernetesExecutor implements Executor {
     let changed: (() => void) | null = null;
     const wake = () => changed?.();
     this.#wakers.set(handle, wake);
-    const unsubscribe = this.#watch.subscribe((c) => {
-      if (c.job !== handle) return;
+    const unsubscribe = this.#watch.subscribe(handle, (c) => {
       if (c.kind === "job") jobGone = c.deleted ? "deleted" : null;
       wake();
     });

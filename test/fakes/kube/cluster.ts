@@ -152,8 +152,9 @@ export class Cluster {
       return;
     }
     const pods = this.store
-      .list("pods", namespace)
-      .filter((p) => p.metadata.ownerReferences?.some((o) => o.uid === uid));
+      .dependentsOf(uid)
+      .filter((d) => d.resource === "pods")
+      .map((d) => d.object);
     const deadline = job.spec.activeDeadlineSeconds;
     if (typeof deadline === "number") {
       const end = Date.parse(job.status.startTime) + deadline * 1000;

@@ -26,6 +26,8 @@ export interface FakeKubeOptions {
   faults?: (pod: KubeObject) => Fault | undefined;
   /** Caps pods' termination grace period (default 2 s). */
   maxGraceSeconds?: number;
+  /** Containers end at once with exit 0, running nothing (see KubeletOptions.instant). */
+  instantContainers?: boolean;
 }
 
 export interface FakeKube {
@@ -86,6 +88,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     init: codeFetcher(join(root, "checkouts")),
     imageEnv,
     maxGraceSeconds: options.maxGraceSeconds ?? 2,
+    instant: options.instantContainers ?? false,
     ...(options.faults ? { faults: options.faults } : {}),
   });
   const server = new FakeApiServer(cluster, {
@@ -113,8 +116,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
   );
   const podsOf = (namespace: string, job: string) =>
     cluster.store
-      .list("pods", namespace)
-      .filter((p) => p.metadata.labels?.["job-name"] === job)
+      .list("pods", namespace, (p) => p.metadata.labels?.["job-name"] === job)
       .sort((a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion));
   return {
     url,

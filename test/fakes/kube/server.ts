@@ -137,6 +137,11 @@ export class FakeApiServer {
       send(res, 401, status(401, "Unauthorized", "Unauthorized"));
       return;
     }
+    // The fake's own control endpoint: what it was asked, for benchmarks in another process.
+    if (url.pathname === "/fake/requests") {
+      send(res, 200, this.requests);
+      return;
+    }
     if (!m) {
       record();
       send(res, 404, status(404, "NotFound", `the server could not find ${url.pathname}`));
@@ -240,9 +245,9 @@ export class FakeApiServer {
       send(res, 400, status(400, "BadRequest", selector.message));
       return;
     }
-    const items = this.cluster.store
-      .list(resource.plural, namespace)
-      .filter((o) => matches(o.metadata.labels, selector));
+    const items = this.cluster.store.list(resource.plural, namespace, (o) =>
+      matches(o.metadata.labels, selector),
+    );
     send(res, 200, {
       apiVersion: resource.apiVersion,
       kind: `${resource.kind}List`,
@@ -267,8 +272,10 @@ export class FakeApiServer {
       matches(e.object.metadata.labels, selector);
     // No version ("" or "0"): the current state as ADDED events, then what follows.
     if (rvParam === "" || rvParam === "0") {
-      for (const obj of store.list(resource.plural, namespace)) {
-        if (matches(obj.metadata.labels, selector)) writeEvent(res, "ADDED", obj);
+      for (const obj of store.list(resource.plural, namespace, (o) =>
+        matches(o.metadata.labels, selector),
+      )) {
+        writeEvent(res, "ADDED", obj);
       }
     } else {
       const replay = store.since(Number(rvParam));

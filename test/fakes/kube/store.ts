@@ -23,6 +23,8 @@ export class ObjectStore {
   /** The oldest version a watch may resume from: anything older was compacted away. */
   #horizon = 1;
   readonly #objects = new Map<string, KubeObject>();
+  /** Keys of objects by the uid of each of their owners: the garbage collector's graph. */
+  readonly #owned = new Map<string, Set<string>>();
   #history: StoreEvent[] = [];
   readonly #listeners = new Set<Listener>();
 
@@ -41,20 +43,26 @@ export class ObjectStore {
     return obj && clone(obj);
   }
 
-  list(resource: Resource["plural"], namespace: string): KubeObject[] {
+  /** Copies of the objects of a kind in a namespace, those `where` accepts if given. */
+  list(
+    resource: Resource["plural"],
+    namespace: string,
+    where?: (obj: KubeObject) => boolean,
+  ): KubeObject[] {
     const prefix = `${resource}/${namespace}/`;
     const out: KubeObject[] = [];
-    for (const [k, v] of this.#objects) if (k.startsWith(prefix)) out.push(clone(v));
+    for (const [k, v] of this.#objects) {
+      if (k.startsWith(prefix) && (!where || where(v))) out.push(clone(v));
+    }
     return out;
   }
 
   /** Every object anywhere that names `uid` among its owners (for garbage collection). */
   dependentsOf(uid: string): Array<{ resource: Resource["plural"]; object: KubeObject }> {
     const out: Array<{ resource: Resource["plural"]; object: KubeObject }> = [];
-    for (const [k, v] of this.#objects) {
-      if (v.metadata.ownerReferences?.some((o) => o.uid === uid)) {
-        out.push({ resource: k.split("/")[0] as Resource["plural"], object: clone(v) });
-      }
+    for (const k of this.#owned.get(uid) ?? []) {
+      const v = this.#objects.get(k);
+      if (v) out.push({ resource: k.split("/")[0] as Resource["plural"], object: clone(v) });
     }
     return out;
   }
@@ -67,7 +75,7 @@ export class ObjectStore {
     return this.#put("ADDED", resource, stored);
   }
 
-  /** Replaces an existing object; returns undefined when it is gone. */
+  /** Replaces an existing object with a changed copy; returns undefined when it is gone. */
   update(
     resource: Resource["plural"],
     namespace: string,
@@ -86,9 +94,9 @@ export class ObjectStore {
     const current = this.#objects.get(k);
     if (!current) return undefined;
     this.#objects.delete(k);
+    this.#index(k, current, undefined);
     const rv = ++this.#rv;
-    const last = clone(current);
-    last.metadata.resourceVersion = String(rv);
+    const last = { ...current, metadata: { ...current.metadata, resourceVersion: String(rv) } };
     this.#record({ type: "DELETED", resource, namespace, object: last, rv });
     return clone(last);
   }
@@ -114,9 +122,29 @@ export class ObjectStore {
   #put(type: EventType, resource: Resource["plural"], obj: KubeObject): KubeObject {
     const rv = ++this.#rv;
     obj.metadata.resourceVersion = String(rv);
-    this.#objects.set(key(resource, obj.metadata.namespace, obj.metadata.name), obj);
-    this.#record({ type, resource, namespace: obj.metadata.namespace, object: clone(obj), rv });
-    return clone(obj);
+    const k = key(resource, obj.metadata.namespace, obj.metadata.name);
+    this.#index(k, this.#objects.get(k), obj);
+    this.#objects.set(k, obj);
+    // Stored objects are never changed in place (update works on a copy), so the history and
+    // the caller may share this one; they must not change it either.
+    this.#record({ type, resource, namespace: obj.metadata.namespace, object: obj, rv });
+    return obj;
+  }
+
+  #index(k: string, before: KubeObject | undefined, after: KubeObject | undefined): void {
+    for (const o of before?.metadata.ownerReferences ?? []) {
+      const keys = this.#owned.get(o.uid);
+      keys?.delete(k);
+      if (keys?.size === 0) this.#owned.delete(o.uid);
+    }
+    for (const o of after?.metadata.ownerReferences ?? []) {
+      let keys = this.#owned.get(o.uid);
+      if (!keys) {
+        keys = new Set();
+        this.#owned.set(o.uid, keys);
+      }
+      keys.add(k);
+    }
   }
 
   #record(event: StoreEvent): void {
