@@ -70,7 +70,8 @@ const ExecParam = z.object({
 });
 const STATES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTING", "ABORTED"] as const;
 const Limit = z.coerce.number().int().min(1).max(500).optional();
-const JsonValue = z.json();
+/** Any JSON value (the body is JSON already; z.json() is recursive, which the OpenAPI generator cannot walk). */
+const JsonValue = z.unknown().openapi({ description: "any JSON value" });
 
 export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
   const { store } = deps;

@@ -37,7 +37,10 @@ export function isLoopback(host: string): boolean {
 }
 
 export async function startServer(config: Config, opts: ServeOptions = {}): Promise<Served> {
-  const log = opts.log ?? pino({ level: config.logLevel, name: "reprise" });
+  // JSON lines on stderr: stdout stays for commands' machine output, as everywhere in the CLI.
+  const log =
+    opts.log ??
+    pino({ level: config.logLevel, name: "reprise" }, pino.destination({ fd: 2, sync: true }));
   const metrics = new Metrics();
   const runtime = await openRuntime(config, metrics.onEvent);
   const stop = new AbortController();
