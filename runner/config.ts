@@ -2,6 +2,7 @@
  * The only reader of the environment (DESIGN.md section 10): `loadConfig(env)` validates it once
  * with zod, and a bad value stops the start with a message that says how to fix it.
  */
+import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { z } from "zod";
@@ -32,6 +33,17 @@ export interface Config {
   oidc: { issuer: string; audience: string } | null;
   /** GitHub's host (GHE_HOST for GitHub Enterprise Server): repository keys are HOST/OWNER/NAME. */
   githubHost: string;
+  /** The GitHub App (Probot's own variables); null when APP_ID is not set: no webhooks. */
+  githubApp: GitHubAppConfig | null;
+}
+
+export interface GitHubAppConfig {
+  appId: number;
+  /** PEM, from PRIVATE_KEY or the file PRIVATE_KEY_PATH names. */
+  privateKey: string;
+  webhookSecret: string;
+  /** The REST API: https://api.github.com, or GHE_PROTOCOL://GHE_HOST/api/v3 as Probot builds it. */
+  baseUrl: string;
 }
 
 export class ConfigError extends Error {
@@ -95,7 +107,24 @@ const schema = z.object({
       message: "must be the issuer URL, e.g. https://token.actions.githubusercontent.com",
     }),
   REPRISE_OIDC_AUDIENCE: z.string().optional(),
-  GHE_HOST: z.string().optional(),
+  GHE_HOST: z
+    .string()
+    .optional()
+    .refine((v) => !v || /^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(v), {
+      message: "must be a host name (and optional port) without a scheme, e.g. github.example.com",
+    }),
+  GHE_PROTOCOL: z
+    .enum(["http", "https"], { message: 'must be "https" (or "http" for a test server)' })
+    .default("https"),
+  APP_ID: z
+    .string()
+    .optional()
+    .refine((v) => !v || /^[0-9]+$/.test(v), {
+      message: "must be the GitHub App's numeric id (its settings page shows it as App ID)",
+    }),
+  PRIVATE_KEY: z.string().optional(),
+  PRIVATE_KEY_PATH: z.string().optional(),
+  WEBHOOK_SECRET: z.string().optional(),
 });
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
@@ -133,5 +162,60 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
         }
       : null,
     githubHost: e.GHE_HOST || "github.com",
+    githubApp: githubApp(e),
   };
+}
+
+/**
+ * APP_ID turns the GitHub App on; then its key and webhook secret are required, so a server never
+ * accepts unsigned deliveries or starts without a way to act on them.
+ */
+function githubApp(e: z.infer<typeof schema>): GitHubAppConfig | null {
+  const given = e.PRIVATE_KEY || e.PRIVATE_KEY_PATH || e.WEBHOOK_SECRET;
+  if (!e.APP_ID) {
+    if (given)
+      throw new ConfigError(
+        "invalid configuration:\n  APP_ID: is not set but PRIVATE_KEY, PRIVATE_KEY_PATH or WEBHOOK_SECRET is: set it to the GitHub App's id (its settings page shows it as App ID), or unset them",
+      );
+    return null;
+  }
+  const problems: string[] = [];
+  if (!e.WEBHOOK_SECRET)
+    problems.push(
+      "WEBHOOK_SECRET: is not set: set it to the webhook secret configured on the GitHub App (deliveries are refused unsigned)",
+    );
+  let privateKey = e.PRIVATE_KEY ? pemFrom(e.PRIVATE_KEY) : null;
+  if (!privateKey && e.PRIVATE_KEY_PATH) {
+    try {
+      privateKey = readFileSync(e.PRIVATE_KEY_PATH, "utf8");
+    } catch (err) {
+      problems.push(
+        `PRIVATE_KEY_PATH: cannot read ${e.PRIVATE_KEY_PATH} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): point it at the .pem file downloaded from the GitHub App`,
+      );
+    }
+  }
+  if (!privateKey && !e.PRIVATE_KEY_PATH)
+    problems.push(
+      "PRIVATE_KEY: is not set: set it (or PRIVATE_KEY_PATH) to the GitHub App's private key (.pem)",
+    );
+  if (privateKey && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey))
+    problems.push(
+      "PRIVATE_KEY: is not a PEM private key: give the content of the .pem file downloaded from the GitHub App (or its base64)",
+    );
+  if (problems.length > 0 || !privateKey || !e.WEBHOOK_SECRET)
+    throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  return {
+    appId: Number(e.APP_ID),
+    privateKey,
+    webhookSecret: e.WEBHOOK_SECRET,
+    baseUrl: e.GHE_HOST ? `${e.GHE_PROTOCOL}://${e.GHE_HOST}/api/v3` : "https://api.github.com",
+  };
+}
+
+/** Probot accepts the PEM itself, with literal "\n" escapes, or base64 of it. */
+function pemFrom(value: string): string {
+  const text = value.includes("\\n") ? value.replace(/\\n/g, "\n") : value;
+  if (text.includes("-----BEGIN")) return text;
+  const decoded = Buffer.from(text, "base64").toString("utf8");
+  return decoded.includes("-----BEGIN") ? decoded : text;
 }

@@ -6,6 +6,7 @@ import { Engine, type EngineEvent } from "../engine/engine.js";
 import { createKubernetesExecutor } from "../executors/kubernetes/index.js";
 import { createLocalExecutor } from "../executors/local/index.js";
 import type { Executor } from "../executors/types.js";
+import { githubAppCheckout } from "../github/tarball-checkout.js";
 import { openConfiguredStore } from "../open-store.js";
 
 export interface Runtime {
@@ -54,5 +55,11 @@ export function createConfiguredExecutor(config: Config): Executor {
       throw new ConfigError((e as Error).message, { cause: e });
     }
   }
-  return createLocalExecutor({ dataDir: config.dataDir, env: config.environment });
+  const github = githubAppCheckout(config);
+  return createLocalExecutor({
+    dataDir: config.dataDir,
+    env: config.environment,
+    // With the GitHub App configured, GitHub repositories come from their tarball at the SHA.
+    ...(github ? { checkout: github } : {}),
+  });
 }

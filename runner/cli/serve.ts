@@ -1,8 +1,9 @@
 /** `reprise serve` and `reprise token`: the server, and the API tokens that secure it. */
 import { githubRepoKey, localRepoKey } from "../../core/version/repo-key.js";
 import type { Config } from "../config.js";
+import { startWithGitHub } from "../github/serve.js";
 import { openConfiguredStore } from "../open-store.js";
-import { ServeError, type ServeOptions, startServer } from "../server/serve.js";
+import { ServeError, type ServeOptions } from "../server/serve.js";
 import { repoRoot } from "../sources/local-git.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 
@@ -12,9 +13,10 @@ export async function serveCommand(
   signal: AbortSignal,
   opts: ServeOptions = {},
 ): Promise<number> {
-  let served: Awaited<ReturnType<typeof startServer>>;
+  let served: Awaited<ReturnType<typeof startWithGitHub>>;
   try {
-    served = await startServer(config, opts);
+    // With APP_ID configured, the GitHub App is mounted at /api/github/webhooks.
+    served = await startWithGitHub(config, opts);
   } catch (e) {
     if (e instanceof ServeError) throw new UsageError(e.message);
     throw e;

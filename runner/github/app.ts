@@ -1,0 +1,238 @@
+/**
+ * The GitHub App (DESIGN.md section 8): a webhook endpoint that verifies, stores once and answers
+ * (the durable inbox), and processors that work the inbox after the answer, translating each
+ * event into runner calls. See README.md here for the invariants.
+ */
+import type { Logger } from "pino";
+import type { ProbotOctokit } from "probot";
+import type { Store } from "../../db/store.js";
+import type { Delivery } from "../../db/types.js";
+import type { GitHubAppConfig } from "../config.js";
+import type { Executor } from "../executors/types.js";
+import { GitHubClient } from "./client.js";
+import type { AppContext, Outcome } from "./context.js";
+import { type CheckRunPayload, onCheckRun } from "./on-check-run.js";
+import { type CommentPayload, onComment } from "./on-comment.js";
+import { onPullRequest, type PullRequestPayload } from "./on-pull-request.js";
+import { onPush, type PushPayload } from "./on-push.js";
+import { onReport, queueReports, REPORT_EVENT } from "./report.js";
+import { onSchedule, queueSchedules, SCHEDULE_EVENT, type SchedulePayload } from "./schedules.js";
+
+export interface GitHubAppOptions {
+  config: GitHubAppConfig;
+  /** GHE_HOST or github.com: repository keys are HOST/OWNER/NAME. */
+  host: string;
+  store: Store;
+  executor: Pick<Executor, "logTail">;
+  publicUrl: string | null;
+  log: Logger;
+  /** Tests and benchmarks may give an Octokit class; the default is Probot's. */
+  Octokit?: typeof ProbotOctokit;
+  /** Deliveries processed at once by this replica. */
+  concurrency?: number;
+  /** How often the inbox, ended executions and schedules are looked at without a wake-up. */
+  tickMs?: number;
+  /** The clock for schedules. */
+  now?: () => Date;
+  /** How often schedules are looked at (they have minute granularity). */
+  scheduleEveryMs?: number;
+}
+
+/** A claimed delivery not finished within this is claimed again (by any replica). */
+const CLAIM_MS = 60_000;
+/** A delivery that failed this many times is closed with its last error. */
+const MAX_ATTEMPTS = 5;
+
+export class GitHubApp {
+  readonly ctx: AppContext;
+  readonly #opts: GitHubAppOptions;
+  readonly #stop = new AbortController();
+  #wakers: Array<() => void> = [];
+  #loops: Promise<void>[] = [];
+  #busy = 0;
+
+  constructor(opts: GitHubAppOptions) {
+    this.#opts = opts;
+    const log = opts.log.child({ component: "github" });
+    this.ctx = {
+      store: opts.store,
+      client: new GitHubClient(opts.config, opts.host, log, opts.Octokit),
+      executor: opts.executor,
+      publicUrl: opts.publicUrl,
+      log,
+    };
+  }
+
+  /** POST /api/github/webhooks: 401 unsigned, 400 malformed, 202 stored, 200 seen before. */
+  readonly webhooks = async (req: Request): Promise<Response> => {
+    const body = await req.text();
+    const signature = req.headers.get("x-hub-signature-256");
+    if (!signature || !(await this.ctx.client.verify(body, signature)))
+      return error(
+        401,
+        "bad_signature",
+        "X-Hub-Signature-256 is missing or does not match WEBHOOK_SECRET",
+      );
+    const id = req.headers.get("x-github-delivery");
+    const event = req.headers.get("x-github-event");
+    if (!id || !event)
+      return error(400, "bad_request", "X-GitHub-Delivery and X-GitHub-Event are required");
+    let payload: unknown;
+    try {
+      payload = JSON.parse(body);
+    } catch {
+      return error(400, "bad_request", "the body is not JSON");
+    }
+    if (typeof payload !== "object" || payload === null || Array.isArray(payload))
+      return error(400, "bad_request", "the body is not a JSON object");
+    const action = (payload as { action?: unknown }).action;
+    const { stored } = await this.ctx.store.deliveries.record({
+      id,
+      event,
+      action: typeof action === "string" ? action : null,
+      payload,
+    });
+    if (stored) this.#wake();
+    return Response.json({ delivery: id, stored }, { status: stored ? 202 : 200 });
+  };
+
+  /** Starts the processors; deliveries left unprocessed by a crash are taken up first. */
+  start(): void {
+    const n = this.#opts.concurrency ?? 4;
+    for (let i = 0; i < n; i++) this.#loops.push(this.#work());
+    this.#loops.push(this.#watch());
+  }
+
+  async close(): Promise<void> {
+    this.#stop.abort();
+    this.#wake();
+    await Promise.all(this.#loops);
+  }
+
+  /** Resolves when the inbox is empty and nothing is being processed (tests, benchmarks). */
+  async idle(timeoutMs = 30_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      await queueReports(this.ctx);
+      if (this.#busy === 0 && (await this.ctx.store.deliveries.pendingCount()) === 0) return;
+      await sleep(25);
+    }
+    throw new Error(`the GitHub App inbox is not empty after ${timeoutMs} ms`);
+  }
+
+  async #work(): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      let d: Delivery | null = null;
+      try {
+        d = await this.ctx.store.deliveries.claimNext(CLAIM_MS);
+      } catch (e) {
+        if (signal.aborted) return;
+        this.ctx.log.error({ err: (e as Error).message }, "cannot read the delivery inbox");
+      }
+      if (!d) {
+        await this.#nap();
+        continue;
+      }
+      this.#busy++;
+      try {
+        await this.#process(d);
+      } finally {
+        this.#busy--;
+      }
+    }
+  }
+
+  async #process(d: Delivery): Promise<void> {
+    const log = this.ctx.log.child({ deliveryId: d.id, event: d.event, action: d.action });
+    try {
+      const outcome = await this.#dispatch(d);
+      await this.ctx.store.deliveries.finish(d.id, outcome);
+      log.info({ outcome }, "delivery processed");
+    } catch (e) {
+      const err = e as Error;
+      if (d.attempts >= MAX_ATTEMPTS) {
+        await this.ctx.store.deliveries
+          .finish(d.id, `failed: ${err.message}`)
+          .catch(() => undefined);
+        log.error(
+          { err: err.stack ?? err.message, attempts: d.attempts },
+          "delivery failed for good",
+        );
+      } else
+        log.warn(
+          { err: err.stack ?? err.message, attempts: d.attempts },
+          `delivery failed; retried in ${CLAIM_MS / 1000} s`,
+        );
+    }
+  }
+
+  #dispatch(d: Delivery): Promise<Outcome> {
+    const p = d.payload;
+    switch (d.event) {
+      case "push":
+        return onPush(this.ctx, p as PushPayload);
+      case "pull_request":
+        return onPullRequest(this.ctx, p as PullRequestPayload);
+      case "issue_comment":
+        return onComment(this.ctx, p as CommentPayload);
+      case "check_run":
+        return onCheckRun(this.ctx, p as CheckRunPayload);
+      case REPORT_EVENT:
+        return onReport(this.ctx, p as { executionId: string });
+      case SCHEDULE_EVENT:
+        return onSchedule(this.ctx, p as SchedulePayload);
+      default:
+        return Promise.resolve(`ignored: event ${d.event}`);
+    }
+  }
+
+  /** Ended executions to report and schedule slots due, on every tick. */
+  async #watch(): Promise<void> {
+    const signal = this.#stop.signal;
+    let schedulesAt = 0;
+    while (!signal.aborted) {
+      try {
+        let queued = await queueReports(this.ctx);
+        if (Date.now() >= schedulesAt) {
+          schedulesAt = Date.now() + (this.#opts.scheduleEveryMs ?? 15_000);
+          queued += await queueSchedules(this.ctx, (this.#opts.now ?? (() => new Date()))());
+        }
+        if (queued > 0) this.#wake();
+      } catch (e) {
+        if (!signal.aborted)
+          this.ctx.log.error(
+            { err: (e as Error).message },
+            "cannot look for reports and schedules",
+          );
+      }
+      await this.#nap();
+    }
+  }
+
+  #nap(): Promise<void> {
+    if (this.#stop.signal.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.#opts.tickMs ?? 1_000);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wakers.push(done);
+    });
+  }
+
+  #wake(): void {
+    const wakers = this.#wakers;
+    this.#wakers = [];
+    for (const w of wakers) w();
+  }
+}
+
+function error(status: 400 | 401, code: string, message: string): Response {
+  return Response.json({ error: { code, message } }, { status });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,80 @@
+/**
+ * GitHub as the App sees it: Probot for the app's JWT and installation tokens (cached by Probot
+ * until a minute before they expire), its Octokit with the throttling and retry plugins on, and
+ * the installation of each repository, learned from deliveries or asked once.
+ */
+
+import type { Logger } from "pino";
+import { Probot, ProbotOctokit } from "probot";
+import type { GitHubAppConfig } from "../config.js";
+
+export type Octokit = ProbotOctokit;
+
+export type RepoName = {
+  owner: string;
+  repo: string;
+};
+
+export class GitHubClient {
+  readonly probot: Probot;
+  /** Repository key -> installation id. */
+  readonly #installations = new Map<string, number>();
+
+  constructor(
+    readonly config: GitHubAppConfig,
+    /** Repository keys are HOST/OWNER/NAME (DESIGN.md section 4). */
+    readonly host: string,
+    log: Logger,
+    Octokit: typeof ProbotOctokit = ProbotOctokit,
+  ) {
+    this.probot = new Probot({
+      appId: config.appId,
+      privateKey: config.privateKey,
+      secret: config.webhookSecret,
+      baseUrl: config.baseUrl,
+      log: log.child({ name: "github" }),
+      Octokit,
+    });
+  }
+
+  /** Checks X-Hub-Signature-256 against the raw body. */
+  async verify(body: string, signature: string): Promise<boolean> {
+    try {
+      return await this.probot.webhooks.verify(body, signature);
+    } catch {
+      return false;
+    }
+  }
+
+  remember(repoKey: string, installationId: number | undefined): void {
+    if (installationId) this.#installations.set(repoKey, installationId);
+  }
+
+  /** An Octokit acting as the installation that covers `repoKey`. */
+  async forRepo(repoKey: string, installationId?: number): Promise<Octokit> {
+    this.remember(repoKey, installationId);
+    let id = this.#installations.get(repoKey);
+    if (!id) {
+      const app = await this.probot.auth();
+      const { data } = await app.rest.apps.getRepoInstallation(this.name(repoKey));
+      id = data.id;
+      this.#installations.set(repoKey, id);
+    }
+    return this.probot.auth(id);
+  }
+
+  /** `HOST/OWNER/NAME` -> { owner, repo }. */
+  name(repoKey: string): RepoName {
+    const prefix = `${this.host}/`;
+    if (!repoKey.startsWith(prefix))
+      throw new Error(
+        `${repoKey} is not a repository of ${this.host}; the GitHub App cannot reach it`,
+      );
+    const [owner = "", repo = ""] = repoKey.slice(prefix.length).split("/");
+    return { owner, repo };
+  }
+
+  owns(repoKey: string): boolean {
+    return repoKey.startsWith(`${this.host}/`);
+  }
+}

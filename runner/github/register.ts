@@ -1,0 +1,174 @@
+/**
+ * Registration of a GitHub commit (DESIGN.md sections 4 and 8): the recursive tree listing and
+ * the reprise.yaml blob, two read calls whatever the number of tasks. Git already hashed every
+ * file, so no other content is read. A tree GitHub truncates (over 100,000 entries or 7 MB)
+ * falls back to walking only the directories the tasks' `sources` globs start from.
+ */
+import picomatch from "picomatch";
+import type { TreeEntry } from "../../core/hash/sources.js";
+import { SPEC_FILE } from "../../core/spec/diagnostics.js";
+import { parseSpec } from "../../core/spec/parse-spec.js";
+import { type BuildResult, buildVersion } from "../../core/version/build-version.js";
+import type { Store } from "../../db/store.js";
+import type { VersionRecord } from "../../db/types.js";
+import type { Octokit, RepoName } from "./client.js";
+
+export interface CommitFacts {
+  sha: string;
+  parents: string[];
+  /** The branch it was pushed to, when known. */
+  ref: string | null;
+  message: string | null;
+}
+
+export type GitHubRegistration =
+  | { kind: "absent" }
+  | { kind: "registered"; version: VersionRecord; created: boolean; identicalTo: string | null };
+
+interface GitTreeItem {
+  path?: string;
+  mode?: string;
+  type?: string;
+  sha?: string;
+}
+
+/** Registers `commit` of `repoKey` unless it already is; `absent` when it has no reprise.yaml. */
+export async function registerFromGitHub(
+  store: Store,
+  octokit: Octokit,
+  name: RepoName,
+  repoKey: string,
+  commit: CommitFacts,
+): Promise<GitHubRegistration> {
+  let version = await store.versions.get(repoKey, commit.sha);
+  let created = false;
+  if (!version) {
+    const read = await readCommit(octokit, name, commit.sha);
+    if (!read) return { kind: "absent" };
+    const stored = await store.versions.register({
+      repo: repoKey,
+      sha: commit.sha,
+      parents: commit.parents,
+      ref: commit.ref,
+      message: commit.message,
+      result: read,
+    });
+    version = stored.version;
+    created = stored.created;
+  }
+  const identicalTo = version.specDigest
+    ? await store.versions.findEquivalent(repoKey, version.specDigest, version.sha)
+    : null;
+  return { kind: "registered", version, created, identicalTo };
+}
+
+/** The version content of a commit, or null when it has no reprise.yaml at its root. */
+async function readCommit(
+  octokit: Octokit,
+  name: RepoName,
+  sha: string,
+): Promise<BuildResult | null> {
+  const { data: tree } = await octokit.rest.git.getTree({ ...name, tree_sha: sha, recursive: "1" });
+  if (tree.truncated) {
+    const { data: rootTree } = await octokit.rest.git.getTree({ ...name, tree_sha: sha });
+    const root = rootTree.tree as GitTreeItem[];
+    const spec = root.find((e) => e.path === SPEC_FILE && e.type === "blob");
+    if (!spec?.sha) return null;
+    const text = await blob(octokit, name, spec.sha);
+    const parsed = parseSpec(text);
+    // An invalid spec is reported from its own text; the tree only matters for a valid one.
+    if (!parsed.ok) return buildVersion(text, []);
+    const globs = Object.values(parsed.spec.tasks).flatMap((t) => t.sources);
+    return buildVersion(text, await walk(octokit, name, root, globBases(globs)));
+  }
+  const entries = toEntries(tree.tree as GitTreeItem[], "");
+  const specEntry = entries.find((e) => e.path === SPEC_FILE && e.mode !== "160000");
+  if (!specEntry) return null;
+  return buildVersion(await blob(octokit, name, specEntry.sha), entries);
+}
+
+async function blob(octokit: Octokit, name: RepoName, sha: string): Promise<Uint8Array> {
+  const { data } = await octokit.rest.git.getBlob({ ...name, file_sha: sha });
+  return new Uint8Array(Buffer.from(data.content, (data.encoding as BufferEncoding) || "base64"));
+}
+
+/** Files and submodules (what `git ls-tree -r` lists), paths prefixed with `dir`. */
+function toEntries(items: GitTreeItem[], dir: string): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  for (const i of items) {
+    if (i.type === "tree" || !i.path || !i.mode || !i.sha) continue;
+    out.push({ path: dir + i.path, mode: i.mode, sha: i.sha });
+  }
+  return out;
+}
+
+/** The directories the globs start from ("" for the whole tree), without nested duplicates. */
+export function globBases(globs: readonly string[]): string[] {
+  const bases = new Set<string>();
+  for (const g of globs) {
+    if (g.startsWith("!")) continue;
+    const scan = picomatch.scan(g);
+    // A plain path may name a file or a directory; its parent directory holds either.
+    const base = scan.isGlob ? scan.base : g.includes("/") ? g.slice(0, g.lastIndexOf("/")) : "";
+    bases.add(base);
+  }
+  const sorted = [...bases].sort();
+  return sorted.filter((b) => !sorted.some((o) => o !== b && (o === "" || b.startsWith(`${o}/`))));
+}
+
+/** Every entry under each base directory, reading only the trees on the way there. */
+async function walk(
+  octokit: Octokit,
+  name: RepoName,
+  root: GitTreeItem[],
+  bases: string[],
+): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = toEntries(root, "").filter((e) => !e.path.includes("/"));
+  const seen = new Set(out.map((e) => e.path));
+  const listing = new Map<string, GitTreeItem[]>([["", root]]);
+  const dirSha = async (dir: string): Promise<string | null> => {
+    const parent = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) : "";
+    const leaf = dir.slice(parent === "" ? 0 : parent.length + 1);
+    let items = listing.get(parent);
+    if (!items) {
+      const sha = await dirSha(parent);
+      if (!sha) return null;
+      items = (await octokit.rest.git.getTree({ ...name, tree_sha: sha })).data
+        .tree as GitTreeItem[];
+      listing.set(parent, items);
+    }
+    return items.find((i) => i.path === leaf && i.type === "tree")?.sha ?? null;
+  };
+  const collect = async (treeSha: string, prefix: string): Promise<void> => {
+    const { data } = await octokit.rest.git.getTree({ ...name, tree_sha: treeSha, recursive: "1" });
+    if (!data.truncated) {
+      for (const e of toEntries(data.tree as GitTreeItem[], prefix))
+        if (!seen.has(e.path)) {
+          seen.add(e.path);
+          out.push(e);
+        }
+      return;
+    }
+    // Still too big: one level at a time.
+    const { data: level } = await octokit.rest.git.getTree({ ...name, tree_sha: treeSha });
+    for (const i of level.tree as GitTreeItem[]) {
+      if (i.type === "tree" && i.sha && i.path) await collect(i.sha, `${prefix}${i.path}/`);
+      else
+        for (const e of toEntries([i], prefix))
+          if (!seen.has(e.path)) {
+            seen.add(e.path);
+            out.push(e);
+          }
+    }
+  };
+  for (const base of bases) {
+    if (base === "") {
+      for (const i of root)
+        if (i.type === "tree" && i.sha && i.path) await collect(i.sha, `${i.path}/`);
+      continue;
+    }
+    const sha = await dirSha(base);
+    if (sha) await collect(sha, `${base}/`);
+  }
+  return out;
+}
