@@ -15,6 +15,11 @@ export interface OidcIssuer {
   ): Promise<string>;
   /** JWKS requests served so far (the server caches keys: it should not ask per request). */
   jwksRequests(): number;
+  /**
+   * The runner's token endpoint, as ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN give it to a job: a GET
+   * with `&audience=` and the request token as bearer answers `{ value: <JWT for repository> }`.
+   */
+  actionsEndpoint(repository: string): { url: string; token: string };
   close(): Promise<void>;
 }
 
@@ -24,7 +29,35 @@ export async function startOidcIssuer(audience: string): Promise<OidcIssuer> {
   const jwk: JWK = { ...(await exportJWK(publicKey)), kid: "test-key", alg: "RS256", use: "sig" };
   let jwks = 0;
   let issuer = "";
+  const requestTokens = new Map<string, string>();
+  const sign = (repository: string, o: Parameters<OidcIssuer["token"]>[1] = {}) =>
+    new SignJWT({ repository, repository_owner: repository.split("/")[0], ref: "refs/heads/main" })
+      .setProtectedHeader({ alg: "RS256", kid: "test-key" })
+      .setIssuer(o.issuer ?? issuer)
+      .setAudience(o.audience ?? audience)
+      .setSubject(`repo:${repository}:ref:refs/heads/main`)
+      .setIssuedAt()
+      .setExpirationTime(o.expiresIn ?? "5m")
+      .sign(o.foreignKey ? foreign.privateKey : privateKey);
   const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    if (url.pathname === "/actions-token") {
+      const repository = requestTokens.get(
+        (req.headers.authorization ?? "").replace(/^Bearer /, ""),
+      );
+      if (!repository) {
+        res.statusCode = 401;
+        res.end(JSON.stringify({ message: "bad request token" }));
+        return;
+      }
+      void sign(repository, { audience: url.searchParams.get("audience") ?? audience }).then(
+        (value) => {
+          res.setHeader("content-type", "application/json");
+          res.end(JSON.stringify({ value }));
+        },
+      );
+      return;
+    }
     if (req.url === "/.well-known/openid-configuration") {
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/.well-known/jwks` }));
@@ -41,20 +74,13 @@ export async function startOidcIssuer(audience: string): Promise<OidcIssuer> {
   issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     issuer,
-    token: (repository, o = {}) =>
-      new SignJWT({
-        repository,
-        repository_owner: repository.split("/")[0],
-        ref: "refs/heads/main",
-      })
-        .setProtectedHeader({ alg: "RS256", kid: "test-key" })
-        .setIssuer(o.issuer ?? issuer)
-        .setAudience(o.audience ?? audience)
-        .setSubject(`repo:${repository}:ref:refs/heads/main`)
-        .setIssuedAt()
-        .setExpirationTime(o.expiresIn ?? "5m")
-        .sign(o.foreignKey ? foreign.privateKey : privateKey),
+    token: (repository, o = {}) => sign(repository, o),
     jwksRequests: () => jwks,
+    actionsEndpoint: (repository) => {
+      const token = `req-${requestTokens.size + 1}`;
+      requestTokens.set(token, repository);
+      return { url: `${issuer}/actions-token?api-version=2.0`, token };
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -1,0 +1,406 @@
+/**
+ * The GitHub Action (DESIGN.md section 8): register the commit if the server lacks it, start the
+ * workflow (or relaunch an execution), follow it, and report it as the check run
+ * `reprise/<workflow>` with the same rendering as the GitHub App. `main` is what tests call;
+ * run.ts only catches and calls setFailed.
+ */
+import * as core from "@actions/core";
+import { Octokit } from "@octokit/rest";
+import { parse as parseYaml } from "yaml";
+import { type Diagnostic, formatDiagnostic, SPEC_FILE } from "../../core/spec/diagnostics.js";
+import { githubRepoKey } from "../../core/version/repo-key.js";
+import type { ExecutionDocument } from "../../runner/cli/document.js";
+import { summaryLines } from "../../runner/cli/document.js";
+import { ApiClient, ApiClientError } from "../../runner/client.js";
+import { executionOutput } from "../../runner/github/check-run-text.js";
+import { commitInfo, snapshotAt } from "../../runner/sources/local-git.js";
+
+export interface ActionInputs {
+  server: string;
+  workflow: string;
+  inputs: string;
+  ref: string;
+  wait: boolean;
+  timeoutSeconds: number | null;
+  apiToken: string;
+  relaunchOf: string;
+  recover: boolean;
+  overwriteCache: boolean;
+  githubToken: string;
+}
+
+/** What the action does to the world besides HTTP: the runner's logging, outputs, state, summary. */
+export interface ActionDeps {
+  info(message: string): void;
+  warning(message: string): void;
+  /** An error annotation (on a file line when given). */
+  error(message: string, where?: { file: string; line: number; col?: number }): void;
+  setOutput(name: string, value: string): void;
+  saveState(name: string, value: string): void;
+  getState(name: string): string;
+  summary(markdown: string): Promise<void>;
+  /** The job's OIDC token for this audience (ACTIONS_ID_TOKEN_REQUEST_URL). */
+  idToken(audience: string): Promise<string>;
+  /** Between polls; tests shorten it. */
+  pollMs?: number;
+}
+
+export interface ActionResult {
+  executionId: string;
+  status: string;
+  outputs: Record<string, unknown>;
+  url: string;
+}
+
+export function readInputs(get: (name: string) => string): ActionInputs {
+  const bool = (name: string, dflt: boolean) => {
+    const v = get(name).trim().toLowerCase();
+    if (v === "") return dflt;
+    if (v === "true") return true;
+    if (v === "false") return false;
+    throw new Error(`input ${name}: "${v}" is not true or false`);
+  };
+  const timeout = get("timeout").trim();
+  if (timeout !== "" && !/^\d+$/.test(timeout))
+    throw new Error(`input timeout: "${timeout}" is not a whole number of seconds`);
+  return {
+    server: get("server").trim(),
+    workflow: get("workflow").trim(),
+    inputs: get("inputs"),
+    ref: get("ref").trim(),
+    wait: bool("wait", true),
+    timeoutSeconds: timeout === "" ? null : Number(timeout),
+    apiToken: get("api-token").trim(),
+    relaunchOf: get("relaunch-of").trim(),
+    recover: bool("recover", false),
+    overwriteCache: bool("overwrite-cache", false),
+    githubToken: get("github-token").trim(),
+  };
+}
+
+export function coreDeps(): ActionDeps {
+  return {
+    info: core.info,
+    warning: core.warning,
+    error: (message, where) =>
+      core.error(
+        message,
+        where
+          ? {
+              file: where.file,
+              startLine: where.line,
+              ...(where.col ? { startColumn: where.col } : {}),
+            }
+          : {},
+      ),
+    setOutput: core.setOutput,
+    saveState: core.saveState,
+    getState: core.getState,
+    summary: async (markdown) => {
+      await core.summary.addRaw(markdown, true).write();
+    },
+    idToken: (audience) => core.getIDToken(audience),
+  };
+}
+
+interface Context {
+  client: ApiClient;
+  repo: string;
+  server: string;
+}
+
+function context(
+  inputs: ActionInputs,
+  env: NodeJS.ProcessEnv | Record<string, string | undefined>,
+  deps: ActionDeps,
+): Context {
+  if (!/^https?:\/\/\S+$/.test(inputs.server))
+    throw new Error(`input server: "${inputs.server}" is not an http(s) URL`);
+  const server = inputs.server.replace(/\/+$/, "");
+  const repository = env.GITHUB_REPOSITORY;
+  if (!repository)
+    throw new Error("GITHUB_REPOSITORY is not set: run this in a GitHub Actions job");
+  const host = new URL(env.GITHUB_SERVER_URL ?? "https://github.com").host;
+  let oidc: string | null = null;
+  const token = inputs.apiToken
+    ? inputs.apiToken
+    : async () => {
+        // One token for the whole step; it is valid for several minutes.
+        oidc ??= await deps.idToken(server).catch((e: Error) => {
+          throw new Error(
+            `no GitHub OIDC token (${e.message}): give the job \`permissions: { id-token: write }\`, or pass api-token`,
+          );
+        });
+        return oidc;
+      };
+  return {
+    client: new ApiClient({ server, token }),
+    repo: githubRepoKey(repository, host === "github.com" ? "github.com" : host),
+    server,
+  };
+}
+
+export async function main(args: {
+  inputs: ActionInputs;
+  env: NodeJS.ProcessEnv | Record<string, string | undefined>;
+  deps: ActionDeps;
+}): Promise<ActionResult> {
+  const { inputs, env, deps } = args;
+  if (!inputs.workflow && !inputs.relaunchOf)
+    throw new Error("give the input workflow (or relaunch-of, to relaunch an execution)");
+  const ctx = context(inputs, env, deps);
+  const workspace = env.GITHUB_WORKSPACE ?? process.cwd();
+  const given = parseInputs(inputs.inputs);
+  const sha = inputs.ref
+    ? (await commitInfo(workspace, inputs.ref)).sha
+    : (env.GITHUB_SHA ?? (await commitInfo(workspace, "HEAD")).sha);
+
+  const doc = await explain(async () => {
+    await ensureRegistered(ctx, workspace, sha, env, deps);
+    if (inputs.relaunchOf)
+      return ctx.client.relaunch(inputs.relaunchOf, {
+        sha,
+        recover: inputs.recover,
+        overwriteCache: inputs.overwriteCache,
+      });
+    const pr = pullRequest(env);
+    return ctx.client.start(ctx.repo, {
+      workflow: inputs.workflow,
+      sha,
+      inputs: given,
+      overwriteCache: inputs.overwriteCache,
+      ...(pr ? { pr } : {}),
+    });
+  });
+  deps.saveState("execution", doc.id);
+  const url = `${ctx.server}/executions/${doc.id}`;
+  deps.info(`execution ${doc.id} of ${doc.workflow} at ${sha.slice(0, 12)}: ${url}`);
+  deps.setOutput("execution-id", doc.id);
+  deps.setOutput("url", url);
+
+  const checks = checkRuns(inputs, env, deps);
+  const checkId = await checks.start(doc, sha, url);
+  if (!inputs.wait) {
+    deps.setOutput("status", doc.status);
+    deps.setOutput("outputs", JSON.stringify(doc.outputs ?? {}));
+    return { executionId: doc.id, status: doc.status, outputs: doc.outputs ?? {}, url };
+  }
+
+  const done = await follow(ctx, doc, inputs.timeoutSeconds, deps);
+  const failed = done.nodes.find((n) => n.status === "FAILED");
+  const log = failed
+    ? await ctx.client.logTail(done.id, failed.id, 16 * 1024).catch(() => null)
+    : null;
+  const rendered = executionOutput(
+    done,
+    failed && log ? { node: failed.id, log } : null,
+    ctx.server,
+  );
+  await checks.complete(checkId, rendered);
+  await deps
+    .summary(
+      `## reprise/${done.workflow}: ${rendered.output.title}\n\n${rendered.output.summary}\n`,
+    )
+    .catch((e: Error) => deps.warning(`could not write the job summary: ${e.message}`));
+  deps.setOutput("status", done.status);
+  deps.setOutput("outputs", JSON.stringify(done.outputs ?? {}));
+  if (done.status !== "SUCCEEDED") {
+    const why = failed
+      ? `node "${failed.id}" (task ${failed.task}) failed: ${failed.error?.message.split("\n")[0] ?? ""}`
+      : (done.error?.message ?? done.status.toLowerCase());
+    deps.error(`reprise/${done.workflow} ${done.status}: ${why}`);
+    throw new Error(`execution ${done.id} ${done.status}: ${why} (${url})`);
+  }
+  return { executionId: done.id, status: done.status, outputs: done.outputs ?? {}, url };
+}
+
+/** The post step, when the job was cancelled: abort what this step started. */
+export async function abortStarted(args: {
+  inputs: ActionInputs;
+  env: NodeJS.ProcessEnv | Record<string, string | undefined>;
+  deps: ActionDeps;
+}): Promise<void> {
+  const id = args.deps.getState("execution");
+  if (!id) return;
+  const ctx = context(args.inputs, args.env, args.deps);
+  try {
+    await ctx.client.abort(id);
+    args.deps.info(`the job was cancelled: asked execution ${id} to stop`);
+  } catch (e) {
+    if (e instanceof ApiClientError && e.status === 409) return; // it had finished
+    throw e;
+  }
+}
+
+/** The server's refusals, as messages that say what to do. */
+async function explain<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof ApiClientError)) throw e;
+    if (e.status === 0) throw new Error(e.message);
+    if (e.status === 401)
+      throw new Error(`the Reprise server refused the credential: ${e.message}`);
+    if (e.status === 403)
+      throw new Error(`the Reprise server refused this repository: ${e.message}`);
+    throw new Error(`the Reprise server said ${e.status} ${e.code}: ${e.message}`);
+  }
+}
+
+/** Registers the commit from the checkout when the server has no version of it (no App). */
+async function ensureRegistered(
+  ctx: Context,
+  workspace: string,
+  sha: string,
+  env: NodeJS.ProcessEnv | Record<string, string | undefined>,
+  deps: ActionDeps,
+): Promise<void> {
+  if (await ctx.client.version(ctx.repo, sha)) return;
+  const [snap, info] = await Promise.all([snapshotAt(workspace, sha), commitInfo(workspace, sha)]);
+  if (snap.spec === null)
+    throw new Error(`no ${SPEC_FILE} at the root of ${sha.slice(0, 12)}: nothing to run`);
+  try {
+    await ctx.client.register(ctx.repo, {
+      sha,
+      parents: info.parents,
+      ref: info.branch ?? env.GITHUB_REF_NAME ?? null,
+      message: info.subject,
+      spec: snap.spec.toString("utf8"),
+      tree: snap.tree,
+    });
+    deps.info(`registered ${sha.slice(0, 12)} from the checkout`);
+  } catch (e) {
+    if (e instanceof ApiClientError && e.status === 422) {
+      const errors = (e.body as { errors?: Diagnostic[] } | null)?.errors ?? [];
+      for (const d of errors)
+        deps.error(`${d.code} ${d.message}`, { file: SPEC_FILE, line: d.line, col: d.col });
+      throw new Error(
+        `${SPEC_FILE} of ${sha.slice(0, 12)} is invalid: ${errors.length > 0 ? `\n${errors.map((d) => formatDiagnostic(d)).join("\n")}` : e.message}`,
+      );
+    }
+    throw e;
+  }
+}
+
+/** Polls the execution to its end, printing each node's transitions; network errors are retried by the client. */
+async function follow(
+  ctx: Context,
+  first: ExecutionDocument,
+  timeoutSeconds: number | null,
+  deps: ActionDeps,
+): Promise<ExecutionDocument> {
+  const deadline = timeoutSeconds === null ? null : Date.now() + timeoutSeconds * 1000;
+  const seen = new Map<string, string>();
+  let doc = first;
+  for (;;) {
+    for (const n of doc.nodes) {
+      const was = seen.get(n.id);
+      const now = `${n.status}/${n.cache ?? ""}/${n.attempts}`;
+      if (was === now || n.status === "PENDING") continue;
+      seen.set(n.id, now);
+      const how =
+        n.cache === "HIT" || n.cache === "RECOVERED"
+          ? `${n.cache === "HIT" ? "cached" : "recovered"} from ${n.source?.execution}/${n.source?.node}`
+          : n.status === "FAILED"
+            ? `failed: ${n.error?.message.split("\n")[0] ?? ""}`
+            : n.status.toLowerCase();
+      deps.info(`  ${n.id}: ${how}${n.attempts > 1 ? ` (attempt ${n.attempts})` : ""}`);
+    }
+    if (["SUCCEEDED", "FAILED", "ABORTED"].includes(doc.status)) {
+      for (const line of summaryLines(doc)) deps.info(line);
+      return doc;
+    }
+    if (deadline !== null && Date.now() > deadline) {
+      await ctx.client.abort(doc.id).catch(() => undefined);
+      throw new Error(
+        `execution ${doc.id} still ${doc.status} after ${timeoutSeconds} s (input timeout): asked it to stop`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, deps.pollMs ?? 2_000));
+    doc = await ctx.client.execution(doc.id);
+  }
+}
+
+function parseInputs(text: string): Record<string, unknown> {
+  if (text.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = parseYaml(text);
+  } catch (e) {
+    throw new Error(`input inputs: not YAML or JSON: ${(e as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new Error(
+      "input inputs: must be a mapping of input names to values, e.g. `dataset: s3://x`",
+    );
+  return value as Record<string, unknown>;
+}
+
+/** The pull request number when the workflow runs for one. */
+function pullRequest(env: NodeJS.ProcessEnv | Record<string, string | undefined>): number | null {
+  const m = /^refs\/pull\/(\d+)\//.exec(env.GITHUB_REF ?? "");
+  return m ? Number(m[1]) : null;
+}
+
+/** The check run, posted with the job's GITHUB_TOKEN; without one, the step says so and goes on. */
+function checkRuns(
+  inputs: ActionInputs,
+  env: NodeJS.ProcessEnv | Record<string, string | undefined>,
+  deps: ActionDeps,
+) {
+  const [owner, repo] = (env.GITHUB_REPOSITORY ?? "/").split("/") as [string, string];
+  const octokit = inputs.githubToken
+    ? new Octokit({
+        auth: inputs.githubToken,
+        baseUrl: env.GITHUB_API_URL ?? "https://api.github.com",
+        userAgent: "reprise-action",
+        log: { debug: () => {}, info: () => {}, warn: deps.warning, error: deps.warning },
+      })
+    : null;
+  if (!octokit) deps.warning("no github-token: no check run is posted");
+  return {
+    async start(doc: ExecutionDocument, sha: string, url: string): Promise<number | null> {
+      if (!octokit) return null;
+      try {
+        const r = await octokit.rest.checks.create({
+          owner,
+          repo,
+          name: `reprise/${doc.workflow}`,
+          head_sha: sha,
+          status: "in_progress",
+          external_id: doc.id,
+          details_url: url,
+          output: { title: "running", summary: `Execution [${doc.id}](${url}) is running.` },
+        });
+        return r.data.id;
+      } catch (e) {
+        deps.warning(
+          `could not create the check run (needs checks: write): ${(e as Error).message}`,
+        );
+        return null;
+      }
+    },
+    async complete(id: number | null, rendered: ReturnType<typeof executionOutput>): Promise<void> {
+      if (!octokit || id === null) return;
+      try {
+        await octokit.rest.checks.update({
+          owner,
+          repo,
+          check_run_id: id,
+          status: "completed",
+          conclusion: rendered.conclusion,
+          output: rendered.output,
+          actions: [
+            {
+              label: "Relaunch",
+              description: "Run it again: the cache decides",
+              identifier: "relaunch",
+            },
+          ],
+        });
+      } catch (e) {
+        deps.warning(`could not complete the check run: ${(e as Error).message}`);
+      }
+    },
+  };
+}

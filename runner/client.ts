@@ -1,0 +1,174 @@
+/**
+ * A client of the HTTP API (runner/server/api.ts), for what runs away from the server: the
+ * GitHub Action, and the CLI when REPRISE_SERVER is set. Reads are retried with backoff on
+ * network errors, 429 and 5xx; a write is retried only when the request never reached the server
+ * (connection refused), so nothing is started twice.
+ */
+import type { ExecutionDocument } from "./cli/document.js";
+
+export class ApiClientError extends Error {
+  override readonly name = "ApiClientError";
+  constructor(
+    /** The HTTP status, or 0 when the server could not be reached. */
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    /** The whole error body (an invalid spec's `errors`, say). */
+    readonly body: unknown = null,
+  ) {
+    super(message);
+  }
+}
+
+export interface ClientOptions {
+  /** The server's base URL, e.g. https://reprise.example.com. */
+  server: string;
+  /** An API token or an OIDC token; a function is asked again for each request. */
+  token: string | (() => Promise<string>) | null;
+  /** Attempts for a retried request (default 5), and the first backoff (default 500 ms, doubling). */
+  attempts?: number;
+  backoffMs?: number;
+  fetch?: typeof fetch;
+}
+
+export interface RegisterBody {
+  sha: string;
+  parents: string[];
+  ref: string | null;
+  message: string | null;
+  spec: string;
+  tree: Array<{ path: string; mode: string; sha: string }>;
+}
+
+export class ApiClient {
+  private readonly base: string;
+  private readonly fetch: typeof fetch;
+
+  constructor(private readonly opts: ClientOptions) {
+    this.base = `${opts.server.replace(/\/+$/, "")}/api/v1`;
+    this.fetch = opts.fetch ?? fetch;
+  }
+
+  /** A version, or null when the server has none for this SHA. */
+  async version(repo: string, sha: string): Promise<Record<string, unknown> | null> {
+    try {
+      return await this.call("GET", `/repos/${enc(repo)}/versions/${sha}`);
+    } catch (e) {
+      if (e instanceof ApiClientError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  register(repo: string, body: RegisterBody): Promise<Record<string, unknown>> {
+    return this.call("POST", `/repos/${enc(repo)}/versions`, body);
+  }
+
+  start(
+    repo: string,
+    body: {
+      workflow: string;
+      sha?: string;
+      production?: boolean;
+      inputs?: Record<string, unknown>;
+      overwriteCache?: boolean;
+      pr?: number;
+    },
+  ): Promise<ExecutionDocument> {
+    return this.call("POST", `/repos/${enc(repo)}/executions`, body);
+  }
+
+  relaunch(
+    id: string,
+    body: { sha?: string; recover?: boolean; overwriteCache?: boolean },
+  ): Promise<ExecutionDocument> {
+    return this.call("POST", `/executions/${enc(id)}/relaunch`, body);
+  }
+
+  execution(id: string): Promise<ExecutionDocument> {
+    return this.call("GET", `/executions/${enc(id)}`);
+  }
+
+  abort(id: string): Promise<ExecutionDocument> {
+    return this.call("POST", `/executions/${enc(id)}/abort`);
+  }
+
+  /** The last `tail` bytes of a node's log (its last attempt), or null when it has none. */
+  async logTail(id: string, node: string, tail: number): Promise<string | null> {
+    const r = await this.call<{ log: string | null }>(
+      "GET",
+      `/executions/${enc(id)}/nodes/${enc(node)}/logs?tail=${tail}`,
+    );
+    return r.log;
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const attempts = this.opts.attempts ?? 5;
+    let wait = this.opts.backoffMs ?? 500;
+    for (let attempt = 1; ; attempt++) {
+      const headers: Record<string, string> = { accept: "application/json" };
+      const token =
+        typeof this.opts.token === "function" ? await this.opts.token() : this.opts.token;
+      if (token) headers.authorization = `Bearer ${token}`;
+      if (body !== undefined) headers["content-type"] = "application/json";
+      let res: Response;
+      try {
+        res = await this.fetch(`${this.base}${path}`, {
+          method,
+          headers,
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        });
+      } catch (e) {
+        const reached = !refused(e);
+        if (attempt < attempts && (method === "GET" || !reached)) {
+          await sleep(wait);
+          wait *= 2;
+          continue;
+        }
+        throw new ApiClientError(
+          0,
+          "unreachable",
+          `cannot reach the Reprise server at ${this.opts.server}: ${cause(e)}`,
+        );
+      }
+      if (method === "GET" && (res.status === 429 || res.status >= 500) && attempt < attempts) {
+        await sleep(wait);
+        wait *= 2;
+        continue;
+      }
+      const text = await res.text();
+      let parsed: unknown = null;
+      try {
+        parsed = text ? JSON.parse(text) : null;
+      } catch {
+        // Not JSON: a proxy's error page, say; reported below with the status.
+      }
+      if (!res.ok) {
+        const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+        throw new ApiClientError(
+          res.status,
+          err?.code ?? "http_error",
+          err?.message ?? `${method} ${path} answered ${res.status}: ${text.slice(0, 200)}`,
+          parsed,
+        );
+      }
+      return parsed as T;
+    }
+  }
+}
+
+const enc = encodeURIComponent;
+
+function cause(e: unknown): string {
+  const c = (e as { cause?: { code?: string; message?: string } }).cause;
+  return c?.code ?? c?.message ?? (e as Error).message;
+}
+
+/** The connection was refused: the request never reached a server, so it may be sent again. */
+function refused(e: unknown): boolean {
+  const code = (e as { cause?: { code?: string } }).cause?.code;
+  return code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN";
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
