@@ -151,6 +151,43 @@ export class ExecutionStore {
     return rs.map(toExecution);
   }
 
+  /** The workflows `repo` has executions of, with how many and the newest's time, by name. */
+  async workflowSummary(
+    repo: string,
+  ): Promise<Array<{ workflow: string; executions: number; lastAt: Date }>> {
+    const rs = await this.db
+      .select({
+        workflow: executions.workflow,
+        executions: sql<number>`count(*)::int`,
+        lastAt: sql<Date>`max(${executions.createdAt})`.mapWith(executions.createdAt),
+      })
+      .from(executions)
+      .where(eq(executions.repo, repo))
+      .groupBy(executions.workflow)
+      .orderBy(asc(executions.workflow));
+    return rs;
+  }
+
+  /**
+   * Nodes of `repo`'s executions whose task has one of `digests`, newest execution first, at most
+   * `limit`: which runs computed (or reused) a task at a given digest.
+   */
+  async nodesByTaskDigest(
+    repo: string,
+    digests: readonly string[],
+    limit = 500,
+  ): Promise<Array<{ execution: ExecutionRecord; node: NodeRecord }>> {
+    if (digests.length === 0) return [];
+    const rs = await this.db
+      .select({ e: executions, n: nodeExecutions })
+      .from(nodeExecutions)
+      .innerJoin(executions, eq(executions.id, nodeExecutions.executionId))
+      .where(and(eq(executions.repo, repo), inArray(nodeExecutions.taskDigest, [...digests])))
+      .orderBy(desc(executions.createdAt), desc(executions.id), asc(nodeExecutions.nodeId))
+      .limit(limit);
+    return rs.map((r) => ({ execution: toExecution(r.e), node: toNode(r.n) }));
+  }
+
   /**
    * Claims up to `limit` executions that need driving (queued, running or aborting) and whose
    * lease is free or expired, oldest first. Rows another runner is claiming right now are

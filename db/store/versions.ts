@@ -35,6 +35,16 @@ export interface RegisterInput {
   result: BuildResult;
 }
 
+export interface TaskTimelineEntry {
+  sha: string;
+  parents: string[];
+  ref: string | null;
+  message: string | null;
+  status: "registered" | "invalid";
+  registeredAt: Date;
+  digest: string | null;
+}
+
 export class VersionStore {
   constructor(private readonly db: Db) {}
 
@@ -152,6 +162,54 @@ export class VersionStore {
       .orderBy(asc(versions.registeredAt), asc(versions.sha))
       .limit(1);
     return row?.sha ?? null;
+  }
+
+  /** task name -> digest for each of `shas` that is registered (for diffs of many versions at once). */
+  async taskDigests(
+    repo: string,
+    shas: readonly string[],
+  ): Promise<Map<string, Record<string, string>>> {
+    const out = new Map<string, Record<string, string>>();
+    if (shas.length === 0) return out;
+    const rs = await this.db
+      .select({ sha: versionTasks.sha, name: versionTasks.name, digest: versionTasks.taskDigest })
+      .from(versionTasks)
+      .where(and(eq(versionTasks.repo, repo), inArray(versionTasks.sha, [...new Set(shas)])));
+    for (const r of rs) {
+      const map = out.get(r.sha) ?? {};
+      map[r.name] = r.digest;
+      out.set(r.sha, map);
+    }
+    return out;
+  }
+
+  /**
+   * Every version of `repo`, oldest first, with the digest task `name` has in it (null: the
+   * version has no such task, or its spec is invalid): what a task's history is computed from.
+   */
+  async taskTimeline(repo: string, name: string): Promise<TaskTimelineEntry[]> {
+    const rs = await this.db
+      .select({
+        sha: versions.sha,
+        parents: versions.parents,
+        ref: versions.ref,
+        message: versions.message,
+        status: versions.status,
+        registeredAt: versions.registeredAt,
+        digest: versionTasks.taskDigest,
+      })
+      .from(versions)
+      .leftJoin(
+        versionTasks,
+        and(
+          eq(versionTasks.repo, versions.repo),
+          eq(versionTasks.sha, versions.sha),
+          eq(versionTasks.name, name),
+        ),
+      )
+      .where(eq(versions.repo, repo))
+      .orderBy(asc(versions.registeredAt), asc(versions.sha));
+    return rs;
   }
 
   /** A workflow of a registered version, rebuilt from its immutable rows. */

@@ -4,6 +4,7 @@ import { StoreError } from "../../db/errors.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { GitError } from "../sources/local-git.js";
 import { relaunchCommand, runCommand, statusCommand } from "./execute.js";
+import { historyCommand } from "./history.js";
 import {
   cacheCommand,
   DEFAULT_LOG_TAIL,
@@ -45,6 +46,8 @@ commands:
   register             register the commit's version (--ref, default HEAD) [--json]
   versions             registered versions of the repository, production marked [--json] [--limit N]
   diff A B             tasks and workflows added / removed / changed / renamed between two commits [--json]
+  history TASK         the versions in which a task's digest changed (commit, branch, message) and
+             the executions that ran each [--json]
   production           the production version and its activation history [--json]
   activate REF         make a commit the production version (a revert reads "rollback to <sha>") [--reason TEXT]
   worker               claim and drive executions until SIGINT/SIGTERM [--once: finish what is pending, then exit]
@@ -258,6 +261,22 @@ export async function main(
             repo: str(values.repo) ?? cwd,
             a: positionals[0] as string,
             b: positionals[1] as string,
+            json: values.json === true,
+          },
+          io,
+        );
+      }
+      case "history": {
+        const { values, positionals } = parse(
+          rest,
+          { repo: { type: "string" }, json: { type: "boolean", default: false } },
+          1,
+        );
+        return await historyCommand(
+          loadConfig(env),
+          {
+            repo: str(values.repo) ?? cwd,
+            task: positionals[0] as string,
             json: values.json === true,
           },
           io,
