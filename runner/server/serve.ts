@@ -12,6 +12,7 @@ import type { Config } from "../config.js";
 import { createApp, type ServerDeps } from "./app.js";
 import { Authenticator } from "./auth.js";
 import { Metrics } from "./metrics.js";
+import { uiRoutes } from "./ui/index.js";
 
 export class ServeError extends Error {
   override readonly name = "ServeError";
@@ -72,6 +73,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
       log: (level, message, extra) => log[level](extra ?? {}, message),
     };
     Object.assign(deps, opts.extend?.(deps) ?? {});
+    deps.ui ??= uiRoutes(deps);
     const app = createApp(deps);
     const address = await new Promise<{ port: number }>((resolve, reject) => {
       server = listen({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) =>
