@@ -147,6 +147,22 @@ describe("KubernetesExecutor, beyond the contract", () => {
       .toBe(true);
   }
 
+  const count = (verb: string) => k.kube.requests.filter((r) => r.verb === verb).length;
+
+  /**
+   * Launches on an executor of its own and returns, in a box (an async function would wait for a
+   * returned promise), the wait, once the task runs and the informers watch.
+   */
+  async function watched(spec: LaunchSpec) {
+    const own = k.executor();
+    const watches = count("watch");
+    await own.launch(spec);
+    const waiting = own.wait(spec);
+    await running(spec.handle);
+    await expect.poll(() => count("watch"), { timeout: 5_000 }).toBeGreaterThanOrEqual(watches + 2);
+    return { waiting };
+  }
+
   const objectsOf = (handle: string) => ({
     job: k.kube.cluster.store.get("jobs", NS, handle),
     configMap: k.kube.cluster.store.get("configmaps", NS, handle),
@@ -314,15 +330,44 @@ describe("KubernetesExecutor, beyond the contract", () => {
       command: [NODE, "tasks/slow.mjs", "800"],
       outputs: { done: { type: "boolean" } },
     });
-    const fresh_ = k.executor();
-    await fresh_.launch(spec);
-    const waiting = fresh_.wait(spec);
-    await running(spec.handle);
-    const lists = () => k.kube.requests.filter((r) => r.verb === "list").length;
-    const before = lists();
+    const { waiting } = await watched(spec);
+    const lists = count("list");
     k.kube.expireWatches();
     expect(await waiting).toMatchObject({ ok: true, outputs: { done: true } });
-    expect(lists()).toBeGreaterThan(before);
+    expect(count("list")).toBeGreaterThan(lists);
+  });
+
+  it("resumes watching from where it was when a watch ends, without relisting", async () => {
+    const spec = fresh({
+      command: [NODE, "tasks/slow.mjs", "600"],
+      outputs: { done: { type: "boolean" } },
+    });
+    const { waiting } = await watched(spec);
+    const [lists, watches] = [count("list"), count("watch")];
+    k.kube.closeWatches();
+    expect(await waiting).toMatchObject({ ok: true, outputs: { done: true } });
+    expect(count("list")).toBe(lists);
+    expect(count("watch")).toBeGreaterThan(watches);
+  });
+
+  it("starts its watches again after the apiserver refuses them, and still sees the attempt end", async () => {
+    const spec = fresh({
+      command: [NODE, "tasks/slow.mjs", "800"],
+      outputs: { done: { type: "boolean" } },
+    });
+    const { waiting } = await watched(spec);
+    k.kube.failNextWatches(2);
+    k.kube.closeWatches();
+    expect(await waiting).toMatchObject({ ok: true, outputs: { done: true } });
+  });
+
+  it("reports a pod that never started before the deadline as pending (system), not a timeout", async () => {
+    const patient = k.executor({ pendingTimeoutSeconds: 60 });
+    const spec = fresh({ timeoutSeconds: 1 });
+    k.fault(spec.handle, { kind: "image-pull" });
+    const error = failure(await run(spec, patient));
+    expect(error).toMatchObject({ kind: "system", reason: "pending" });
+    expect(error.message).toMatch(/never started within the 1s deadline: task: ImagePullBackOff/);
   });
 
   it("aborts by deleting the Job with Background propagation: pod, ConfigMap and Secret go with it", async () => {

@@ -46,6 +46,8 @@ export interface FakeKube {
   expireWatches(): void;
   /** Ends every watch cleanly (a watch timeout). */
   closeWatches(): void;
+  /** Answers the next `count` watch requests with HTTP 500. */
+  failNextWatches(count: number): void;
   readonly openWatches: number;
   close(): Promise<void>;
 }
@@ -134,6 +136,7 @@ export async function startFakeKube(options: FakeKubeOptions = {}): Promise<Fake
     },
     expireWatches: () => server.expireWatches(),
     closeWatches: () => server.closeWatches(),
+    failNextWatches: (count) => server.failNextWatches(count),
     get openWatches() {
       return server.openWatches;
     },

@@ -51,6 +51,7 @@ export class FakeApiServer {
   readonly #server: Server;
   readonly #watches = new Set<OpenWatch>();
   readonly #options: ServerOptions;
+  #failWatches = 0;
 
   constructor(
     private readonly cluster: Cluster,
@@ -85,6 +86,11 @@ export class FakeApiServer {
       writeEvent(w.res, "ERROR", gone(this.cluster.store.horizon));
       w.stop();
     }
+  }
+
+  /** Answers the next `count` watch requests with 500, as an apiserver in trouble would. */
+  failNextWatches(count: number): void {
+    this.#failWatches = count;
   }
 
   /** Ends every open watch cleanly, as an apiserver does when a watch reaches its timeout. */
@@ -165,6 +171,11 @@ export class FakeApiServer {
         case "list":
           return this.#list(res, resource, namespace, url);
         case "watch":
+          if (this.#failWatches > 0) {
+            this.#failWatches -= 1;
+            send(res, 500, status(500, "InternalError", "etcdserver: request timed out"));
+            return;
+          }
           return this.#watch(res, resource, namespace, url);
         case "delete":
           return await this.#delete(req, res, resource, namespace, name as string, url);

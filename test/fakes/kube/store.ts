@@ -108,9 +108,13 @@ export class ObjectStore {
     return start === -1 ? [] : this.#history.slice(start);
   }
 
-  /** Forgets the history, as etcd compaction does: every open watch must relist. */
+  /**
+   * Forgets the history, as etcd compaction does: every version a client holds is now too old,
+   * so every watch must relist (whose answer carries a newer version).
+   */
   compact(): void {
     this.#history = [];
+    this.#rv += 1;
     this.#horizon = this.#rv;
   }
 
