@@ -16,8 +16,10 @@ import { startWithGitHub } from "../../runner/github/serve.js";
 import { tempRepo } from "../fakes/git-repo.js";
 import {
   appPrivateKey,
+  checkRunPayload,
   commentPayload,
   deliver,
+  example,
   FakeGitHub,
   pushPayload,
   until,
@@ -402,5 +404,243 @@ describe("bad input", () => {
     );
     await settled();
     expect(fake.comments.length).toBe(comments);
+  });
+});
+
+describe("pull requests, check-run buttons, /run and /cancel, big trees, crashes", () => {
+  const SPEC = `version: 1
+defaults: { image: node:20-slim }
+tasks:
+  hello:
+    command: [node, -e, "require('fs').writeFileSync(process.env.REPRISE_OUTPUTS, JSON.stringify({ greeting: 'hi ' + process.env.REPRISE_INPUT_WHO }))"]
+    sources: [src/**]
+    inputs: { who: string }
+    outputs: { greeting: string }
+  slow:
+    command: [node, -e, "setTimeout(() => {}, 120000)"]
+    sources: [src/deep/**]
+workflows:
+  greet:
+    inputs: { who: { type: string, default: world } }
+    nodes: { h: { task: hello, inputs: { who: "\${{ inputs.who }}" } } }
+    outputs: { greeting: "\${{ nodes.h.outputs.greeting }}" }
+    on:
+      pull_request: { branches: [main] }
+  wait:
+    nodes: { s: { task: slow } }
+`;
+  let more: ReturnType<typeof tempRepo>;
+  let head = "";
+  let base = "";
+  beforeAll(() => {
+    more = tempRepo("reprise-github-more-");
+    more.write({
+      "reprise.yaml": SPEC,
+      "src/a.txt": "a\n",
+      "src/deep/b.txt": "b\n",
+      "other/c.txt": "c\n",
+    });
+    base = more.commit("spec");
+    more.git("checkout", "-q", "-b", "feature");
+    more.write({ "src/a.txt": "a2\n" });
+    head = more.commit("change a");
+    more.git("checkout", "-q", "main");
+    fake.addRepo({
+      fullName: "acme/more",
+      dir: more.dir,
+      installationId: 2,
+      permissions: { ada: "admin" },
+      pulls: {
+        3: { head: "feature", base: "main" },
+        4: { head: "feature", base: "main", fork: "eve/more" },
+      },
+    });
+    fake.addRepo({ fullName: "acme/big", dir: more.dir, installationId: 2, truncated: true });
+  });
+  afterAll(() => more.remove());
+
+  const prPayload = (n: number, forkName?: string) => {
+    const p = example("pull_request", (e) => e.action === "opened");
+    const repository = {
+      ...(p.repository as object),
+      name: "more",
+      full_name: "acme/more",
+      owner: { login: "acme" },
+    };
+    p.number = n;
+    p.repository = repository;
+    p.pull_request = {
+      ...(p.pull_request as object),
+      number: n,
+      head: { sha: head, ref: "feature", repo: { full_name: forkName ?? "acme/more" } },
+      base: { sha: base, ref: "main", repo: { full_name: "acme/more" } },
+    };
+    p.installation = { id: 2 };
+    p.sender = { login: "ada", type: "User" };
+    return p;
+  };
+
+  it("starts on.pull_request workflows at the head, but not for a fork", async () => {
+    await send("pull_request", prPayload(4, "eve/more"));
+    await settled();
+    expect(await store.executions.list({ repo: repoKey("acme/more") })).toEqual([]);
+    await send("pull_request", prPayload(3));
+    await settled();
+    const [exec] = await store.executions.list({ repo: repoKey("acme/more") });
+    expect(exec).toMatchObject({
+      sha: head,
+      workflow: "greet",
+      trigger: { kind: "pull_request", pr: 3 },
+    });
+    const run = await completed("reprise/greet", head);
+    expect(run.conclusion).toBe("success");
+    expect(run.output?.summary).toContain('"greeting": "hi world"');
+  });
+
+  it("relaunches from the check run's Re-run and Relaunch buttons", async () => {
+    const [parent] = await store.executions.list({ repo: repoKey("acme/more") });
+    for (const action of ["rerequested", "requested_action"] as const) {
+      const p = checkRunPayload({
+        repo: "acme/more",
+        action,
+        checkRunName: "reprise/greet",
+        externalId: parent?.id as string,
+        user: "ada",
+      });
+      (p.repository as { owner: unknown }).owner = { login: "acme" };
+      p.installation = { id: 2 };
+      await send("check_run", p);
+    }
+    await settled();
+    const children = (await store.executions.list({ repo: repoKey("acme/more") })).filter(
+      (e) => e.parentId === parent?.id,
+    );
+    expect(children.map((c) => c.trigger.kind).sort()).toEqual(["check_run", "check_run"]);
+  });
+
+  it("/run starts a workflow with inputs at the pinned head; /cancel stops one", async () => {
+    await send(
+      "issue_comment",
+      commentPayload({
+        repo: "acme/more",
+        pr: 3,
+        body: "/run greet who=octocat",
+        user: "ada",
+        installationId: 2,
+      }),
+    );
+    await settled();
+    expect(fake.comments.at(-1)?.body).toMatch(
+      /^Started `greet` as \[.+\]\(https:\/\/reprise.test\/executions\/.+\) at /,
+    );
+    const [started] = await store.executions.list({
+      repo: repoKey("acme/more"),
+      workflow: "greet",
+      limit: 1,
+    });
+    expect(started).toMatchObject({
+      sha: head,
+      inputs: { who: "octocat" },
+      trigger: { kind: "comment", actor: "ada", pr: 3 },
+    });
+
+    await send(
+      "issue_comment",
+      commentPayload({
+        repo: "acme/more",
+        pr: 3,
+        body: "/run wait",
+        user: "ada",
+        installationId: 2,
+      }),
+    );
+    await settled();
+    await send(
+      "issue_comment",
+      commentPayload({ repo: "acme/more", pr: 3, body: "/cancel", user: "ada", installationId: 2 }),
+    );
+    await settled();
+    expect(fake.comments.at(-1)?.body).toMatch(/^Cancelling /);
+    const cancelled = await completed("reprise/wait", head);
+    expect(cancelled.conclusion).toBe("cancelled");
+
+    await send(
+      "issue_comment",
+      commentPayload({
+        repo: "acme/more",
+        pr: 3,
+        body: "/run nope",
+        user: "ada",
+        installationId: 2,
+      }),
+    );
+    await settled();
+    expect(fake.comments.at(-1)?.body).toMatch(
+      /`\/run`: no workflow "nope" at .* \(its workflows: greet, wait\)/,
+    );
+  });
+
+  it("walks only the directories the sources need when GitHub truncates the tree", async () => {
+    await send(
+      "push",
+      pushPayload({
+        repo: "acme/more",
+        branch: "main",
+        before: ZERO,
+        after: base,
+        installationId: 2,
+      }),
+    );
+    await settled();
+    fake.resetCalls();
+    await send(
+      "push",
+      pushPayload({
+        repo: "acme/big",
+        branch: "main",
+        before: ZERO,
+        after: base,
+        installationId: 2,
+      }),
+    );
+    await settled();
+    const big = await store.versions.get(repoKey("acme/big"), base);
+    const whole = await store.versions.get(repoKey("acme/more"), base);
+    expect(big?.status).toBe("registered");
+    // Same commit, same digests, whichever way the tree was read.
+    expect(big?.specDigest).toBe(whole?.specDigest);
+    expect(big?.tasks).toEqual(whole?.tasks);
+    // The truncated root, the root level, then src/ at once; other/ is never read.
+    const trees = fake.calls.filter((c) => c.path.includes("/git/trees/"));
+    expect(trees.length).toBe(3);
+  });
+
+  it("processes a delivery whose processor crashed after claiming it", async () => {
+    more.git("checkout", "-q", "main");
+    more.write({ "src/a.txt": "a3\n" });
+    const next = more.commit("after a crash");
+    const id = "crashed-delivery";
+    await store.deliveries.record({
+      id,
+      event: "push",
+      action: null,
+      payload: pushPayload({
+        repo: "acme/more",
+        branch: "main",
+        before: base,
+        after: next,
+        installationId: 2,
+      }),
+    });
+    // A replica claimed it for a millisecond and died.
+    await store.deliveries.claimNext(1);
+    const done = await until("the crashed delivery to be processed", async () => {
+      const d = await store.deliveries.get(id);
+      return d?.processedAt ? d : undefined;
+    });
+    expect(done.attempts).toBe(2);
+    expect(await store.versions.get(repoKey("acme/more"), next)).toMatchObject({
+      status: "registered",
+    });
   });
 });

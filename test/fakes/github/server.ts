@@ -21,6 +21,8 @@ export interface FakeRepo {
   permissions: Record<string, string>;
   /** number -> the pull request's branches (the head SHA is read from git when asked). */
   pulls: Record<number, { head: string; base: string; fork?: string }>;
+  /** Answer recursive tree reads of this repository as truncated (over GitHub's limits). */
+  truncated?: boolean;
 }
 
 export interface Call {
@@ -305,7 +307,10 @@ export class FakeGitHub {
           ...(size === "-" ? {} : { size: Number(size) }),
         };
       });
-    const truncated = recursive && this.truncateTrees;
+    // GitHub truncates the listing of a big repository's root; a subtree's listing fits.
+    const isCommit =
+      (await run("git", ["-C", repo.dir, "cat-file", "-t", sha])).stdout.trim() === "commit";
+    const truncated = recursive && isCommit && (this.truncateTrees || repo.truncated === true);
     if (truncated) tree = tree.filter((e) => !e.path.includes("/")).slice(0, 1);
     return { sha: treeSha, tree, truncated };
   }
