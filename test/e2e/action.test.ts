@@ -4,12 +4,12 @@
  * a live `reprise serve` that accepts OIDC tokens from a local issuer. And the bundle itself:
  * rebuilt, it must equal the committed one.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, runStep } from "../fakes/actions-runner.js";
 import { type Background, ROOT, repriseBackground } from "../fakes/cli.js";
 import { type TempRepo, tempRepo } from "../fakes/git-repo.js";
 import { type OidcIssuer, startOidcIssuer } from "../fakes/oidc-issuer.js";
@@ -17,22 +17,6 @@ import { pipeline } from "../fixtures/specs.js";
 
 const REPOSITORY = "acme/ml";
 const KEY = `github.com/${REPOSITORY}`;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-/** `name<<DELIMITER\nvalue\nDELIMITER` records, as @actions/core writes GITHUB_OUTPUT. */
-function parseOutputs(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const re = /^(.+?)<<(\S+)\n([\s\S]*?)\n\2$/gm;
-  for (let m = re.exec(text); m; m = re.exec(text)) out[m[1] as string] = m[3] as string;
-  return out;
-}
 
 describe("the GitHub Action", () => {
   let issuer: OidcIssuer;
@@ -72,58 +56,25 @@ describe("the GitHub Action", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  /**
-   * The bundled action, run as a GitHub runner runs a step. Asynchronously: the OIDC issuer it
-   * asks for a token lives in this process.
-   */
-  async function action(inputs: Record<string, string>, env: Record<string, string> = {}) {
-    const step = mkdtempSync(join(dir, "step-"));
-    const files = {
-      output: join(step, "output"),
-      summary: join(step, "summary"),
-      state: join(step, "state"),
-    };
-    for (const f of Object.values(files)) writeFileSync(f, "");
+  /** The bundled action as a step of a job of REPOSITORY at `sha`, with its OIDC endpoint. */
+  function action(inputs: Record<string, string>, env: Record<string, string> = {}) {
     const oidc = issuer.actionsEndpoint(REPOSITORY);
-    const childEnv: Record<string, string> = {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? dir,
-      GITHUB_ACTIONS: "true",
-      GITHUB_REPOSITORY: REPOSITORY,
-      GITHUB_SERVER_URL: "https://github.com",
-      GITHUB_SHA: sha,
-      GITHUB_REF: "refs/heads/main",
-      GITHUB_REF_NAME: "main",
-      GITHUB_WORKSPACE: repo.dir,
-      GITHUB_OUTPUT: files.output,
-      GITHUB_STEP_SUMMARY: files.summary,
-      GITHUB_STATE: files.state,
-      ACTIONS_ID_TOKEN_REQUEST_URL: oidc.url,
-      ACTIONS_ID_TOKEN_REQUEST_TOKEN: oidc.token,
-      ...Object.fromEntries(
-        Object.entries({ server: url, ...inputs }).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v]),
-      ),
-      ...env,
-    };
-    const child = spawn(process.execPath, [join(ROOT, "action/dist/index.js")], {
+    return runStep({
+      inputs: { server: url, ...inputs },
+      env: {
+        GITHUB_REPOSITORY: REPOSITORY,
+        GITHUB_SERVER_URL: "https://github.com",
+        GITHUB_SHA: sha,
+        GITHUB_REF: "refs/heads/main",
+        GITHUB_REF_NAME: "main",
+        GITHUB_WORKSPACE: repo.dir,
+        ACTIONS_ID_TOKEN_REQUEST_URL: oidc.url,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN: oidc.token,
+        ...env,
+      },
       cwd: repo.dir,
-      env: childEnv,
-      stdio: ["ignore", "pipe", "pipe"],
+      scratch: dir,
     });
-    let stdout = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
-    clearTimeout(timer);
-    const r = { status: code, stdout, stderr: "" };
-    return {
-      code: r.status,
-      stdout: r.stdout + r.stderr,
-      outputs: parseOutputs(readFileSync(files.output, "utf8")),
-      state: readFileSync(files.state, "utf8"),
-      summary: readFileSync(files.summary, "utf8"),
-    };
   }
 
   it("registers the checked-out commit from its files, starts the workflow with its OIDC token, and sets its outputs", async () => {
