@@ -21,6 +21,7 @@ let work: string;
 let repo: string;
 let kube: FakeKube;
 let env: NodeJS.ProcessEnv;
+const created: Array<Record<string, string>> = [];
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "reprise-kube-story-"));
@@ -28,7 +29,19 @@ beforeAll(async () => {
   execFileSync("bash", [join(ROOT, "examples/seed-pipeline/make-story-repo.sh"), repo], {
     stdio: "ignore",
   });
-  kube = await startFakeKube({ namespace: "ignored-context-namespace" });
+  // The first attempt of `prepare` is evicted while it runs: a system failure, retried.
+  kube = await startFakeKube({
+    namespace: "ignored-context-namespace",
+    faults: (pod) => {
+      const labels = pod.metadata.labels ?? {};
+      return labels[LABELS.node] === "prepare" && labels[LABELS.attempt] === "1"
+        ? { kind: "disrupt", disruption: "evict", afterMs: 20 }
+        : undefined;
+    },
+  });
+  kube.cluster.store.subscribe((e) => {
+    if (e.resource === "jobs" && e.type === "ADDED") created.push(e.object.metadata.labels ?? {});
+  });
   env = { ...process.env, NODE_OPTIONS: "" };
   for (const k of Object.keys(env))
     if (k.startsWith("GIT_") || k.startsWith("REPRISE_")) delete env[k];
@@ -82,6 +95,7 @@ interface Doc {
     id: string;
     status: string;
     cache: string | null;
+    attempts: number;
     error: { message: string } | null;
   }>;
   outputs: Record<string, unknown>;
@@ -97,11 +111,10 @@ function doc(r: Result): Doc {
 
 const byNode = (d: Doc) => Object.fromEntries(d.nodes.map((n) => [n.id, n]));
 
-/** Jobs per node of an execution, from the cluster. */
+/** Jobs created per node of an execution (deleted ones too: a disrupted attempt's Job goes). */
 function jobs(executionId: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const job of kube.cluster.store.list("jobs", NS)) {
-    const labels = job.metadata.labels ?? {};
+  for (const labels of created) {
     if (labels[LABELS.execution] !== executionId) continue;
     const node = labels[LABELS.node] as string;
     out[node] = (out[node] ?? 0) + 1;
@@ -113,17 +126,20 @@ describe("the seed story with REPRISE_EXECUTOR=kubernetes", () => {
   let first: Doc;
   let second: Doc;
 
-  it("runs at `broken` as Jobs in REPRISE_NAMESPACE: train fails with its log's end, evaluate is skipped", async () => {
+  it("runs at `broken` as Jobs in REPRISE_NAMESPACE: an evicted prepare is retried, train fails for good, evaluate is skipped", async () => {
     const r = await reprise("run", "train", "--ref", "broken", "--json");
     expect(r.code, r.stderr).toBe(1);
     first = doc(r);
     const n = byNode(first);
-    expect(n.prepare).toMatchObject({ status: "SUCCEEDED", cache: "POPULATED" });
+    expect(n.prepare).toMatchObject({ status: "SUCCEEDED", cache: "POPULATED", attempts: 2 });
     expect(n.featurize).toMatchObject({ status: "SUCCEEDED", cache: "POPULATED" });
-    expect(n.train).toMatchObject({ status: "FAILED" });
-    expect(n.train?.error?.message).toContain("train failed");
+    // A user failure (exit 1) with retries: 0 is not retried.
+    expect(n.train).toMatchObject({ status: "FAILED", attempts: 1 });
+    expect(n.train?.error?.message).toMatch(
+      /exited with code 1; last lines of the log:[\s\S]*train failed/,
+    );
     expect(n.evaluate).toMatchObject({ status: "SKIPPED" });
-    expect(jobs(first.id)).toEqual({ prepare: 1, featurize: 1, train: 1 });
+    expect(jobs(first.id)).toEqual({ prepare: 2, featurize: 1, train: 1 });
   }, 120_000);
 
   it("relaunches at `fixed`: only train and evaluate run as Jobs", async () => {

@@ -26,7 +26,9 @@ export type Fault =
   | { kind: "unschedulable" }
   | { kind: "image-pull" }
   | { kind: "slow-pending"; ms: number }
-  | { kind: "oom"; afterMs?: number };
+  | { kind: "oom"; afterMs?: number }
+  /** An eviction, preemption or node loss once the container has run for `afterMs`. */
+  | { kind: "disrupt"; disruption: Disruption; afterMs?: number };
 
 export type Disruption = "evict" | "preempt" | "node-loss";
 
@@ -328,6 +330,10 @@ export class Kubelet {
         run.oom = true;
         this.#signal(run, "SIGKILL");
       }
+    }
+    if (fault?.kind === "disrupt") {
+      await this.#sleep(run, fault.afterMs ?? 50);
+      if (run.child && !run.cancelled) this.disrupt(run.namespace, run.name, fault.disruption);
     }
   }
 
