@@ -94,6 +94,10 @@ export async function connect(opts: ConnectOptions): Promise<Database> {
     const location = redact(opts.databaseUrl);
     // A pool reports errors of idle clients (a server restart) here; without a listener they crash the process.
     pool.on("error", () => undefined);
+    // A checked-out client (inside a transaction, between two queries) reports a cut connection
+    // as an 'error' event of its own; without a listener that crashes the process too. The query
+    // in flight, or the next one, fails with the error instead, which the caller handles.
+    pool.on("connect", (client) => client.on("error", () => undefined));
     try {
       const client = await pool.connect();
       client.release();

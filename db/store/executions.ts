@@ -195,7 +195,16 @@ export class ExecutionStore {
    */
   async claim(
     owner: string,
-    opts: { limit?: number; leaseMs: number; ids?: string[] },
+    opts: {
+      limit?: number;
+      leaseMs: number;
+      ids?: string[];
+      /**
+       * Also claim leases `owner` still holds, but for these executions it is driving: a
+       * driver of this runner that stopped on an error left its lease behind; it need not expire.
+       */
+      reclaim?: string[];
+    },
   ): Promise<Lease[]> {
     const only = opts.ids
       ? sql`and id in (${sql.join(
@@ -203,6 +212,16 @@ export class ExecutionStore {
           sql`, `,
         )})`
       : sql``;
+    const driving = opts.reclaim ?? null;
+    const mine =
+      driving === null
+        ? sql``
+        : driving.length === 0
+          ? sql`or lease_owner = ${owner}`
+          : sql`or (lease_owner = ${owner} and id not in (${sql.join(
+              driving.map((i) => sql`${i}`),
+              sql`, `,
+            )}))`;
     const claimed = await rows<{
       id: string;
       lease_token: string | number;
@@ -213,7 +232,7 @@ export class ExecutionStore {
         with candidates as (
           select id from executions
           where state in ('QUEUED', 'RUNNING', 'ABORTING')
-            and (lease_owner is null or lease_expires_at < now())
+            and (lease_owner is null or lease_expires_at < now() ${mine})
             ${only}
           order by created_at, id
           limit ${opts.limit ?? 10}

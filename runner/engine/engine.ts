@@ -38,6 +38,13 @@ export interface EngineOptions {
   reservationMs?: number;
   heartbeatMs?: number;
   onEvent?: (event: EngineEvent) => void;
+  /**
+   * An error the engine survived (the database went away, say): the driver of that execution
+   * stopped, and the execution is claimed again on a later tick. Default: ignored.
+   */
+  onError?: (error: Error) => void;
+  /** `drive` gives up after the database has failed it this long in a row (default 120 s). */
+  outageMs?: number;
   /** LISTEN (Database.listen): wake-ups when executions are created or asked to stop. */
   listen?: (channel: string, onPayload: (payload: string) => void) => Promise<() => Promise<void>>;
 }
@@ -116,20 +123,34 @@ export class Engine {
   }
 
   private async driveLoop(executionId: string, signal?: AbortSignal): Promise<ExecutionRecord> {
+    let failingSince: number | null = null;
     for (;;) {
-      const running = this.drivers.get(executionId);
-      if (running) await running.done;
-      const exec = await this.store.executions.get(executionId);
-      if (!exec) throw new Error(`execution ${executionId} not found`);
-      if (TERMINAL_EXECUTION_STATES.includes(exec.state) || signal?.aborted) return exec;
-      const [lease] = await this.store.executions.claim(this.owner, {
-        leaseMs: this.leaseMs,
-        ids: [executionId],
-      });
-      if (lease) {
-        const done = await this.start(lease, signal);
-        if (done && TERMINAL_EXECUTION_STATES.includes(done.state)) return done;
-      } else {
+      try {
+        const running = this.drivers.get(executionId);
+        if (running) await running.done.catch(() => undefined);
+        const exec = await this.store.executions.get(executionId);
+        if (!exec) throw new Error(`execution ${executionId} not found`);
+        if (TERMINAL_EXECUTION_STATES.includes(exec.state) || signal?.aborted) return exec;
+        const [lease] = await this.store.executions.claim(this.owner, {
+          leaseMs: this.leaseMs,
+          ids: [executionId],
+          reclaim: [...this.drivers.keys()],
+        });
+        if (lease) {
+          const done = await this.start(lease, signal);
+          failingSince = null;
+          if (done && TERMINAL_EXECUTION_STATES.includes(done.state)) return done;
+        } else {
+          failingSince = null;
+          await sleep(this.tickMs, signal);
+        }
+      } catch (e) {
+        if (e instanceof Error && e.message.startsWith(`execution ${executionId} not found`))
+          throw e;
+        // The database failed us (a restart, a network cut): try again, for a while.
+        failingSince ??= Date.now();
+        if (Date.now() - failingSince > (this.opts.outageMs ?? 120_000)) throw e;
+        this.opts.onError?.(e as Error);
         await sleep(this.tickMs, signal);
       }
     }
@@ -140,11 +161,17 @@ export class Engine {
     const unlisten = await this.opts.listen?.(EXECUTIONS_CHANNEL, (id) => this.notified(id));
     try {
       while (!signal.aborted) {
-        const leases = await this.store.executions.claim(this.owner, {
-          leaseMs: this.leaseMs,
-          limit: opts.batch ?? 8,
-        });
-        for (const lease of leases) void this.start(lease, signal);
+        try {
+          const leases = await this.store.executions.claim(this.owner, {
+            leaseMs: this.leaseMs,
+            limit: opts.batch ?? 8,
+            reclaim: [...this.drivers.keys()],
+          });
+          for (const lease of leases) void this.start(lease, signal).catch(() => undefined);
+        } catch (e) {
+          // The database is away: keep the worker alive and claim again on the next tick.
+          this.opts.onError?.(e as Error);
+        }
         // Woken early by a notification; the tick covers notifications missed (a reconnect).
         await new Promise<void>((resolve) => {
           this.wakeClaimLoop = resolve;
@@ -169,7 +196,14 @@ export class Engine {
     const existing = this.drivers.get(lease.executionId);
     if (existing) return existing.done;
     const driver = new Driver(this, lease, signal);
-    const done = driver.run().finally(() => this.drivers.delete(lease.executionId));
+    const done = driver
+      .run()
+      .catch((e: Error) => {
+        // The driver stopped on an error (its lease stays this runner's and is reclaimed).
+        this.opts.onError?.(e);
+        throw e;
+      })
+      .finally(() => this.drivers.delete(lease.executionId));
     this.drivers.set(lease.executionId, { driver, done });
     return done;
   }

@@ -1,0 +1,64 @@
+/**
+ * A Postgres server of a test's own (initdb into a temporary directory, its own port and socket),
+ * for faults that would disturb every other test on the shared server: restarting it, killing it.
+ * The same binaries as the machine's cluster (/usr/lib/postgresql/<version>/bin); run as the
+ * `postgres` user when the tests run as root, as initdb refuses root.
+ */
+import { execFileSync } from "node:child_process";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import { freePort } from "../fakes/actions-runner.js";
+
+export interface PrivatePostgres {
+  url: string;
+  /** `pg_ctl restart -m fast`: every connection is cut, the server is back when this resolves. */
+  restart(): void;
+  stop(): void;
+}
+
+function binDir(): string {
+  const root = "/usr/lib/postgresql";
+  const versions = readdirSync(root).sort((a, b) => Number(b) - Number(a));
+  for (const v of versions)
+    if (existsSync(join(root, v, "bin/pg_ctl"))) return join(root, v, "bin");
+  throw new Error(`no Postgres binaries under ${root}`);
+}
+
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const bin = binDir();
+  const dir = mkdtempSync(join(tmpdir(), "reprise-pg-"));
+  const data = join(dir, "data");
+  const root = userInfo().uid === 0;
+  if (root) {
+    const pg = statSync("/var/lib/postgresql");
+    chownSync(dir, pg.uid, pg.gid);
+  }
+  const run = (cmd: string, ...args: string[]) =>
+    execFileSync(
+      root ? "runuser" : join(bin, cmd),
+      root ? ["-u", "postgres", "--", join(bin, cmd), ...args] : args,
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        encoding: "utf8",
+      },
+    );
+  run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8");
+  const port = await freePort();
+  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`;
+  const ctl = (...args: string[]) =>
+    run("pg_ctl", "-D", data, "-l", join(dir, "log"), "-w", "-t", "60", ...args);
+  ctl("-o", opts, "start");
+  run("createdb", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "reprise");
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/reprise`,
+    restart: () => ctl("-o", opts, "-m", "fast", "restart"),
+    stop: () => {
+      try {
+        ctl("-m", "immediate", "stop");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
