@@ -14,6 +14,11 @@ export interface Config {
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** Attempts one runner runs at once. */
   maxParallel: number;
+  /**
+   * How long a runner's hold on an execution lasts without renewal (REPRISE_LEASE_SECONDS): after
+   * a runner dies, another takes its executions over this much later.
+   */
+  leaseSeconds: number;
   /** Who is acting, when git does not say (the trigger's actor). */
   user: string;
   /** The runner's environment, from which the local executor gives tasks PATH, HOME, LANG... */
@@ -68,6 +73,12 @@ const schema = z.object({
   XDG_DATA_HOME: z.string().optional(),
   HOME: z.string().optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  REPRISE_LEASE_SECONDS: z.coerce
+    .number({ message: "must be a whole number of seconds, e.g. 30" })
+    .int({ message: "must be a whole number of seconds, e.g. 30" })
+    .min(1, { message: "must be at least 1" })
+    .max(3_600, { message: "must be at most 3600" })
+    .default(30),
   REPRISE_MAX_PARALLEL: z.coerce
     .number({ message: "must be a whole number of attempts, e.g. 4" })
     .int({ message: "must be a whole number of attempts, e.g. 4" })
@@ -147,6 +158,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     dataDir: e.REPRISE_DATA_DIR || join(dataHome, "reprise"),
     logLevel: e.LOG_LEVEL,
     maxParallel: e.REPRISE_MAX_PARALLEL,
+    leaseSeconds: e.REPRISE_LEASE_SECONDS,
     user: e.USER || "unknown",
     environment: env,
     executor: e.REPRISE_EXECUTOR,

@@ -28,6 +28,7 @@ export async function openRuntime(
     executor,
     owner: `${hostname()}:${process.pid}`,
     maxParallel: config.maxParallel,
+    leaseMs: config.leaseSeconds * 1000,
     listen: open.database.listen,
     ...(onEvent ? { onEvent } : {}),
   });
