@@ -19,6 +19,7 @@ import {
   type V1Pod,
 } from "@kubernetes/client-node";
 import type { AttemptOutcome, Executor, LaunchSpec } from "../types.js";
+import { type Agents, keepAliveClient } from "./api-client.js";
 import { type AttemptFacts, classify, type Verdict } from "./classify.js";
 import { ClusterWatch, wasDeleted } from "./cluster-watch.js";
 import type { CodeSource } from "./code-source.js";
@@ -82,13 +83,14 @@ export class KubernetesExecutor implements Executor {
   readonly #aborted = new Set<string>();
   readonly #waits = new Map<string, Promise<AttemptOutcome>>();
   readonly #wakers = new Map<string, () => void>();
+  readonly #agents: Agents = new Map();
   #closed = false;
 
   constructor(options: KubernetesExecutorOptions) {
     this.#options = options;
     this.namespace = options.namespace;
-    this.#batch = options.kubeConfig.makeApiClient(BatchV1Api);
-    this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.#batch = keepAliveClient(options.kubeConfig, BatchV1Api, this.#agents);
+    this.#core = keepAliveClient(options.kubeConfig, CoreV1Api, this.#agents);
     this.#watch = new ClusterWatch(options.kubeConfig, this.#batch, this.#core, options.namespace);
     this.#watch.onError = (what, e) =>
       options.warn?.(`kubernetes executor: ${what} failed; restarting it`, { error: String(e) });
@@ -149,6 +151,7 @@ export class KubernetesExecutor implements Executor {
     this.#closed = true;
     for (const wake of this.#wakers.values()) wake();
     await this.#watch.stop();
+    for (const agent of this.#agents.values()) agent.destroy();
   }
 
   async #launch(spec: LaunchSpec): Promise<void> {
