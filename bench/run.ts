@@ -5,6 +5,7 @@
  * postgres://postgres@127.0.0.1:5432/test).
  */
 import { benchEngine } from "./engine.js";
+import { benchGitHub } from "./github.js";
 import { benchHash } from "./hash.js";
 import { benchKubernetes } from "./kubernetes.js";
 import { printTable, type Row } from "./lib.js";
@@ -17,6 +18,7 @@ const BENCHES: Record<string, () => Row[] | Promise<Row[]>> = {
   engine: benchEngine,
   "local-executor": benchLocalExecutor,
   kubernetes: benchKubernetes,
+  github: benchGitHub,
 };
 
 const wanted = process.argv.slice(2);

@@ -27,6 +27,22 @@ export class DeliveryInbox {
     return { stored: r.length > 0 };
   }
 
+  /**
+   * Stores many deliveries in one statement (group commit of concurrent webhook requests); returns
+   * the ids that were new. An id repeated within `ds` is stored once.
+   */
+  async recordMany(
+    ds: ReadonlyArray<{ id: string; event: string; action: string | null; payload: unknown }>,
+  ): Promise<Set<string>> {
+    if (ds.length === 0) return new Set();
+    const r = await this.db
+      .insert(deliveries)
+      .values([...ds])
+      .onConflictDoNothing()
+      .returning({ id: deliveries.id });
+    return new Set(r.map((x) => x.id));
+  }
+
   /** Claims the oldest unprocessed delivery not claimed by a live processor. */
   async claimNext(claimMs: number): Promise<Delivery | null> {
     const [r] = await rows<{ id: string }>(

@@ -43,8 +43,30 @@ const CLAIM_MS = 60_000;
 /** A delivery that failed this many times is closed with its last error. */
 const MAX_ATTEMPTS = 5;
 
+interface InboxEntry {
+  id: string;
+  event: string;
+  action: string | null;
+  payload: unknown;
+}
+
+/** Processing waits until no webhook request arrived for this long... */
+const QUIET_MS = 20;
+/** ...but never longer than this: a steady stream of deliveries must not starve the work. */
+const MAX_YIELD_MS = 5_000;
+/** Deliveries inserted by one statement, at most. */
+const MAX_BATCH = 200;
+
 export class GitHubApp {
   readonly ctx: AppContext;
+  #queue: Array<{
+    d: InboxEntry;
+    resolve: (stored: boolean) => void;
+    reject: (e: unknown) => void;
+  }> = [];
+  #flushing = false;
+  /** When the last webhook request arrived: processing yields to a burst of them. */
+  #lastRequest = 0;
   readonly #opts: GitHubAppOptions;
   readonly #stop = new AbortController();
   #wakers: Array<() => void> = [];
@@ -65,6 +87,7 @@ export class GitHubApp {
 
   /** POST /api/github/webhooks: 401 unsigned, 400 malformed, 202 stored, 200 seen before. */
   readonly webhooks = async (req: Request): Promise<Response> => {
+    this.#lastRequest = performance.now();
     const body = await req.text();
     const signature = req.headers.get("x-hub-signature-256");
     if (!signature || !(await this.ctx.client.verify(body, signature)))
@@ -86,19 +109,51 @@ export class GitHubApp {
     if (typeof payload !== "object" || payload === null || Array.isArray(payload))
       return error(400, "bad_request", "the body is not a JSON object");
     const action = (payload as { action?: unknown }).action;
-    const { stored } = await this.ctx.store.deliveries.record({
+    const stored = await this.#record({
       id,
       event,
       action: typeof action === "string" ? action : null,
       payload,
     });
-    if (stored) this.#wake();
+    if (stored) this.#wake(1);
     return Response.json({ delivery: id, stored }, { status: stored ? 202 : 200 });
   };
 
+  /**
+   * Group commit: deliveries that arrive while an insert is in flight are inserted together by
+   * the next one, so a burst costs a few round trips, not one per delivery. Each request is
+   * answered only once its own row is committed.
+   */
+  #record(d: InboxEntry): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ d, resolve, reject });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, MAX_BATCH);
+        try {
+          const fresh = await this.ctx.store.deliveries.recordMany(batch.map((b) => b.d));
+          for (const b of batch) {
+            // Only the first of repeated ids in one batch counts as stored.
+            b.resolve(fresh.delete(b.d.id));
+          }
+        } catch (e) {
+          for (const b of batch) b.reject(e);
+        }
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
   /** Starts the processors; deliveries left unprocessed by a crash are taken up first. */
   start(): void {
-    const n = this.#opts.concurrency ?? 4;
+    const n = this.#opts.concurrency ?? 8;
     for (let i = 0; i < n; i++) this.#loops.push(this.#work());
     this.#loops.push(this.#watch());
   }
@@ -123,6 +178,15 @@ export class GitHubApp {
   async #work(): Promise<void> {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
+      // Answer first, work after: while deliveries are arriving, their answers get the event
+      // loop and the database pool; the work waits for a quiet moment (at most MAX_YIELD_MS).
+      for (
+        let waited = 0;
+        waited < MAX_YIELD_MS && performance.now() - this.#lastRequest < QUIET_MS;
+      ) {
+        await sleep(QUIET_MS);
+        waited += QUIET_MS;
+      }
       let d: Delivery | null = null;
       try {
         d = await this.ctx.store.deliveries.claimNext(CLAIM_MS);
@@ -198,7 +262,7 @@ export class GitHubApp {
           schedulesAt = Date.now() + (this.#opts.scheduleEveryMs ?? 15_000);
           queued += await queueSchedules(this.ctx, (this.#opts.now ?? (() => new Date()))());
         }
-        if (queued > 0) this.#wake();
+        if (queued > 0) this.#wake(queued);
       } catch (e) {
         if (!signal.aborted)
           this.ctx.log.error(
@@ -213,18 +277,20 @@ export class GitHubApp {
   #nap(): Promise<void> {
     if (this.#stop.signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, this.#opts.tickMs ?? 1_000);
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        const i = this.#wakers.indexOf(done);
+        if (i >= 0) this.#wakers.splice(i, 1);
         resolve();
-      }
+      };
+      const timer = setTimeout(done, this.#opts.tickMs ?? 1_000);
       this.#wakers.push(done);
     });
   }
 
-  #wake(): void {
-    const wakers = this.#wakers;
-    this.#wakers = [];
+  /** Wakes `n` idle processors (all by default): one per new delivery, not a herd. */
+  #wake(n = Number.POSITIVE_INFINITY): void {
+    const wakers = this.#wakers.splice(0, n);
     for (const w of wakers) w();
   }
 }

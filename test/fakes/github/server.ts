@@ -56,6 +56,8 @@ export class FakeGitHub {
   /** Answer recursive tree reads as truncated (a tree over GitHub's limits). */
   truncateTrees = false;
   readonly #repos = new Map<string, FakeRepo>();
+  /** Git objects never change: tree listings and blobs by repository directory and SHA. */
+  readonly #objects = new Map<string, Promise<unknown>>();
   #nextId = 1000;
 
   private constructor(
@@ -154,23 +156,38 @@ export class FakeGitHub {
       [
         "GET",
         /^\/git\/trees\/(.+)$/,
-        async (res, repo, [sha], _b, url) =>
-          send(res, 200, await this.tree(repo, sha as string, url.searchParams.has("recursive"))),
+        async (res, repo, [sha], _b, url) => {
+          const recursive = url.searchParams.has("recursive");
+          send(
+            res,
+            200,
+            await this.memo(`tree ${repo.dir} ${sha} ${recursive} ${repo.truncated}`, () =>
+              this.tree(repo, sha as string, recursive),
+            ),
+          );
+        },
       ],
       [
         "GET",
         /^\/git\/blobs\/([0-9a-f]+)$/,
         async (res, repo, [sha]) => {
-          const { stdout } = await run("git", ["-C", repo.dir, "cat-file", "blob", sha as string], {
-            encoding: "buffer",
-            maxBuffer: 64 * 1024 * 1024,
+          const blob = await this.memo(`blob ${repo.dir} ${sha}`, async () => {
+            const { stdout } = await run(
+              "git",
+              ["-C", repo.dir, "cat-file", "blob", sha as string],
+              {
+                encoding: "buffer",
+                maxBuffer: 64 * 1024 * 1024,
+              },
+            );
+            return {
+              sha,
+              size: stdout.length,
+              content: stdout.toString("base64"),
+              encoding: "base64",
+            };
           });
-          send(res, 200, {
-            sha,
-            size: stdout.length,
-            content: stdout.toString("base64"),
-            encoding: "base64",
-          });
+          send(res, 200, blob);
         },
       ],
       [
@@ -272,6 +289,16 @@ export class FakeGitHub {
         },
       ],
     ];
+  }
+
+  private memo<T>(key: string, make: () => Promise<T>): Promise<T> {
+    let p = this.#objects.get(key) as Promise<T> | undefined;
+    if (!p) {
+      p = make();
+      this.#objects.set(key, p);
+      p.catch(() => this.#objects.delete(key));
+    }
+    return p;
   }
 
   private async resolve(repo: FakeRepo, ref: string): Promise<string> {
