@@ -11,6 +11,7 @@ import { benchKubernetes } from "./kubernetes.js";
 import { printTable, type Row } from "./lib.js";
 import { benchLocalExecutor } from "./local-executor.js";
 import { benchStore } from "./store.js";
+import { benchUi } from "./ui.js";
 
 const BENCHES: Record<string, () => Row[] | Promise<Row[]>> = {
   hash: benchHash,
@@ -19,6 +20,7 @@ const BENCHES: Record<string, () => Row[] | Promise<Row[]>> = {
   "local-executor": benchLocalExecutor,
   kubernetes: benchKubernetes,
   github: benchGitHub,
+  ui: benchUi,
 };
 
 const wanted = process.argv.slice(2);

@@ -4,6 +4,8 @@
  * reused one, the execution that computed its outputs. The document is the CLI's and the API's
  * (runner/cli/document.ts); logs and lineage are runner/reports.ts's.
  */
+import { raw } from "hono/html";
+import type { HtmlEscapedString } from "hono/utils/html";
 import { dependencyMap } from "../../../../core/dag/workflow-deps.js";
 import type { Store } from "../../../../db/store.js";
 import type { AttemptRecord, ExecutionRecord, NodeRecord } from "../../../../db/types.js";
@@ -13,7 +15,7 @@ import type { Executor } from "../../../executors/types.js";
 import { type Lineage, type LogEntry, lineage, nodeLogs, reused } from "../../../reports.js";
 import { nodeHow } from "../../../task-history.js";
 import type { Principal } from "../../auth.js";
-import { DagSvg, dagLayout, hasLayout } from "../dag.js";
+import { dagLayout, dagSvg, escapeHtml, hasLayout } from "../dag.js";
 import { Badge, duration, Json, Page, short, shortDigest, when } from "../layout.js";
 import { paths } from "../paths.js";
 
@@ -98,17 +100,17 @@ export async function executionPage(
       <div class="grid">
         <section>
           <div class="graph">
-            <DagSvg
-              execution={exec.id}
-              layout={layout}
-              selected={node?.nodeId ?? null}
-              nodes={nodes.map((n) => ({
+            {dagSvg({
+              execution: exec.id,
+              layout,
+              selected: node?.nodeId ?? null,
+              nodes: nodes.map((n) => ({
                 id: n.nodeId,
                 task: n.taskName,
                 state: n.state,
                 how: nodeHow(n),
-              }))}
-            />
+              })),
+            })}
           </div>
         </section>
         <section class="panel" id="node">
@@ -124,7 +126,7 @@ export async function executionPage(
       </div>
 
       <h2>Nodes</h2>
-      <NodeTable exec={exec} nodes={nodes} />
+      {nodeTable(exec, nodes)}
     </Page>
   );
 }
@@ -288,51 +290,28 @@ function NodePanel(p: { exec: ExecutionRecord; selected: Selected }) {
   );
 }
 
-function NodeTable(p: { exec: ExecutionRecord; nodes: readonly NodeRecord[] }) {
-  return (
-    <div class="scroll">
-      <table id="nodes">
-        <thead>
-          <tr>
-            <th>node</th>
-            <th>task</th>
-            <th>state</th>
-            <th>how</th>
-            <th class="hide-narrow">attempts</th>
-            <th class="hide-narrow">took</th>
-          </tr>
-        </thead>
-        <tbody>
-          {p.nodes.map((n) => {
-            const how = nodeHow(n);
-            return (
-              <tr data-node={n.nodeId} data-how={how}>
-                <td>
-                  <a href={paths.execution(p.exec.id, n.nodeId)}>{n.nodeId}</a>
-                </td>
-                <td>{n.taskName}</td>
-                <td>
-                  <Badge kind={n.state} />
-                </td>
-                <td>
-                  {how === "not run" ? <span class="sub">not run</span> : <Badge kind={how} />}
-                  {n.source ? (
-                    <>
-                      {" "}
-                      <span class="sub">from</span>{" "}
-                      <a href={paths.execution(n.source.execution, n.source.node)} class="mono">
-                        {n.source.execution}
-                      </a>
-                    </>
-                  ) : null}
-                </td>
-                <td class="hide-narrow">{n.attempts}</td>
-                <td class="hide-narrow">{reused(n) ? "" : duration(n.startedAt, n.finishedAt)}</td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-    </div>
-  );
+/** One row per node, written as a string for the same reason as the graph (dag.ts). */
+function nodeTable(exec: ExecutionRecord, nodes: readonly NodeRecord[]): HtmlEscapedString {
+  const badge = (kind: string, text = kind.toLowerCase()) =>
+    `<span class="badge ${kind.toLowerCase().replace(" ", "-")}">${escapeHtml(text)}</span>`;
+  const out = [
+    '<div class="scroll"><table id="nodes"><thead><tr><th>node</th><th>task</th><th>state</th><th>how</th><th class="hide-narrow">attempts</th><th class="hide-narrow">took</th></tr></thead><tbody>',
+  ];
+  for (const n of nodes) {
+    const how = nodeHow(n);
+    const id = escapeHtml(n.nodeId);
+    const source = n.source
+      ? ` <span class="sub">from</span> <a href="${escapeHtml(paths.execution(n.source.execution, n.source.node))}" class="mono">${escapeHtml(n.source.execution)}</a>`
+      : "";
+    out.push(
+      `<tr data-node="${id}" data-how="${how}">`,
+      `<td><a href="${escapeHtml(paths.execution(exec.id, n.nodeId))}">${id}</a></td>`,
+      `<td>${escapeHtml(n.taskName)}</td><td>${badge(n.state)}</td>`,
+      `<td>${how === "not run" ? '<span class="sub">not run</span>' : badge(how)}${source}</td>`,
+      `<td class="hide-narrow">${n.attempts}</td>`,
+      `<td class="hide-narrow">${reused(n) ? "" : escapeHtml(duration(n.startedAt, n.finishedAt))}</td></tr>`,
+    );
+  }
+  out.push("</tbody></table></div>");
+  return raw(out.join(""));
 }
