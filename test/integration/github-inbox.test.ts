@@ -1,0 +1,69 @@
+/**
+ * The App's inbox without HTTP: `app.webhooks(request)` as Hono calls it. Unsigned requests are
+ * refused before anything is stored; a delivery stored by a replica that stopped before working
+ * on it is processed by the next one to start.
+ */
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GitHubApp } from "../../runner/github/app.js";
+import { appPrivateKey, sign } from "../fakes/github/index.js";
+import { openTestStore, type TestStore } from "../setup/stores.js";
+
+let db: TestStore;
+const privateKey = appPrivateKey();
+const app = () =>
+  new GitHubApp({
+    config: { appId: 1, privateKey, webhookSecret: "s", baseUrl: "http://127.0.0.1:9/api/v3" },
+    host: "github.com",
+    store: db.store,
+    executor: { logTail: async () => null },
+    publicUrl: null,
+    log: pino({ level: "silent" }),
+    tickMs: 50,
+    now: () => new Date(0),
+  });
+
+function request(id: string, body: string, signature: string | null): Request {
+  const headers: Record<string, string> = { "x-github-event": "ping", "x-github-delivery": id };
+  if (signature) headers["x-hub-signature-256"] = signature;
+  return new Request("http://x/api/github/webhooks", { method: "POST", headers, body });
+}
+
+beforeAll(async () => {
+  db = await openTestStore("pglite");
+});
+afterAll(() => db.dispose());
+
+describe("the delivery inbox", () => {
+  it("stores a signed delivery once, and the next replica to start processes what the last left", async () => {
+    const first = app();
+    const body = JSON.stringify({ zen: "Keep it logically awesome." });
+    const answer = await first.webhooks(request("d-1", body, sign("s", body)));
+    expect(answer.status).toBe(202);
+    expect(await answer.json()).toEqual({ delivery: "d-1", stored: true });
+    const again = await first.webhooks(request("d-1", body, sign("s", body)));
+    expect(again.status).toBe(200);
+    // This replica stops before working on it (never started its processors).
+    await first.close();
+    expect(await db.store.deliveries.pendingCount()).toBe(1);
+
+    const next = app();
+    next.start();
+    await next.idle();
+    await next.close();
+    expect(await db.store.deliveries.get("d-1")).toMatchObject({
+      attempts: 1,
+      outcome: "ignored: event ping",
+    });
+  });
+
+  it("refuses a missing or wrong signature with 401 before storing anything", async () => {
+    const a = app();
+    const body = "{}";
+    expect((await a.webhooks(request("d-2", body, null))).status).toBe(401);
+    expect((await a.webhooks(request("d-3", body, sign("other", body)))).status).toBe(401);
+    expect((await a.webhooks(request("d-4", "[1]", sign("s", "[1]")))).status).toBe(400);
+    await a.close();
+    for (const id of ["d-2", "d-3", "d-4"]) expect(await db.store.deliveries.get(id)).toBeNull();
+  });
+});
