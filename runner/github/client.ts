@@ -19,6 +19,7 @@ export class GitHubClient {
   readonly probot: Probot;
   /** Repository key -> installation id. */
   readonly #installations = new Map<string, number>();
+  readonly #ready: Promise<void>;
 
   constructor(
     readonly config: GitHubAppConfig,
@@ -35,11 +36,18 @@ export class GitHubClient {
       log: log.child({ name: "github" }),
       Octokit,
     });
+    // auth() without an installation resolves once Probot is initialized, with no request.
+    this.#ready = this.probot.auth().then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   /** Checks X-Hub-Signature-256 against the raw body. */
   async verify(body: string, signature: string): Promise<boolean> {
     try {
+      // Probot sets up its webhooks asynchronously: a delivery right after start waits for it.
+      await this.#ready;
       return await this.probot.webhooks.verify(body, signature);
     } catch {
       return false;
