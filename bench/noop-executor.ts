@@ -19,18 +19,38 @@ export class NoopExecutor implements Executor {
   /** Every launch, by handle: a launch of a handle already here does nothing (idempotent). */
   readonly launched = new Map<string, LaunchSpec>();
   waits = 0;
+  /** When each attempt finished ("EXECUTION/NODE" -> performance.now()), for scheduling latency. */
+  readonly finishedAt = new Map<string, number>();
 
   async launch(spec: LaunchSpec): Promise<void> {
     if (!this.launched.has(spec.handle)) this.launched.set(spec.handle, spec);
   }
 
+  /** While held, waits resolve only at `release()`: attempts stay running, as long tasks do. */
+  private held: Array<() => void> | null = null;
+
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Lets every held attempt finish, and the ones launched from now on finish at once. */
+  release(): void {
+    const held = this.held ?? [];
+    this.held = null;
+    for (const go of held) go();
+  }
+
   wait(spec: LaunchSpec): Promise<AttemptOutcome> {
     this.waits++;
-    return new Promise((resolve) =>
-      setImmediate(() =>
-        resolve({ ok: true, outputs: outputsFor(spec.outputs), logRef: `noop:${spec.handle}` }),
-      ),
-    );
+    return new Promise((resolve) => {
+      const finish = () =>
+        setImmediate(() => {
+          this.finishedAt.set(`${spec.executionId}/${spec.nodeId}`, performance.now());
+          resolve({ ok: true, outputs: outputsFor(spec.outputs), logRef: `noop:${spec.handle}` });
+        });
+      if (this.held) this.held.push(finish);
+      else finish();
+    });
   }
 
   async abort(_handle: string): Promise<void> {}

@@ -90,6 +90,7 @@ export class Driver {
   >();
   private readonly waitingOn = new Map<string, string>();
   private wakeUp: (() => void) | null = null;
+  private readonly onSlot = () => this.wake();
   private woken = false;
   /** When the execution row was last read (ms); 0: read it at the next pass. */
   private execReadAt = 0;
@@ -123,7 +124,6 @@ export class Driver {
       () => void this.renew(),
       Math.max(50, Math.floor(this.engine.leaseMs / 3)),
     );
-    const unsubscribe = this.engine.onSlotFreed(() => this.wake());
     try {
       let exec: ExecutionRecord | null = null;
       for (;;) {
@@ -145,7 +145,7 @@ export class Driver {
       this.lost = true;
     } finally {
       clearInterval(renew);
-      unsubscribe();
+      this.engine.cancelSlotWait(this.onSlot);
       // Attempts still running keep running (they outlive the runner): the next driver
       // re-attaches to them by handle and records their outcomes.
       if (!this.lost) await this.store.executions.release(this.lease).catch(() => undefined);
@@ -337,7 +337,10 @@ export class Driver {
   private async launchable(exec: ExecutionRecord, pass: Pass, nodes: NodeRecord[]): Promise<void> {
     const taken: NodeRecord[] = [];
     for (const n of nodes) {
-      if (!this.engine.takeSlot()) break;
+      if (!this.engine.takeSlot()) {
+        this.engine.waitForSlot(this.onSlot);
+        break;
+      }
       taken.push(n);
     }
     await Promise.all(taken.map((n) => this.launchOne(exec, pass, n)));
@@ -574,7 +577,10 @@ export class Driver {
   /** Nodes found RUNNING when loaded (a restart, or a lease taken over): watch them, slots allowing. */
   private attachRunning(exec: ExecutionRecord): void {
     for (const id of this.unattached) {
-      if (!this.engine.takeSlot()) return; // on a later pass, when a slot is free
+      if (!this.engine.takeSlot()) {
+        this.engine.waitForSlot(this.onSlot); // on a later pass, when a slot is free
+        return;
+      }
       this.unattached.delete(id);
       this.attach(exec, this.node(id));
     }

@@ -4,6 +4,7 @@
  * See README.md here for the invariants (what is persisted before what).
  */
 
+import { setMaxListeners } from "node:events";
 import { EXECUTIONS_CHANNEL } from "../../db/store/executions.js";
 import type { Store } from "../../db/store.js";
 import type { CacheStatus, ExecutionRecord, Lease, NodeError, NodeState } from "../../db/types.js";
@@ -62,7 +63,8 @@ export class Engine {
     string,
     { driver: Driver; done: Promise<ExecutionRecord | null> }
   >();
-  private readonly listeners = new Set<() => void>();
+  /** Drivers waiting for a slot, in the order they asked. */
+  private readonly slotWaiters = new Set<() => void>();
   private wakeClaimLoop: (() => void) | null = null;
 
   constructor(private readonly opts: EngineOptions) {
@@ -95,18 +97,29 @@ export class Engine {
   }
 
   /**
-   * Gives a slot back. An attempt that ended wakes every execution of this runner (any may
-   * launch now); a slot taken and given back in the same pass (`wake: false`) wakes nobody, or a
-   * node waiting for a reservation would wake its own driver in a loop.
+   * Gives a slot back and wakes as many drivers waiting for one as there are free slots, in the
+   * order they asked (not all of them: a thousand executions waiting would all wake for one
+   * slot). A slot taken and given back in the same pass (`wake: false`) wakes nobody, or a node
+   * waiting for a reservation would wake its own driver in a loop.
    */
   releaseSlot(wake = true): void {
     this.free++;
-    if (wake) for (const l of this.listeners) l();
+    if (!wake) return;
+    let n = this.free;
+    for (const waiter of this.slotWaiters) {
+      if (n-- <= 0) break;
+      this.slotWaiters.delete(waiter);
+      waiter();
+    }
   }
 
-  onSlotFreed(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  /** `wake` is called once a slot frees up (a driver with nodes to launch and no slot). */
+  waitForSlot(wake: () => void): void {
+    this.slotWaiters.add(wake);
+  }
+
+  cancelSlotWait(wake: () => void): void {
+    this.slotWaiters.delete(wake);
   }
 
   /**
@@ -158,6 +171,8 @@ export class Engine {
 
   /** Claims and drives any executions that need it until `signal` aborts (`reprise worker`). */
   async work(signal: AbortSignal, opts: { batch?: number } = {}): Promise<void> {
+    // Every driver waits on this signal while it sleeps: one listener per execution driven.
+    setMaxListeners(0, signal);
     const unlisten = await this.opts.listen?.(EXECUTIONS_CHANNEL, (id) => this.notified(id));
     try {
       while (!signal.aborted) {
@@ -168,6 +183,8 @@ export class Engine {
             reclaim: [...this.drivers.keys()],
           });
           for (const lease of leases) void this.start(lease, signal).catch(() => undefined);
+          // A full batch: more may be waiting; claim again now rather than after the tick.
+          if (leases.length === (opts.batch ?? 8)) continue;
         } catch (e) {
           // The database is away: keep the worker alive and claim again on the next tick.
           this.opts.onError?.(e as Error);
