@@ -91,6 +91,33 @@ describe("the execution page in Chromium", () => {
     expect(consoleErrors).toEqual([]);
   });
 
+  it("shows the repository, runs, compare and task history pages at 1280 px", async () => {
+    const page = await browser.context.newPage();
+    const repo = encodeURIComponent(story.repo);
+    const pages = {
+      repository: `/repos/${repo}`,
+      runs: `/repos/${repo}/workflows/train`,
+      compare: `/compare?a=${story.broken.id}&b=${story.fixed.id}`,
+      "task-history": `/repos/${repo}/tasks/train`,
+    };
+    for (const [name, path] of Object.entries(pages)) {
+      const res = await page.goto(`${base}${path}`);
+      expect(res?.status(), name).toBe(200);
+      expect(await page.evaluate<string>("document.compatMode"), name).toBe("CSS1Compat");
+      await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+    }
+    // Pick two runs in the runs list and compare them.
+    await page.goto(`${base}${pages.runs}`);
+    await page.locator(`input[name="a"][value="${story.broken.id}"]`).check();
+    await page.locator(`input[name="b"][value="${story.fixed.id}"]`).check();
+    await page.locator('button[type="submit"]').click();
+    await page.waitForURL(/\/compare\?/);
+    expect(new URL(page.url()).searchParams.get("a")).toBe(story.broken.id);
+    expect(await page.locator("#compare-nodes tr[data-node]").count()).toBe(4);
+    await page.close();
+    expect(consoleErrors).toEqual([]);
+  });
+
   it("is usable 390 px wide: no page-wide horizontal scroll on the execution, repository and compare pages", async () => {
     const page = await browser.context.newPage();
     await page.setViewportSize({ width: 390, height: 844 });

@@ -45,6 +45,7 @@ describe("pages", () => {
     const { res, html } = await get("/");
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/html");
+    expect(html.startsWith("<!DOCTYPE html><html")).toBe(true);
     expect(html).toContain(`href="/repos/${enc(story.repo)}"`);
     expect(html).toContain(story.shas.revert.slice(0, 12));
   });

@@ -18,7 +18,8 @@ const CSS = `
 body { margin: 0; }
 a { color: var(--link); text-decoration: none; }
 a:hover { text-decoration: underline; }
-code.cell { display: inline-block; min-width: 12ch; max-width: 40ch; overflow-wrap: anywhere; }
+code.cell { display: inline-block; max-width: 32ch; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; vertical-align: top; }
 code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
 header.top { display: flex; flex-wrap: wrap; gap: 8px 16px; align-items: center; padding: 10px 16px;
   border-bottom: 1px solid var(--line); background: var(--panel); }

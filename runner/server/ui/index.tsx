@@ -42,10 +42,12 @@ export function uiRoutes(deps: ServerDeps): Hono {
   const ui = new Hono<Env>();
   const secure = deps.publicUrl?.startsWith("https:") ?? false;
 
-  const html = (c: Context<Env>, body: unknown, status: ContentfulStatusCode = 200) => {
+  const html = async (c: Context<Env>, body: unknown, status: ContentfulStatusCode = 200) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.header(k, v);
     c.header("cache-control", "no-store");
-    return c.html(body as string, status);
+    // Without a doctype the browser lays the page out in quirks mode.
+    const markup = await (body as { toString(): string | Promise<string> }).toString();
+    return c.html(`<!DOCTYPE html>${markup}`, status);
   };
 
   ui.onError((e, c) => {

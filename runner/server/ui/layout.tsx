@@ -78,8 +78,9 @@ export function Badge(p: { kind: string; children?: Child }) {
   );
 }
 
-/** Characters of a value shown in a table cell; the whole is in its tooltip. */
+/** Characters of a value put in a table cell (the cell shows what fits); its tooltip has more. */
 const CELL_CHARS = 160;
+const TOOLTIP_CHARS = 2_000;
 
 /**
  * A JSON value: in one line when short, else pretty-printed; `compact` (table cells) keeps one
@@ -90,8 +91,12 @@ export function Json(p: { value: JsonValue | undefined | null; compact?: boolean
   const text = JSON.stringify(p.value);
   if (text.length <= 60) return <code>{text}</code>;
   if (p.compact)
+    // One line, cut by the stylesheet where the column ends; the whole value in the tooltip.
     return (
-      <code class="cell" title={text.length > CELL_CHARS ? text : undefined}>
+      <code
+        class="cell"
+        title={text.length > TOOLTIP_CHARS ? `${text.slice(0, TOOLTIP_CHARS)}…` : text}
+      >
         {text.length > CELL_CHARS ? `${text.slice(0, CELL_CHARS - 1)}…` : text}
       </code>
     );
