@@ -25,8 +25,31 @@ export function median(fn: () => unknown, runs = 15, warmup = 3): number {
   return times[Math.floor(times.length / 2)] as number;
 }
 
+const fmt = (v: number, unit = "ms") => `${v >= 100 ? v.toFixed(0) : v.toFixed(2)} ${unit}`;
+
+/** The table as Markdown, with when and on what load it was measured. */
+export function resultsMarkdown(
+  rows: readonly Row[],
+  machine: { load: number[]; cpus: number },
+): string {
+  const cell = (s: string) => s.replace(/\|/g, "\\|");
+  const lines = [
+    "# Benchmark results",
+    "",
+    `Written by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${machine.cpus} cores, load average ${machine.load.map((l) => l.toFixed(1)).join(" / ")} (1 / 5 / 15 min) at the end. Every ratio is against a baseline measured in the same run; see each script in bench/ for what it measures.`,
+    "",
+    "| figure | value | baseline (same run) | ratio | target | |",
+    "|---|---|---|---|---|---|",
+    ...rows.map(
+      (r) =>
+        `| ${cell(r.figure)} | ${fmt(r.value, r.unit)} | ${cell(r.peer)}: ${fmt(r.peerValue, r.unit)} | ${(r.value / r.peerValue).toFixed(2)}x | ${cell(r.target)} | ${r.met ? "met" : "**missed**"} |`,
+    ),
+    "",
+  ];
+  return lines.join("\n");
+}
+
 export function printTable(rows: readonly Row[]): void {
-  const fmt = (v: number, unit = "ms") => `${v >= 100 ? v.toFixed(0) : v.toFixed(2)} ${unit}`;
   const lines = rows.map((r) => [
     r.figure,
     fmt(r.value, r.unit),

@@ -366,8 +366,19 @@ export function apiContract(driver: Driver): void {
       ];
     }
 
-    it("forbids a token of another repository every route, reading or writing (403)", async () => {
+    /** What a forbidden call could have changed: versions, executions and their states, production. */
+    async function snapshot() {
+      const execs = await store.store.executions.list({ repo: ML, limit: 500 });
+      return {
+        versions: (await store.store.versions.list(ML, { limit: 500 })).map((v) => v.sha).sort(),
+        executions: execs.map((e) => `${e.id}:${e.state}`).sort(),
+        production: (await store.store.production.history(ML)).length,
+      };
+    }
+
+    it("forbids a token of another repository every route, reading or writing (403), and changes nothing", async () => {
       const list = await routes();
+      const before = await snapshot();
       for (const [method, path, body] of list) {
         const r = await json(req(method, path, { token: tok.other, body }));
         expect([method, path, r.status, r.body.error?.code]).toEqual([
@@ -377,21 +388,25 @@ export function apiContract(driver: Driver): void {
           "forbidden",
         ]);
       }
+      expect(await snapshot()).toEqual(before);
       // Nor does the repository list show it.
       expect((await json(req("GET", "/api/v1/repos", { token: tok.other }))).body.repos).toEqual([
         OTHER,
       ]);
     });
 
-    it("lets a read-only token read and forbids it every write", async () => {
-      for (const [method, path, body] of await routes()) {
+    it("lets a read-only token read and forbids it every write, changing nothing", async () => {
+      const list = await routes();
+      const before = await snapshot();
+      for (const [method, path, body] of list) {
         const r = await req(method, path, { token: tok.mlRead, body });
         if (method === "GET") expect([path, r.status]).toEqual([path, 200]);
         else expect([method, path, r.status]).toEqual([method, path, 403]);
       }
+      expect(await snapshot()).toEqual(before);
     });
 
-    it("accepts a GitHub Actions OIDC token for its own repository only, and refuses a forged or misaddressed one", async () => {
+    it("accepts a GitHub Actions OIDC token for its own repository only, and refuses a forged, misaddressed or expired one", async () => {
       const token = await issuer.token("acme/ml");
       const started = await json(
         req("POST", `/api/v1/repos/${enc(ML)}/executions`, {
@@ -412,6 +427,7 @@ export function apiContract(driver: Driver): void {
         await issuer.token("acme/ml", { audience: "someone-else" }),
         await issuer.token("acme/ml", { foreignKey: true }),
         await issuer.token("acme/ml", { issuer: "https://evil.example" }),
+        await issuer.token("acme/ml", { expiresIn: "-1m" }),
       ]) {
         const r = await json(req("GET", `/api/v1/repos/${enc(ML)}/versions`, { token: bad }));
         expect(r).toMatchObject({ status: 401, body: { error: { code: "unauthorized" } } });
