@@ -259,7 +259,9 @@ function child(job: ChildJob): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
     // BENCH_CPU_PROF=DIR: each child writes a CPU profile there (Node refuses --cpu-prof in NODE_OPTIONS).
     const prof = process.env.BENCH_CPU_PROF;
-    const execArgv = prof ? [...process.execArgv, "--cpu-prof", `--cpu-prof-dir=${prof}`] : undefined;
+    const execArgv = prof
+      ? [...process.execArgv, "--cpu-prof", `--cpu-prof-dir=${prof}`]
+      : undefined;
     const c = fork(file, [JSON.stringify(job)], {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       ...(execArgv ? { execArgv } : {}),
