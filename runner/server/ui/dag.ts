@@ -32,7 +32,7 @@ export interface DagLayout {
 
 const NODE_HEIGHT = 44;
 /** Wide enough for the second line's longest text, "succeeded · recovered". */
-const MIN_WIDTH = 150;
+const MIN_WIDTH = 160;
 const MAX_WIDTH = 240;
 /** Roughly the advance of a 13 px sans-serif character: boxes fit their node id. */
 const CHAR_WIDTH = 7.6;
