@@ -7,13 +7,12 @@
 import * as core from "@actions/core";
 import { Octokit } from "@octokit/rest";
 import { parse as parseYaml } from "yaml";
+import { executionOutput } from "../../core/report/check-run.js";
+import { type ExecutionDocument, summaryLines } from "../../core/report/document.js";
 import { type Diagnostic, formatDiagnostic, SPEC_FILE } from "../../core/spec/diagnostics.js";
 import { githubRepoKey } from "../../core/version/repo-key.js";
-import type { ExecutionDocument } from "../../runner/cli/document.js";
-import { summaryLines } from "../../runner/cli/document.js";
-import { ApiClient, ApiClientError } from "../../runner/client.js";
-import { executionOutput } from "../../runner/github/check-run-text.js";
-import { commitInfo, snapshotAt } from "../../runner/sources/local-git.js";
+import { readCommit, resolveSha } from "./checkout.js";
+import { ApiClient, ApiClientError } from "./client.js";
 
 export interface ActionInputs {
   server: string;
@@ -152,8 +151,8 @@ export async function main(args: {
   const workspace = env.GITHUB_WORKSPACE ?? process.cwd();
   const given = parseInputs(inputs.inputs);
   const sha = inputs.ref
-    ? (await commitInfo(workspace, inputs.ref)).sha
-    : (env.GITHUB_SHA ?? (await commitInfo(workspace, "HEAD")).sha);
+    ? await resolveSha(workspace, inputs.ref)
+    : (env.GITHUB_SHA ?? (await resolveSha(workspace, "HEAD")));
 
   const doc = await explain(async () => {
     await ensureRegistered(ctx, workspace, sha, env, deps);
@@ -256,17 +255,17 @@ async function ensureRegistered(
   deps: ActionDeps,
 ): Promise<void> {
   if (await ctx.client.version(ctx.repo, sha)) return;
-  const [snap, info] = await Promise.all([snapshotAt(workspace, sha), commitInfo(workspace, sha)]);
-  if (snap.spec === null)
+  const commit = await readCommit(workspace, sha);
+  if (commit.spec === null)
     throw new Error(`no ${SPEC_FILE} at the root of ${sha.slice(0, 12)}: nothing to run`);
   try {
     await ctx.client.register(ctx.repo, {
       sha,
-      parents: info.parents,
-      ref: info.branch ?? env.GITHUB_REF_NAME ?? null,
-      message: info.subject,
-      spec: snap.spec.toString("utf8"),
-      tree: snap.tree,
+      parents: commit.parents,
+      ref: env.GITHUB_REF_NAME ?? null,
+      message: commit.subject,
+      spec: commit.spec,
+      tree: commit.tree,
     });
     deps.info(`registered ${sha.slice(0, 12)} from the checkout`);
   } catch (e) {

@@ -1,39 +1,11 @@
 /** The execution document of DESIGN.md section 11: `--json` output, `status`, and the API. */
 import { topologicalOrder } from "../../core/dag/graph.js";
 import { dependencyMap } from "../../core/dag/workflow-deps.js";
+import type { ExecutionDocument } from "../../core/report/document.js";
 import type { Store } from "../../db/store.js";
 import type { ExecutionRecord, NodeRecord } from "../../db/types.js";
 
-export interface ExecutionDocument {
-  id: string;
-  workflow: string;
-  repo: string;
-  sha: string;
-  status: ExecutionRecord["state"];
-  mode: ExecutionRecord["mode"];
-  parent: string | null;
-  inputs: ExecutionRecord["inputs"];
-  outputs: ExecutionRecord["outputs"];
-  error: ExecutionRecord["error"];
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  nodes: Array<{
-    id: string;
-    task: string;
-    status: NodeRecord["state"];
-    cache: NodeRecord["cacheStatus"];
-    attempts: number;
-    taskDigest: string;
-    cacheKey: string | null;
-    inputs: NodeRecord["inputs"];
-    outputs: NodeRecord["outputs"];
-    source: NodeRecord["source"];
-    startedAt: string | null;
-    finishedAt: string | null;
-    error: NodeRecord["error"];
-  }>;
-}
+export { type ExecutionDocument, summaryLines } from "../../core/report/document.js";
 
 export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
@@ -87,45 +59,4 @@ export function executionDocument(
       error: n.error,
     })),
   };
-}
-
-/** The human summary: one line per node, what ran, what came from the cache, how long. */
-export function summaryLines(doc: ExecutionDocument): string[] {
-  const width = Math.max(4, ...doc.nodes.map((n) => n.id.length));
-  const lines = [`execution ${doc.id}  ${doc.workflow} @ ${doc.sha.slice(0, 12)}  ${doc.status}`];
-  for (const n of doc.nodes) {
-    const how =
-      n.cache === "HIT" || n.cache === "RECOVERED"
-        ? `${n.cache === "HIT" ? "cached" : "recovered"} from ${n.source?.execution}/${n.source?.node}`
-        : n.status === "SUCCEEDED"
-          ? `ran${n.attempts > 1 ? ` (${n.attempts} attempts)` : ""}`
-          : n.status === "FAILED"
-            ? `failed: ${n.error?.message.split("\n")[0] ?? ""}`
-            : n.status === "SKIPPED"
-              ? `skipped: ${n.error?.message ?? ""}`
-              : n.status.toLowerCase();
-    lines.push(
-      `  ${n.id.padEnd(width)}  ${n.status.padEnd(9)}  ${duration(n).padStart(7)}  ${how}`,
-    );
-  }
-  if (doc.status === "SUCCEEDED" && Object.keys(doc.outputs ?? {}).length > 0) {
-    lines.push(`outputs ${JSON.stringify(doc.outputs)}`);
-  }
-  for (const n of doc.nodes) {
-    if (n.status !== "FAILED" || !n.error) continue;
-    const rest = n.error.message
-      .split("\n")
-      .slice(1)
-      .filter((l) => l.trim() !== "");
-    if (rest.length === 0) continue;
-    lines.push("", `${n.id} (${n.task}), attempt ${n.attempts}:`);
-    for (const l of rest.slice(-15)) lines.push(`  | ${l}`);
-  }
-  return lines;
-}
-
-function duration(n: ExecutionDocument["nodes"][number]): string {
-  if (!n.startedAt || !n.finishedAt) return "";
-  const ms = Date.parse(n.finishedAt) - Date.parse(n.startedAt);
-  return ms < 1_000 ? `${ms}ms` : `${(ms / 1_000).toFixed(1)}s`;
 }

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import type { TreeEntry } from "../../core/hash/sources.js";
+import { parseTreeListing as parseListing } from "../../core/hash/tree-listing.js";
 import { SPEC_FILE } from "../../core/spec/diagnostics.js";
 
 const run = promisify(execFile);
@@ -59,19 +60,11 @@ export async function resolveCommit(root: string, ref: string): Promise<string> 
 
 /** Parses `git ls-tree -r -z` / `git ls-files -s -z` style records into tree entries. */
 export function parseTreeListing(out: Buffer, format: "ls-tree" | "ls-files"): TreeEntry[] {
-  const entries: TreeEntry[] = [];
-  for (const record of out.toString("utf8").split("\0")) {
-    if (record === "") continue;
-    const tab = record.indexOf("\t");
-    const [mode, second, third] = record.slice(0, tab).split(" ");
-    const path = record.slice(tab + 1);
-    // ls-tree: "<mode> <type> <sha>"; ls-files -s: "<mode> <sha> <stage>".
-    const sha = format === "ls-tree" ? third : second;
-    if (!mode || !sha || tab < 0)
-      throw new GitError(`unexpected git listing record: ${JSON.stringify(record)}`);
-    entries.push({ path, mode, sha });
+  try {
+    return parseListing(out.toString("utf8"), format);
+  } catch (e) {
+    throw new GitError((e as Error).message, { cause: e });
   }
-  return entries;
 }
 
 export interface Snapshot {

@@ -15,7 +15,8 @@ function sources(dir: string): string[] {
 const ALLOWED_IMPORTS = new Set(["yaml", "canonicalize", "picomatch", "node:crypto"]);
 const FORBIDDEN_USES: Array<[RegExp, string]> = [
   [/\bprocess\./, "process"],
-  [/\bDate\b/, "the clock (Date)"],
+  // Date.parse and Date.UTC are pure; the clock is Date.now() and new Date() without arguments.
+  [/\bDate\.now\b|\bnew Date\(\s*\)/, "the clock (Date)"],
   [/\bperformance\./, "the clock (performance)"],
   [/\bset(?:Timeout|Interval|Immediate)\b/, "timers"],
   [/\bconsole\./, "logging"],

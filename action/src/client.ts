@@ -1,10 +1,10 @@
 /**
- * A client of the HTTP API (runner/server/api.ts), for what runs away from the server: the
- * GitHub Action, and the CLI when REPRISE_SERVER is set. Reads are retried with backoff on
+ * The Action's client of the HTTP API (runner/server/api.ts): the Action talks to the service
+ * over HTTP only (DESIGN.md section 1). Reads are retried with backoff on
  * network errors, 429 and 5xx; a write is retried only when the request never reached the server
  * (connection refused), so nothing is started twice.
  */
-import type { ExecutionDocument } from "./cli/document.js";
+import type { ExecutionDocument } from "../../core/report/document.js";
 
 export class ApiClientError extends Error {
   override readonly name = "ApiClientError";

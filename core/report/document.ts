@@ -1,0 +1,86 @@
+/**
+ * The execution document of DESIGN.md section 11 — what `--json`, `status` and the API return —
+ * and its human summary. Pure: the runner builds the document from the store.
+ */
+import type { ExecutionState, NodeState } from "../engine/plan.js";
+import type { JsonValue } from "../spec/types.js";
+
+export type CacheStatus = "DISABLED" | "HIT" | "MISS" | "POPULATED" | "SKIPPED" | "RECOVERED";
+
+export interface ExecutionDocument {
+  id: string;
+  workflow: string;
+  repo: string;
+  sha: string;
+  status: ExecutionState;
+  mode: "normal" | "recover";
+  parent: string | null;
+  inputs: Record<string, JsonValue>;
+  outputs: Record<string, JsonValue> | null;
+  error: { message: string; node?: string } | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  nodes: Array<{
+    id: string;
+    task: string;
+    status: NodeState;
+    cache: CacheStatus | null;
+    attempts: number;
+    taskDigest: string;
+    cacheKey: string | null;
+    inputs: Record<string, JsonValue> | null;
+    outputs: Record<string, JsonValue> | null;
+    source: { execution: string; node: string } | null;
+    startedAt: string | null;
+    finishedAt: string | null;
+    error: {
+      kind: "user" | "system";
+      reason: string;
+      message: string;
+      exitCode?: number | null;
+    } | null;
+  }>;
+}
+
+/** The human summary: one line per node, what ran, what came from the cache, how long. */
+export function summaryLines(doc: ExecutionDocument): string[] {
+  const width = Math.max(4, ...doc.nodes.map((n) => n.id.length));
+  const lines = [`execution ${doc.id}  ${doc.workflow} @ ${doc.sha.slice(0, 12)}  ${doc.status}`];
+  for (const n of doc.nodes) {
+    const how =
+      n.cache === "HIT" || n.cache === "RECOVERED"
+        ? `${n.cache === "HIT" ? "cached" : "recovered"} from ${n.source?.execution}/${n.source?.node}`
+        : n.status === "SUCCEEDED"
+          ? `ran${n.attempts > 1 ? ` (${n.attempts} attempts)` : ""}`
+          : n.status === "FAILED"
+            ? `failed: ${n.error?.message.split("\n")[0] ?? ""}`
+            : n.status === "SKIPPED"
+              ? `skipped: ${n.error?.message ?? ""}`
+              : n.status.toLowerCase();
+    lines.push(
+      `  ${n.id.padEnd(width)}  ${n.status.padEnd(9)}  ${duration(n).padStart(7)}  ${how}`,
+    );
+  }
+  if (doc.status === "SUCCEEDED" && Object.keys(doc.outputs ?? {}).length > 0) {
+    lines.push(`outputs ${JSON.stringify(doc.outputs)}`);
+  }
+  for (const n of doc.nodes) {
+    if (n.status !== "FAILED" || !n.error) continue;
+    const rest = n.error.message
+      .split("\n")
+      .slice(1)
+      .filter((l) => l.trim() !== "");
+    if (rest.length === 0) continue;
+    lines.push("", `${n.id} (${n.task}), attempt ${n.attempts}:`);
+    for (const l of rest.slice(-15)) lines.push(`  | ${l}`);
+  }
+  return lines;
+}
+
+/** How long a node took ("840ms", "12.5s"), or "" when it did not run. */
+export function duration(n: ExecutionDocument["nodes"][number]): string {
+  if (!n.startedAt || !n.finishedAt) return "";
+  const ms = Date.parse(n.finishedAt) - Date.parse(n.startedAt);
+  return ms < 1_000 ? `${ms}ms` : `${(ms / 1_000).toFixed(1)}s`;
+}
