@@ -58,6 +58,17 @@ export class DeliveryInbox {
     return r ? this.get(r.id) : null;
   }
 
+  /** Gives a claimed delivery back, to be claimed again after `ms` (a failed attempt's backoff). */
+  async retryLater(id: string, ms: number, error: string): Promise<void> {
+    await this.db
+      .update(deliveries)
+      .set({
+        lockedUntil: sql`now() + make_interval(secs => ${ms / 1000})`,
+        outcome: `retrying: ${error}`,
+      })
+      .where(eq(deliveries.id, id));
+  }
+
   async finish(id: string, outcome: string): Promise<void> {
     await this.db
       .update(deliveries)

@@ -223,11 +223,17 @@ export class GitHubApp {
           { err: err.stack ?? err.message, attempts: d.attempts },
           "delivery failed for good",
         );
-      } else
+      } else {
+        // 1 s, 2 s, 4 s, 8 s: a GitHub hiccup is retried soon, a lasting failure gives up.
+        const backoff = Math.min(CLAIM_MS, 1_000 * 2 ** (d.attempts - 1));
+        await this.ctx.store.deliveries
+          .retryLater(d.id, backoff, err.message)
+          .catch(() => undefined);
         log.warn(
           { err: err.stack ?? err.message, attempts: d.attempts },
-          `delivery failed; retried in ${CLAIM_MS / 1000} s`,
+          `delivery failed; retried in ${backoff / 1000} s`,
         );
+      }
     }
   }
 

@@ -7,7 +7,7 @@ import { triggerMatchesBranch } from "../../core/triggers/branches.js";
 import { githubRepoKey } from "../../core/version/repo-key.js";
 import type { AppContext, Outcome, RepositoryPayload, Sender } from "./context.js";
 import { registerFromGitHub } from "./register.js";
-import { alreadyStarted, startWithCheckRun } from "./start.js";
+import { startOnce } from "./start.js";
 
 export interface PullRequestPayload {
   action: string;
@@ -44,16 +44,14 @@ export async function onPullRequest(ctx: AppContext, p: PullRequestPayload): Pro
   for (const workflow of Object.keys(reg.version.workflows).sort()) {
     const wf = await ctx.store.versions.resolveWorkflow(repoKey, pr.head.sha, workflow);
     if (!triggerMatchesBranch(wf.spec.on.pullRequest, pr.base.ref)) continue;
-    if (await alreadyStarted(ctx, repoKey, pr.head.sha, workflow, "pull_request", p.number))
-      continue;
-    const exec = await startWithCheckRun(ctx, octokit, name, {
+    const { exec, started: fresh } = await startOnce(ctx, octokit, name, {
       repo: repoKey,
       at: { sha: pr.head.sha },
       workflow,
       inputs: wf.spec.on.pullRequest?.inputs ?? {},
       trigger: { kind: "pull_request", actor, pr: p.number },
     });
-    started.push(exec.id);
+    if (fresh) started.push(exec.id);
   }
   return started.length ? `started ${started.join(", ")}` : "no workflow matches";
 }

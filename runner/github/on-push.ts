@@ -11,7 +11,7 @@ import { ANNOTATIONS_PER_REQUEST, registerOutput } from "./check-run-text.js";
 import type { Octokit, RepoName } from "./client.js";
 import type { AppContext, Outcome, RepositoryPayload, Sender } from "./context.js";
 import { registerFromGitHub } from "./register.js";
-import { alreadyStarted, startWithCheckRun } from "./start.js";
+import { startOnce } from "./start.js";
 
 export interface PushPayload {
   ref: string;
@@ -80,15 +80,14 @@ export async function onPush(ctx: AppContext, p: PushPayload): Promise<Outcome> 
   for (const workflow of Object.keys(version.workflows).sort()) {
     const wf = await ctx.store.versions.resolveWorkflow(repoKey, version.sha, workflow);
     if (!triggerMatchesBranch(wf.spec.on.push, branch)) continue;
-    if (await alreadyStarted(ctx, repoKey, version.sha, workflow, "push")) continue;
-    const exec = await startWithCheckRun(ctx, octokit, name, {
+    const { exec, started: fresh } = await startOnce(ctx, octokit, name, {
       repo: repoKey,
       at: { sha: version.sha },
       workflow,
       inputs: wf.spec.on.push?.inputs ?? {},
       trigger: { kind: "push", actor },
     });
-    started.push(exec.id);
+    if (fresh) started.push(exec.id);
   }
   return `registered ${version.sha}${activated}${started.length ? `; started ${started.join(", ")}` : ""}`;
 }

@@ -45,19 +45,33 @@ export async function relaunchWithCheckRun(
 }
 
 /**
- * Whether an automatic trigger already started this workflow at this commit: a delivery that is
- * processed again after a crash must not start it twice.
+ * Starts an automatic trigger's execution unless that delivery already did: a delivery processed
+ * again after a crash or a GitHub error finds the execution of the same workflow, SHA, trigger
+ * kind (and pull request), opens its check run if that is what failed, and starts nothing new.
  */
-export async function alreadyStarted(
+export async function startOnce(
   ctx: AppContext,
-  repo: string,
-  sha: string,
-  workflow: string,
-  kind: "push" | "pull_request",
-  pr?: number,
-): Promise<boolean> {
-  const list = await ctx.store.executions.list({ repo, sha, workflow, limit: 50 });
-  return list.some((e) => e.trigger.kind === kind && (pr === undefined || e.trigger.pr === pr));
+  octokit: Octokit,
+  name: RepoName,
+  req: StartRequest & { trigger: { kind: "push" | "pull_request" } },
+): Promise<{ exec: ExecutionRecord; started: boolean }> {
+  if (!("sha" in req.at)) throw new Error("automatic triggers start at a SHA");
+  const { sha } = req.at;
+  const list = await ctx.store.executions.list({
+    repo: req.repo,
+    sha,
+    workflow: req.workflow,
+    limit: 50,
+  });
+  const existing = list.find(
+    (e) =>
+      e.trigger.kind === req.trigger.kind &&
+      (req.trigger.pr === undefined || e.trigger.pr === req.trigger.pr),
+  );
+  if (!existing) return { exec: await startWithCheckRun(ctx, octokit, name, req), started: true };
+  if (!(await ctx.store.checkRuns.get(existing.id)))
+    await openCheckRun(ctx, octokit, name, existing, `started by ${describe(req.trigger)}`);
+  return { exec: existing, started: false };
 }
 
 async function openCheckRun(

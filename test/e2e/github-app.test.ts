@@ -615,6 +615,26 @@ workflows:
     expect(trees.length).toBe(3);
   });
 
+  it("retries a delivery GitHub failed midway without starting its workflow twice", async () => {
+    more.git("checkout", "-q", "feature");
+    more.write({ "src/a.txt": "a4\n" });
+    const next = more.commit("retry me");
+    more.git("checkout", "-q", "main");
+    fake.failNext("POST", /\/check-runs$/, 422, 1);
+    const p = prPayload(3) as { pull_request: { head: { sha: string } }; action: string };
+    p.pull_request.head.sha = next;
+    p.action = "synchronize";
+    const sent = await send("pull_request", p);
+    await until(
+      "the retried delivery",
+      async () => (await store.deliveries.get(sent.id))?.processedAt,
+    );
+    const runs = await store.executions.list({ repo: repoKey("acme/more"), sha: next });
+    expect(runs).toHaveLength(1);
+    expect(fake.checkRuns.filter((c) => c.head_sha === next)).toHaveLength(1);
+    expect((await store.deliveries.get(sent.id))?.attempts).toBe(2);
+  });
+
   it("processes a delivery whose processor crashed after claiming it", async () => {
     more.git("checkout", "-q", "main");
     more.write({ "src/a.txt": "a3\n" });

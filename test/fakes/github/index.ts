@@ -9,16 +9,16 @@ export function appPrivateKey(): string {
   return privateKey.export({ type: "pkcs1", format: "pem" }).toString();
 }
 
-/** Polls `check` until it returns a value that is not undefined/false, or throws after `ms`. */
+/** Polls `check` until it returns a value that is not undefined, null or false; throws after `ms`. */
 export async function until<T>(
   what: string,
-  check: () => T | undefined | false | Promise<T | undefined | false>,
+  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   ms = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await check();
-    if (v !== undefined && v !== false) return v;
+    if (v !== undefined && v !== null && v !== false) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }

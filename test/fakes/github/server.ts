@@ -55,6 +55,8 @@ export class FakeGitHub {
   tokensIssued = 0;
   /** Answer recursive tree reads as truncated (a tree over GitHub's limits). */
   truncateTrees = false;
+  /** Requests to fail: method, path pattern, status, how many more times. */
+  readonly #failures: Array<{ method: string; path: RegExp; status: number; times: number }> = [];
   readonly #repos = new Map<string, FakeRepo>();
   /** Git objects never change: tree listings and blobs by repository directory and SHA. */
   readonly #objects = new Map<string, Promise<unknown>>();
@@ -98,6 +100,11 @@ export class FakeGitHub {
     return this.calls.filter((c) => c.method === method && path.test(c.path)).length;
   }
 
+  /** The next `times` requests matching `method` and `path` get `status` (GitHub having a bad moment). */
+  failNext(method: string, path: RegExp, status: number, times = 1): void {
+    this.#failures.push({ method, path, status, times });
+  }
+
   resetCalls(): void {
     this.calls.length = 0;
   }
@@ -117,6 +124,13 @@ export class FakeGitHub {
     if (!url.pathname.startsWith("/api/v3/")) return send(res, 404, { message: "Not Found" });
     const path = url.pathname.slice("/api/v3".length);
     this.calls.push({ method, path, body });
+    const failure = this.#failures.find(
+      (f) => f.times > 0 && f.method === method && f.path.test(path),
+    );
+    if (failure) {
+      failure.times--;
+      return send(res, failure.status, { message: "Validation Failed (injected by the test)" });
+    }
     const tokens = /^\/app\/installations\/(\d+)\/access_tokens$/.exec(path);
     if (method === "POST" && tokens) {
       this.tokensIssued++;
