@@ -32,7 +32,7 @@ const IN_FLIGHT = 32;
 const SECRET = "bench-secret";
 const ZERO = "0".repeat(40);
 /** Deliveries processed at once: GitHub paces writes per installation at one a second. */
-const CONCURRENCY = Number(process.env.BENCH_GITHUB_CONCURRENCY ?? 16);
+const CONCURRENCY = Number(process.env.BENCH_GITHUB_CONCURRENCY ?? 8);
 
 export async function benchGitHub(): Promise<Row[]> {
   return withScratchDatabases(adminUrl(), ["github"], "bench/github", async ([url]) => {

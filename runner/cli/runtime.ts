@@ -6,6 +6,7 @@ import { Engine, type EngineEvent } from "../engine/engine.js";
 import { createKubernetesExecutor } from "../executors/kubernetes/index.js";
 import { createLocalExecutor } from "../executors/local/index.js";
 import type { Executor } from "../executors/types.js";
+import { githubAppCodeSource } from "../github/code-source.js";
 import { githubAppCheckout } from "../github/tarball-checkout.js";
 import { openConfiguredStore } from "../open-store.js";
 
@@ -47,10 +48,13 @@ export async function openRuntime(
 export function createConfiguredExecutor(config: Config): Executor {
   if (config.executor === "kubernetes") {
     try {
+      const codeSource = githubAppCodeSource(config);
       return createKubernetesExecutor({
         kubeconfig: config.kubeconfig,
         namespace: config.namespace,
         dataDir: config.dataDir,
+        // With the GitHub App configured: GHE_HOST's tarball URL and a read-only token per repo.
+        ...(codeSource ? { codeSource } : {}),
       });
     } catch (e) {
       throw new ConfigError((e as Error).message, { cause: e });

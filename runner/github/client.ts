@@ -61,6 +61,11 @@ export class GitHubClient {
   /** An Octokit acting as the installation that covers `repoKey`. */
   async forRepo(repoKey: string, installationId?: number): Promise<Octokit> {
     this.remember(repoKey, installationId);
+    return this.probot.auth(await this.installationId(repoKey));
+  }
+
+  /** The installation that covers `repoKey`: learned from deliveries, else asked once. */
+  async installationId(repoKey: string): Promise<number> {
     let id = this.#installations.get(repoKey);
     if (!id) {
       const app = await this.probot.auth();
@@ -68,7 +73,7 @@ export class GitHubClient {
       id = data.id;
       this.#installations.set(repoKey, id);
     }
-    return this.probot.auth(id);
+    return id;
   }
 
   /** `HOST/OWNER/NAME` -> { owner, repo }. */
