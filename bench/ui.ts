@@ -8,8 +8,10 @@
  * its own, dropped at the end) and driven to the end by the engine with the no-op executor. The server is `createApp` with the UI, over real HTTP on
  * loopback, asked one request at a time with keep-alive. The page's first render lays the graph
  * out with dagre (about a second for 1,000 nodes); the layout is kept per workflow digest, so
- * that render is reported on its own, and the measured renders are the ones every later visitor
- * gets.
+ * that render is reported on its own. A finished execution's nodes and their markup are kept
+ * too (runner/server/ui/finished-nodes.ts): the measured renders of the finished run are the ones
+ * every later visitor gets. The page of a second execution, created and never driven (a run in
+ * progress, whose nodes are read on every view), is reported beside it.
  */
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
@@ -105,6 +107,14 @@ async function run(url: string): Promise<Row[]> {
     const done = await engine.drive(created.id);
     if (done.state !== "SUCCEEDED") throw new Error(`the execution ended ${done.state}`);
     log(`drove ${LAYERS * WIDTH} nodes`);
+    // Not driven: a run still in progress, whose nodes the page reads on every view.
+    const live = await store.executions.create({
+      repo: REPO,
+      sha: SHA,
+      workflow: "big",
+      inputs: {},
+      trigger: { kind: "cli", actor: "bench" },
+    });
 
     const deps = {
       store,
@@ -131,6 +141,7 @@ async function run(url: string): Promise<Row[]> {
     const paths = {
       api: `/api/v1/executions/${done.id}`,
       page: `/executions/${done.id}`,
+      live: `/executions/${live.id}`,
     };
     const timed = async (path: string): Promise<{ ms: number; bytes: number }> => {
       const t = performance.now();
@@ -150,36 +161,35 @@ async function run(url: string): Promise<Row[]> {
     }
     const firstStatic = await timed("/static/page");
 
-    const samples: Record<string, number[]> = {
-      api: [],
-      page: [],
-      "api-static": [],
-      "page-static": [],
-    };
+    const kinds = [
+      ["api", paths.api],
+      ["api-static", "/static/api"],
+      ["page", paths.page],
+      ["page-static", "/static/page"],
+      ["live", paths.live],
+      ["live-static", "/static/live"],
+    ] as const;
+    const samples: Record<string, number[]> = Object.fromEntries(kinds.map(([k]) => [k, []]));
     const sizes: Record<string, number> = {};
     for (let r = 0; r < WARMUP + ROUNDS; r++) {
-      for (const [name, path] of [
-        ["api", paths.api],
-        ["api-static", "/static/api"],
-        ["page", paths.page],
-        ["page-static", "/static/page"],
-      ] as const) {
+      for (const [name, path] of kinds) {
         const { ms, bytes } = await timed(path);
         sizes[name] = bytes;
         if (r >= WARMUP) samples[name]?.push(ms);
       }
     }
     log(
-      `sizes: api ${sizes.api} B (static ${sizes["api-static"]} B), page ${sizes.page} B (static ${sizes["page-static"]} B)`,
+      `sizes: api ${sizes.api} B, page ${sizes.page} B, live page ${sizes.live} B; each static the same`,
     );
     const stat = (name: string) => {
       const s = [...(samples[name] ?? [])].sort((a, b) => a - b);
       return { p50: percentile(s, 0.5), p99: percentile(s, 0.99) };
     };
     const rows: Row[] = [];
-    for (const [name, figure] of [
-      ["api", "GET /api/v1/executions/{id}, 1,000 nodes"],
-      ["page", "execution page (DAG), 1,000 nodes"],
+    for (const [name, figure, held] of [
+      ["api", "GET /api/v1/executions/{id}, 1,000 nodes", true],
+      ["page", "execution page (DAG), finished, 1,000 nodes", true],
+      ["live", "execution page (DAG), in progress (read each view)", false],
     ] as const) {
       const real = stat(name);
       const peer = stat(`${name}-static`);
@@ -189,8 +199,8 @@ async function run(url: string): Promise<Row[]> {
           value: real[p],
           peer: `static JSON, same size (${Math.round((sizes[name] ?? 0) / 1024)} KiB) ${p}`,
           peerValue: peer[p],
-          target: `<= ${TARGET_RATIO}x`,
-          met: real[p] <= TARGET_RATIO * peer[p],
+          target: held ? `<= ${TARGET_RATIO}x` : "reported",
+          met: !held || real[p] <= TARGET_RATIO * peer[p],
         });
     }
     rows.push({

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../runner/server/app.js";
+import { finishedNodes } from "../../runner/server/ui/finished-nodes.js";
 import { uiRoutes } from "../../runner/server/ui/index.js";
 import { taskHistory } from "../../runner/task-history.js";
 import { runUiStory, type UiStory } from "../fakes/ui-story.js";
@@ -179,6 +180,20 @@ describe("pages", () => {
       [story.fixed.id, "cached"],
       [story.broken.id, "ran"],
     ]);
+  });
+
+  it("keeps a finished execution's nodes, and reads a running one's every time", async () => {
+    const nodesOf = finishedNodes(story.db.store, 6);
+    const first = await nodesOf(story.fixed);
+    expect(first.map((n) => n.nodeId)).toEqual(["prepare", "featurize", "train", "evaluate"]);
+    expect(await nodesOf(story.fixed)).toBe(first);
+    const running = { ...story.fixed, state: "RUNNING" as const };
+    const other = finishedNodes(story.db.store);
+    expect(await other(running)).not.toBe(await other(running));
+    // Over its budget of nodes, the least recently viewed execution goes first.
+    await nodesOf(story.broken);
+    expect(await nodesOf(story.broken)).toBe(await nodesOf(story.broken));
+    expect(await nodesOf(story.fixed)).not.toBe(first);
   });
 
   it("answers an unknown execution, node or repository with an HTML page that says so", async () => {

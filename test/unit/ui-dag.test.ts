@@ -1,6 +1,12 @@
 /** The execution page's graph: dagre's layout, kept per workflow digest, drawn as escaped SVG. */
 import { describe, expect, it } from "vitest";
-import { dagLayout, dagSvg, escapeHtml, hasLayout } from "../../runner/server/ui/dag.js";
+import {
+  dagLayout,
+  dagNodesMarkup,
+  dagSvg,
+  escapeHtml,
+  hasLayout,
+} from "../../runner/server/ui/dag.js";
 
 const SEED = new Map<string, string[]>([
   ["prepare", []],
@@ -51,23 +57,19 @@ describe("dagLayout", () => {
 
 describe("dagSvg", () => {
   it("links each node to its panel and marks its state and how it came to be", () => {
-    const svg = String(
-      dagSvg({
-        execution: "e1",
-        layout: dagLayout("sha256:seed", SEED),
-        selected: "train",
-        nodes: [
-          { id: "prepare", task: "prepare", state: "SUCCEEDED", how: "cached" },
-          { id: "featurize", task: "featurize", state: "SUCCEEDED", how: "recovered" },
-          { id: "train", task: "train", state: "FAILED", how: "ran" },
-          { id: "evaluate", task: "evaluate", state: "SKIPPED", how: "not run" },
-        ],
-      }),
-    );
+    const layout = dagLayout("sha256:seed", SEED);
+    const nodesMarkup = dagNodesMarkup("e1", layout, [
+      { id: "prepare", task: "prepare", state: "SUCCEEDED", how: "cached" },
+      { id: "featurize", task: "featurize", state: "SUCCEEDED", how: "recovered" },
+      { id: "train", task: "train", state: "FAILED", how: "ran" },
+      { id: "evaluate", task: "evaluate", state: "SKIPPED", how: "not run" },
+    ]);
+    const svg = String(dagSvg({ layout, nodesMarkup, selected: "train" }));
     expect(svg).toContain(
       '<a href="/executions/e1?node=prepare#node" class="node state-succeeded how-cached" data-node="prepare" data-state="SUCCEEDED" data-how="cached">',
     );
-    expect(svg).toContain('class="node state-failed how-ran selected"');
+    expect(svg).toContain('class="node state-failed how-ran"');
+    expect(svg).toMatch(/<rect class="selection" [^>]*data-selected-node="train"\/><\/svg>$/);
     expect(svg).toContain('class="node state-skipped how-not-run"');
     expect(svg).toContain("succeeded · recovered");
     expect(svg.match(/data-edge="/g)).toHaveLength(4);

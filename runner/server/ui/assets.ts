@@ -81,7 +81,7 @@ svg.dag .node.state-failed rect, svg.dag .node.state-aborted rect { fill: var(--
 svg.dag .node.state-running rect, svg.dag .node.state-queued rect { fill: var(--run-bg); stroke: var(--run); }
 svg.dag .node.state-skipped rect { stroke-dasharray: 4 3; }
 svg.dag .node.how-cached rect, svg.dag .node.how-recovered rect { fill: var(--cached-bg); stroke: var(--cached); stroke-dasharray: 6 3; }
-svg.dag .node.selected rect { stroke-width: 3.5; }
+svg.dag .selection { fill: none; stroke: var(--fg); stroke-width: 2; pointer-events: none; }
 svg.dag a.node:hover rect { stroke-width: 2.5; }
 .legend { display: flex; flex-wrap: wrap; gap: 6px 10px; margin: 6px 0; }
 @media (max-width: 900px) {

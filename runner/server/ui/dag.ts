@@ -157,35 +157,48 @@ const edgeMarkup = new WeakMap<DagLayout, string>();
  * The graph as SVG: each node a link to the same page with that node selected (the panel
  * renders on the server, so it works without JavaScript), coloured by state, marked ran /
  * cached / recovered. Written as a string rather than JSX: at 1,000 nodes, JSX's per-element
- * work was most of the page's render time.
+ * work was most of the page's render time. The selection is drawn as a frame on top, so the
+ * nodes' markup (`dagNodesMarkup`) does not depend on it and can be kept for a finished run.
  */
 export function dagSvg(props: {
-  execution: string;
   layout: DagLayout;
-  nodes: readonly DagNode[];
+  /** From `dagNodesMarkup`. */
+  nodesMarkup: string;
   selected: string | null;
 }): HtmlEscapedString {
   const { layout } = props;
-  const out: string[] = [
-    `<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="${layout.width}" height="${layout.height}" viewBox="0 0 ${layout.width} ${layout.height}" role="img" aria-label="the execution's graph">`,
-    '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" class="arrow"/></marker></defs>',
-    `<g class="edges">${edgesSvg(layout)}</g><g class="nodes">`,
-  ];
-  for (const n of props.nodes) {
+  const box = props.selected === null ? undefined : layout.nodes.get(props.selected);
+  return raw(
+    `<svg class="dag" xmlns="http://www.w3.org/2000/svg" width="${layout.width}" height="${layout.height}" viewBox="0 0 ${layout.width} ${layout.height}" role="img" aria-label="the execution's graph">` +
+      '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" class="arrow"/></marker></defs>' +
+      `<g class="edges">${edgesSvg(layout)}</g><g class="nodes">${props.nodesMarkup}</g>` +
+      (box
+        ? `<rect class="selection" x="${round(box.x - 3)}" y="${round(box.y - 3)}" width="${box.width + 6}" height="${box.height + 6}" rx="8" data-selected-node="${escapeHtml(props.selected as string)}"/>`
+        : "") +
+      "</svg>",
+  );
+}
+
+/** Every node of the graph, as the `nodesMarkup` of `dagSvg`. */
+export function dagNodesMarkup(
+  execution: string,
+  layout: DagLayout,
+  nodes: readonly DagNode[],
+): string {
+  const out: string[] = [];
+  for (const n of nodes) {
     const b = layout.nodes.get(n.id);
     if (!b) continue;
     const how = n.how === "not run" ? "" : n.how;
     const id = escapeHtml(n.id);
     const state = n.state.toLowerCase();
-    const selected = props.selected === n.id ? " selected" : "";
     out.push(
-      `<a href="${escapeHtml(paths.execution(props.execution, n.id))}" class="node state-${state} how-${n.how.replace(" ", "-")}${selected}" data-node="${id}" data-state="${n.state}" data-how="${n.how}">`,
+      `<a href="${escapeHtml(paths.execution(execution, n.id))}" class="node state-${state} how-${n.how.replace(" ", "-")}" data-node="${id}" data-state="${n.state}" data-how="${n.how}">`,
       `<title>${escapeHtml(`${n.id} (${n.task}): ${n.state}${how ? `, ${how}` : ""}`)}</title>`,
       `<rect x="${round(b.x)}" y="${round(b.y)}" width="${b.width}" height="${b.height}" rx="6"/>`,
       `<text x="${round(b.x + 10)}" y="${round(b.y + 18)}" class="id">${escapeHtml(clip(n.id, b.width))}</text>`,
       `<text x="${round(b.x + 10)}" y="${round(b.y + 35)}" class="sub">${escapeHtml(clip(`${state}${how ? ` · ${how}` : ""}`, b.width, SUB_CHAR_WIDTH))}</text></a>`,
     );
   }
-  out.push("</g></svg>");
-  return raw(out.join(""));
+  return out.join("");
 }

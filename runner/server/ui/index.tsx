@@ -13,6 +13,7 @@ import type { ServerDeps } from "../app.js";
 import { authorize, type Principal } from "../auth.js";
 import { ApiError } from "../errors.js";
 import { ASSETS } from "./assets.js";
+import { finishedNodes } from "./finished-nodes.js";
 import { ErrorPage } from "./layout.js";
 import { comparePage, comparePicker } from "./pages/compare.js";
 import { executionPage } from "./pages/execution.js";
@@ -41,6 +42,7 @@ export function uiRoutes(deps: ServerDeps): Hono {
   const { store } = deps;
   const ui = new Hono<Env>();
   const secure = deps.publicUrl?.startsWith("https:") ?? false;
+  const nodesOf = finishedNodes(store);
 
   const html = async (c: Context<Env>, body: unknown, status: ContentfulStatusCode = 200) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.header(k, v);
@@ -124,6 +126,7 @@ export function uiRoutes(deps: ServerDeps): Hono {
       executionPage(
         store,
         deps.executor,
+        nodesOf,
         p,
         await execution(p, param(c, "id")),
         c.req.query("node") ?? null,
@@ -136,7 +139,7 @@ export function uiRoutes(deps: ServerDeps): Hono {
       const a = c.req.query("a")?.trim() ?? "";
       const b = c.req.query("b")?.trim() ?? "";
       if (!a || !b) return comparePicker(p, a, b, a || b ? "name two executions: A and B" : null);
-      return comparePage(store, p, await execution(p, a), await execution(p, b));
+      return comparePage(store, nodesOf, p, await execution(p, a), await execution(p, b));
     }),
   );
 

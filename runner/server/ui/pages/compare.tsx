@@ -6,9 +6,9 @@
 import { diffVersions, type NamedChanges } from "../../../../core/diff/diff-versions.js";
 import type { Store } from "../../../../db/store.js";
 import type { ExecutionRecord, NodeRecord, VersionRecord } from "../../../../db/types.js";
-import { orderedNodes } from "../../../cli/document.js";
 import { nodeHow } from "../../../task-history.js";
 import type { Principal } from "../../auth.js";
+import type { NodesOf } from "../finished-nodes.js";
 import { Badge, Json, Page, short, shortDigest, when } from "../layout.js";
 import { paths } from "../paths.js";
 
@@ -31,13 +31,14 @@ export function comparePicker(principal: Principal, a: string, b: string, messag
 
 export async function comparePage(
   store: Store,
+  nodesOf: NodesOf,
   principal: Principal,
   a: ExecutionRecord,
   b: ExecutionRecord,
 ) {
   const [na, nb, va, vb] = await Promise.all([
-    orderedNodes(store, a),
-    orderedNodes(store, b),
+    nodesOf(a),
+    nodesOf(b),
     store.versions.get(a.repo, a.sha),
     a.repo === b.repo && a.sha === b.sha ? null : store.versions.get(b.repo, b.sha),
   ]);

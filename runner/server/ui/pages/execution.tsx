@@ -5,17 +5,24 @@
  * (runner/cli/document.ts); logs and lineage are runner/reports.ts's.
  */
 import { raw } from "hono/html";
-import type { HtmlEscapedString } from "hono/utils/html";
 import { dependencyMap } from "../../../../core/dag/workflow-deps.js";
 import type { Store } from "../../../../db/store.js";
 import type { AttemptRecord, ExecutionRecord, NodeRecord } from "../../../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../../../db/types.js";
-import { type ExecutionDocument, executionDocument, orderedNodes } from "../../../cli/document.js";
+import { type ExecutionDocument, executionDocument } from "../../../cli/document.js";
 import type { Executor } from "../../../executors/types.js";
 import { type Lineage, type LogEntry, lineage, nodeLogs, reused } from "../../../reports.js";
 import { nodeHow } from "../../../task-history.js";
 import type { Principal } from "../../auth.js";
-import { dagLayout, dagSvg, escapeHtml, hasLayout } from "../dag.js";
+import {
+  type DagLayout,
+  dagLayout,
+  dagNodesMarkup,
+  dagSvg,
+  escapeHtml,
+  hasLayout,
+} from "../dag.js";
+import type { NodesOf } from "../finished-nodes.js";
 import { Badge, duration, Json, Page, short, shortDigest, when } from "../layout.js";
 import { paths } from "../paths.js";
 
@@ -34,11 +41,12 @@ export interface Selected {
 export async function executionPage(
   store: Store,
   executor: Pick<Executor, "logTail">,
+  nodesOf: NodesOf,
   principal: Principal,
   exec: ExecutionRecord,
   selectedId: string | null,
 ) {
-  const nodes = await orderedNodes(store, exec);
+  const nodes = await nodesOf(exec);
   const doc = executionDocument(exec, nodes);
   const layout = dagLayout(exec.workflowDigest, await graphOf(store, exec, nodes));
   const node = selectedId ? (nodes.find((n) => n.nodeId === selectedId) ?? null) : null;
@@ -51,6 +59,7 @@ export async function executionPage(
     ]);
     selected = { node, attempts, log: logs[0] ?? null, lineage: lin };
   }
+  const markup = nodesMarkup(exec, layout, nodes);
   const running = !TERMINAL_EXECUTION_STATES.includes(exec.state);
   const counts = { ran: 0, cached: 0, recovered: 0, "not run": 0 };
   for (const n of nodes) counts[nodeHow(n)]++;
@@ -100,17 +109,7 @@ export async function executionPage(
       <div class="grid">
         <section>
           <div class="graph">
-            {dagSvg({
-              execution: exec.id,
-              layout,
-              selected: node?.nodeId ?? null,
-              nodes: nodes.map((n) => ({
-                id: n.nodeId,
-                task: n.taskName,
-                state: n.state,
-                how: nodeHow(n),
-              })),
-            })}
+            {dagSvg({ layout, nodesMarkup: markup.graph, selected: node?.nodeId ?? null })}
           </div>
         </section>
         <section class="panel" id="node">
@@ -126,7 +125,7 @@ export async function executionPage(
       </div>
 
       <h2>Nodes</h2>
-      {nodeTable(exec, nodes)}
+      {raw(markup.table)}
     </Page>
   );
 }
@@ -290,8 +289,28 @@ function NodePanel(p: { exec: ExecutionRecord; selected: Selected }) {
   );
 }
 
+/**
+ * The graph's nodes and the node table, kept as long as the node list is: a finished run's list
+ * is kept (finished-nodes.ts) and the same for every visitor, a running one's is read anew.
+ */
+const markups = new WeakMap<readonly NodeRecord[], { graph: string; table: string }>();
+
+function nodesMarkup(exec: ExecutionRecord, layout: DagLayout, nodes: readonly NodeRecord[]) {
+  let m = markups.get(nodes);
+  if (!m) {
+    const graph = dagNodesMarkup(
+      exec.id,
+      layout,
+      nodes.map((n) => ({ id: n.nodeId, task: n.taskName, state: n.state, how: nodeHow(n) })),
+    );
+    m = { graph, table: nodeTable(exec, nodes) };
+    markups.set(nodes, m);
+  }
+  return m;
+}
+
 /** One row per node, written as a string for the same reason as the graph (dag.ts). */
-function nodeTable(exec: ExecutionRecord, nodes: readonly NodeRecord[]): HtmlEscapedString {
+function nodeTable(exec: ExecutionRecord, nodes: readonly NodeRecord[]): string {
   const badge = (kind: string, text = kind.toLowerCase()) =>
     `<span class="badge ${kind.toLowerCase().replace(" ", "-")}">${escapeHtml(text)}</span>`;
   const out = [
@@ -313,5 +332,5 @@ function nodeTable(exec: ExecutionRecord, nodes: readonly NodeRecord[]): HtmlEsc
     );
   }
   out.push("</tbody></table></div>");
-  return raw(out.join(""));
+  return out.join("");
 }
