@@ -134,16 +134,24 @@ export async function connect(opts: ConnectOptions): Promise<Database> {
     };
   }
   const dataDir = resolve(opts.dataDir);
-  const release = lockDataDir(dataDir);
+  let release: () => void;
+  try {
+    release = lockDataDir(dataDir);
+  } catch (e) {
+    if (e instanceof StoreError) throw e;
+    throw new StoreError(
+      `cannot use ${dataDir} for the embedded database: ${fsProblem(e)}. Set REPRISE_DATA_DIR to a writable directory, or DATABASE_URL to a Postgres server.`,
+      { cause: e },
+    );
+  }
   let client: PGlite;
   try {
     client = await PGlite.create({ dataDir: join(dataDir, "pgdata") });
   } catch (e) {
     release();
-    throw new StoreError(
-      `cannot open the embedded database at ${dataDir}: ${(e as Error).message}`,
-      { cause: e },
-    );
+    throw new StoreError(`cannot open the embedded database at ${dataDir}: ${fsProblem(e)}`, {
+      cause: e,
+    });
   }
   return {
     db: drizzlePglite(client, { schema }) as unknown as Db,
@@ -158,6 +166,20 @@ export async function connect(opts: ConnectOptions): Promise<Database> {
       }
     },
   };
+}
+
+/** A filesystem error in words a user can act on. */
+function fsProblem(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  const what: Record<string, string> = {
+    ENOSPC: "the disk is full (free some space and run again)",
+    EROFS: "the file system is read-only",
+    EACCES: "permission denied",
+    EPERM: "permission denied",
+    ENOTDIR: "a file is in the way (a path component is not a directory)",
+    ENOENT: "it cannot be created (a parent is missing or read-only)",
+  };
+  return (code && what[code]) ?? (e as Error).message;
 }
 
 /** PGlite is in-process: NOTIFY reaches LISTEN callbacks of the same instance. */
@@ -202,7 +224,7 @@ function lockDataDir(dataDir: string): () => void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
         throw new StoreError(
-          `cannot lock the embedded database at ${dataDir}: ${(e as Error).message}`,
+          `cannot lock the embedded database at ${dataDir}: ${fsProblem(e)}`,
           { cause: e },
         );
       }

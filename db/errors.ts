@@ -45,3 +45,17 @@ export function pgCode(e: unknown): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The database's disk is full: Postgres's disk_full (SQLSTATE 53100), or ENOSPC from the
+ * embedded database's files, anywhere in the cause chain.
+ */
+export function isDiskFull(e: unknown): boolean {
+  if (pgCode(e) === "53100") return true;
+  for (let x: unknown = e; x && typeof x === "object"; x = (x as { cause?: unknown }).cause) {
+    if ((x as { code?: unknown }).code === "ENOSPC") return true;
+    const message = (x as { message?: unknown }).message;
+    if (typeof message === "string" && /No space left on device/i.test(message)) return true;
+  }
+  return false;
+}

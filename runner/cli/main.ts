@@ -1,6 +1,6 @@
 /** The `reprise` command line (DESIGN.md section 11). Parses arguments and dispatches. */
 import { parseArgs } from "node:util";
-import { StoreError } from "../../db/errors.js";
+import { isDiskFull, StoreError } from "../../db/errors.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { GitError } from "../sources/local-git.js";
 import { relaunchCommand, runCommand, statusCommand } from "./execute.js";
@@ -365,6 +365,12 @@ export async function main(
     }
     if (e instanceof GitError || e instanceof ConfigError || e instanceof StoreError) {
       io.err(`reprise: ${e.message}`);
+      return EXIT.invalid;
+    }
+    if (isDiskFull(e)) {
+      io.err(
+        "reprise: the disk holding the database is full (REPRISE_DATA_DIR, or the Postgres server's). Free some space and run the command again: what it was writing was not half-written, each change is one transaction.",
+      );
       return EXIT.invalid;
     }
     throw e;
