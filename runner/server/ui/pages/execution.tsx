@@ -104,7 +104,7 @@ export async function executionPage(
         ) : null}
         {counts["not run"] ? <Badge kind="skipped">{`${counts["not run"]} not run`}</Badge> : null}
       </div>
-      {exec.error ? <p class="notice error">{exec.error.message}</p> : null}
+      {exec.error ? <pre class="notice error">{exec.error.message}</pre> : null}
 
       <div class="grid">
         <section>
