@@ -229,6 +229,7 @@ describe("the seed story through GitHub", () => {
 
   it("merging the fix, reshaping, then reverting rolls production back to the fix", async () => {
     git(storyDir, "branch", "-f", "main", sha.fixed as string);
+    fake.resetCalls();
     await send(
       "push",
       pushPayload({
@@ -241,6 +242,12 @@ describe("the seed story through GitHub", () => {
     await settled();
     const merged = await completed("reprise/train", sha.fixed as string);
     expect(merged.output?.title).toBe("succeeded: 0 ran, 4 cached");
+    // The fix was registered when its branch was pushed: merging it reads nothing.
+    expect(fake.count("GET", /\/git\/(trees|blobs)\//)).toBe(0);
+    expect(await store.production.current(repoKey("acme/seed"))).toMatchObject({
+      sha: sha.fixed,
+      reason: "push to main",
+    });
 
     git(storyDir, "branch", "-f", "main", sha.reshaped as string);
     await send(
