@@ -51,7 +51,7 @@ interface InboxEntry {
 }
 
 /** Processing waits until no webhook request arrived for this long... */
-const QUIET_MS = 20;
+const QUIET_MS = 100;
 /** ...but never longer than this: a steady stream of deliveries must not starve the work. */
 const MAX_YIELD_MS = 5_000;
 /** Deliveries inserted by one statement, at most. */
