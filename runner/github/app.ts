@@ -109,12 +109,22 @@ export class GitHubApp {
     if (typeof payload !== "object" || payload === null || Array.isArray(payload))
       return error(400, "bad_request", "the body is not a JSON object");
     const action = (payload as { action?: unknown }).action;
-    const stored = await this.#record({
-      id,
-      event,
-      action: typeof action === "string" ? action : null,
-      payload,
-    });
+    let stored: boolean;
+    try {
+      stored = await this.#record({
+        id,
+        event,
+        action: typeof action === "string" ? action : null,
+        payload,
+      });
+    } catch (e) {
+      this.ctx.log.error({ deliveryId: id, err: (e as Error).message }, "cannot store a delivery");
+      return error(
+        500,
+        "not_stored",
+        `the delivery was not stored (${(e as Error).message}); redeliver it from the App's settings once fixed`,
+      );
+    }
     if (stored) this.#wake(1);
     return Response.json({ delivery: id, stored }, { status: stored ? 202 : 200 });
   };
@@ -143,7 +153,18 @@ export class GitHubApp {
             b.resolve(fresh.delete(b.d.id));
           }
         } catch (e) {
-          for (const b of batch) b.reject(e);
+          // One bad row (say, a \u0000 that jsonb refuses) must not fail its neighbours: alone,
+          // each succeeds or fails on its own.
+          if (batch.length === 1) (batch[0] as (typeof batch)[number]).reject(e);
+          else
+            await Promise.all(
+              batch.map((b) =>
+                this.ctx.store.deliveries.record(b.d).then(
+                  (r) => b.resolve(r.stored),
+                  (err: unknown) => b.reject(err),
+                ),
+              ),
+            );
         }
       }
     } finally {
@@ -301,7 +322,7 @@ export class GitHubApp {
   }
 }
 
-function error(status: 400 | 401, code: string, message: string): Response {
+function error(status: 400 | 401 | 500, code: string, message: string): Response {
   return Response.json({ error: { code, message } }, { status });
 }
 

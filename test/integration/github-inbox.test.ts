@@ -66,4 +66,19 @@ describe("the delivery inbox", () => {
     await a.close();
     for (const id of ["d-2", "d-3", "d-4"]) expect(await db.store.deliveries.get(id)).toBeNull();
   });
+
+  it("stores the good deliveries of a burst that also carries one the database refuses", async () => {
+    const a = app();
+    const good = JSON.stringify({ zen: "fine" });
+    // jsonb refuses \u0000; the delivery that carries it fails alone.
+    const bad = JSON.stringify({ zen: "nul \u0000 here" });
+    const answers = await Promise.all([
+      a.webhooks(request("g-1", good, sign("s", good))),
+      a.webhooks(request("g-2", bad, sign("s", bad))),
+      a.webhooks(request("g-3", good, sign("s", good))),
+    ]);
+    await a.close();
+    expect(answers.map((r) => r.status)).toEqual([202, 500, 202]);
+    expect(await db.store.deliveries.get("g-3")).not.toBeNull();
+  });
 });
