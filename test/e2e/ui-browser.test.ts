@@ -48,6 +48,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
+  if (server && "closeAllConnections" in server) server.closeAllConnections();
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   await story?.close();
 });
@@ -116,6 +117,41 @@ describe("the execution page in Chromium", () => {
     expect(await page.locator("#compare-nodes tr[data-node]").count()).toBe(4);
     await page.close();
     expect(consoleErrors).toEqual([]);
+  });
+
+  it("signs in through the form on a secured server, with the token in a cookie scripts cannot read", async () => {
+    const deps = story.deps(false);
+    deps.ui = uiRoutes(deps);
+    const secured = createApp(deps);
+    const { token } = await story.db.store.tokens.create({ repos: [story.repo], readOnly: true });
+    let other: ServerType | null = null;
+    const url = await new Promise<string>((resolve) => {
+      other = serve({ fetch: secured.fetch, hostname: "127.0.0.1", port: 0 }, (info) =>
+        resolve(`http://127.0.0.1:${info.port}`),
+      );
+    });
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`${url}/executions/${story.fixed.id}`);
+      await page.waitForURL(/\/login\?next=/);
+      await page.locator('input[name="token"]').fill(token);
+      await page.locator('button[type="submit"]').click();
+      await page.waitForURL(`${url}/executions/${story.fixed.id}`);
+      expect(await how(page, "prepare")).toBe("cached");
+      expect(await page.evaluate<string>("document.cookie")).toBe("");
+      const [cookie] = await browser.context.cookies(url);
+      expect(cookie).toMatchObject({ name: "reprise_token", httpOnly: true, sameSite: "Strict" });
+      await page.screenshot({ path: join(SHOTS, "signed-in.png") });
+      await page.locator("header.top form button").click();
+      await page.waitForURL(/\/login$/);
+      expect(await browser.context.cookies(url)).toEqual([]);
+      await page.close();
+    } finally {
+      const s = other as ServerType | null;
+      // The browser keeps its connections alive: close them, or close() waits for them.
+      if (s && "closeAllConnections" in s) s.closeAllConnections();
+      if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    }
   });
 
   it("is usable 390 px wide: no page-wide horizontal scroll on the execution, repository and compare pages", async () => {
