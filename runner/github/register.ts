@@ -4,6 +4,7 @@
  * file, so no other content is read. A tree GitHub truncates (over 100,000 entries or 7 MB)
  * falls back to walking only the directories the tasks' `sources` globs start from.
  */
+import type { RestEndpointMethodTypes } from "@octokit/rest";
 import picomatch from "picomatch";
 import type { TreeEntry } from "../../core/hash/sources.js";
 import { SPEC_FILE } from "../../core/spec/diagnostics.js";
@@ -25,12 +26,8 @@ export type GitHubRegistration =
   | { kind: "absent" }
   | { kind: "registered"; version: VersionRecord; created: boolean; identicalTo: string | null };
 
-interface GitTreeItem {
-  path?: string;
-  mode?: string;
-  type?: string;
-  sha?: string;
-}
+/** An entry of GitHub's tree listing, as @octokit/rest types it. */
+type GitTreeItem = RestEndpointMethodTypes["git"]["getTree"]["response"]["data"]["tree"][number];
 
 /** Registers `commit` of `repoKey` unless it already is; `absent` when it has no reprise.yaml. */
 export async function registerFromGitHub(
@@ -71,7 +68,7 @@ async function readCommit(
   const { data: tree } = await octokit.rest.git.getTree({ ...name, tree_sha: sha, recursive: "1" });
   if (tree.truncated) {
     const { data: rootTree } = await octokit.rest.git.getTree({ ...name, tree_sha: sha });
-    const root = rootTree.tree as GitTreeItem[];
+    const root = rootTree.tree;
     const spec = root.find((e) => e.path === SPEC_FILE && e.type === "blob");
     if (!spec?.sha) return null;
     const text = await blob(octokit, name, spec.sha);
@@ -81,7 +78,7 @@ async function readCommit(
     const globs = Object.values(parsed.spec.tasks).flatMap((t) => t.sources);
     return buildVersion(text, await walk(octokit, name, root, globBases(globs)));
   }
-  const entries = toEntries(tree.tree as GitTreeItem[], "");
+  const entries = toEntries(tree.tree, "");
   const specEntry = entries.find((e) => e.path === SPEC_FILE && e.mode !== "160000");
   if (!specEntry) return null;
   return buildVersion(await blob(octokit, name, specEntry.sha), entries);
@@ -133,8 +130,7 @@ async function walk(
     if (!items) {
       const sha = await dirSha(parent);
       if (!sha) return null;
-      items = (await octokit.rest.git.getTree({ ...name, tree_sha: sha })).data
-        .tree as GitTreeItem[];
+      items = (await octokit.rest.git.getTree({ ...name, tree_sha: sha })).data.tree;
       listing.set(parent, items);
     }
     return items.find((i) => i.path === leaf && i.type === "tree")?.sha ?? null;
@@ -142,7 +138,7 @@ async function walk(
   const collect = async (treeSha: string, prefix: string): Promise<void> => {
     const { data } = await octokit.rest.git.getTree({ ...name, tree_sha: treeSha, recursive: "1" });
     if (!data.truncated) {
-      for (const e of toEntries(data.tree as GitTreeItem[], prefix))
+      for (const e of toEntries(data.tree, prefix))
         if (!seen.has(e.path)) {
           seen.add(e.path);
           out.push(e);
@@ -151,7 +147,7 @@ async function walk(
     }
     // Still too big: one level at a time.
     const { data: level } = await octokit.rest.git.getTree({ ...name, tree_sha: treeSha });
-    for (const i of level.tree as GitTreeItem[]) {
+    for (const i of level.tree) {
       if (i.type === "tree" && i.sha && i.path) await collect(i.sha, `${prefix}${i.path}/`);
       else
         for (const e of toEntries([i], prefix))
