@@ -19,12 +19,12 @@ import {
   type Sender,
 } from "./context.js";
 import { registerFromGitHub } from "./register.js";
-import { relaunchWithCheckRun, startWithCheckRun } from "./start.js";
+import { ensureCheckRun, relaunchWithCheckRun, startWithCheckRun } from "./start.js";
 
 export interface CommentPayload {
   action: string;
   issue: { number: number; pull_request?: unknown };
-  comment: { id: number; body: string; user: Sender };
+  comment: { id: number; body: string; user: Sender; created_at?: string };
   repository: RepositoryPayload;
   sender?: Sender;
   installation?: { id: number };
@@ -41,6 +41,8 @@ interface Pinned {
   headRef: string;
   baseSha: string;
   actor: string;
+  /** When the comment was written: what this comment already did was done after it. */
+  since: Date | null;
 }
 
 /** A command's answer: what to say, and whether it went well. */
@@ -94,6 +96,7 @@ export async function onComment(ctx: AppContext, p: CommentPayload): Promise<Out
     headRef: pull.head.ref,
     baseSha: pull.base.sha,
     actor,
+    since: p.comment.created_at ? new Date(p.comment.created_at) : null,
   };
   const answers: Answer[] = [];
   for (const c of commands) answers.push(await answer(ctx, pinned, c));
@@ -136,6 +139,32 @@ async function headVersion(ctx: AppContext, at: Pinned): Promise<void> {
     );
 }
 
+/**
+ * The execution this very comment already started, when its delivery is processed again after a
+ * failure (say, GitHub refused the reply): same commenter, pull request, head commit, created
+ * after the comment was written. Its check run is opened if that is what failed. A later comment
+ * asking the same again is newer than that execution, so it starts another.
+ */
+async function actedBefore(
+  ctx: AppContext,
+  at: Pinned,
+  same: (e: ExecutionRecord) => boolean,
+): Promise<ExecutionRecord | null> {
+  if (!at.since) return null;
+  const since = at.since.getTime();
+  const recent = await ctx.store.executions.list({ repo: at.repoKey, pr: at.pr, limit: 20 });
+  const done = recent.find(
+    (e) =>
+      e.trigger.kind === "comment" &&
+      e.trigger.actor === at.actor &&
+      e.sha === at.headSha &&
+      e.createdAt.getTime() >= since &&
+      same(e),
+  );
+  if (done) await ensureCheckRun(ctx, at.octokit, at.name, done, `asked by comment (${at.actor})`);
+  return done ?? null;
+}
+
 function link(ctx: AppContext, e: ExecutionRecord): string {
   const url = executionUrl(ctx.publicUrl, e.id);
   return url ? `[${e.id}](${url})` : `\`${e.id}\``;
@@ -167,13 +196,16 @@ async function relaunch(
       text: `\`/relaunch\`: no execution \`${parentId}\` in this repository: copy its id from a check run's details.`,
     };
   await headVersion(ctx, at);
-  const exec = await relaunchWithCheckRun(ctx, at.octokit, at.name, {
-    parent: parent.id,
-    sha: at.headSha,
-    recover: c.recover,
-    overwriteCache: c.noCache,
-    trigger: { kind: "comment", actor: at.actor, pr: at.pr },
-  });
+  const mode = c.recover ? "recover" : "normal";
+  const exec =
+    (await actedBefore(ctx, at, (e) => e.parentId === parent.id && e.mode === mode)) ??
+    (await relaunchWithCheckRun(ctx, at.octokit, at.name, {
+      parent: parent.id,
+      sha: at.headSha,
+      recover: c.recover,
+      overwriteCache: c.noCache,
+      trigger: { kind: "comment", actor: at.actor, pr: at.pr },
+    }));
   return {
     ok: true,
     text: `Relaunched \`${parent.workflow}\` (${link(ctx, parent)}) as ${link(ctx, exec)} at ${at.headSha.slice(0, 12)}${c.recover ? " in recover mode" : ""}${c.noCache ? " without the cache" : ""}; the check run \`reprise/${exec.workflow}\` follows it.`,
@@ -196,13 +228,16 @@ async function run(
     version?.status === "registered"
       ? (await ctx.store.versions.resolveWorkflow(at.repoKey, at.headSha, c.workflow)).spec.inputs
       : {};
-  const exec = await startWithCheckRun(ctx, at.octokit, at.name, {
-    repo: at.repoKey,
-    at: { sha: at.headSha },
-    workflow: c.workflow,
-    inputs: parseInputFlags(c.inputs, declared),
-    trigger: { kind: "comment", actor: at.actor, pr: at.pr },
-  });
+  const inputs = parseInputFlags(c.inputs, declared);
+  const exec =
+    (await actedBefore(ctx, at, (e) => e.parentId === null && e.workflow === c.workflow)) ??
+    (await startWithCheckRun(ctx, at.octokit, at.name, {
+      repo: at.repoKey,
+      at: { sha: at.headSha },
+      workflow: c.workflow,
+      inputs,
+      trigger: { kind: "comment", actor: at.actor, pr: at.pr },
+    }));
   return {
     ok: true,
     text: `Started \`${c.workflow}\` as ${link(ctx, exec)} at ${at.headSha.slice(0, 12)}.`,

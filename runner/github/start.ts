@@ -69,9 +69,19 @@ export async function startOnce(
       (req.trigger.pr === undefined || e.trigger.pr === req.trigger.pr),
   );
   if (!existing) return { exec: await startWithCheckRun(ctx, octokit, name, req), started: true };
-  if (!(await ctx.store.checkRuns.get(existing.id)))
-    await openCheckRun(ctx, octokit, name, existing, `started by ${describe(req.trigger)}`);
+  await ensureCheckRun(ctx, octokit, name, existing, `started by ${describe(req.trigger)}`);
   return { exec: existing, started: false };
+}
+
+/** Opens the execution's check run unless it has one (a retried delivery that failed midway). */
+export async function ensureCheckRun(
+  ctx: AppContext,
+  octokit: Octokit,
+  name: RepoName,
+  exec: ExecutionRecord,
+  why: string,
+): Promise<void> {
+  if (!(await ctx.store.checkRuns.get(exec.id))) await openCheckRun(ctx, octokit, name, exec, why);
 }
 
 async function openCheckRun(

@@ -587,6 +587,38 @@ workflows:
     );
   });
 
+  it("a /relaunch whose reply GitHub refused is retried without relaunching twice", async () => {
+    const [parent] = await store.executions.list({
+      repo: repoKey("acme/more"),
+      workflow: "greet",
+      limit: 1,
+    });
+    const replies = fake.comments.length;
+    fake.failNext("POST", /\/issues\/3\/comments$/, 422, 1);
+    const sent = await send(
+      "issue_comment",
+      commentPayload({
+        repo: "acme/more",
+        pr: 3,
+        body: `/relaunch ${parent?.id}`,
+        user: "ada",
+        installationId: 2,
+      }),
+    );
+    const done = await until(
+      "the retried comment",
+      async () => (await store.deliveries.get(sent.id))?.processedAt,
+    );
+    expect(done).toBeDefined();
+    const children = (await store.executions.list({ repo: repoKey("acme/more"), pr: 3 })).filter(
+      (e) => e.parentId === parent?.id && e.trigger.kind === "comment",
+    );
+    expect(children).toHaveLength(1);
+    expect(fake.comments.length).toBe(replies + 1);
+    expect(fake.comments.at(-1)?.body).toContain(`as [${children[0]?.id}]`);
+    expect(fake.checkRuns.filter((c) => c.external_id === children[0]?.id)).toHaveLength(1);
+  });
+
   it("walks only the directories the sources need when GitHub truncates the tree", async () => {
     await send(
       "push",

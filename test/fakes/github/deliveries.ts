@@ -110,6 +110,7 @@ export function commentPayload(o: {
   p.issue = { ...(p.issue as Json), number: o.pr, pull_request: { url: "x" } };
   p.comment = {
     ...(p.comment as Json),
+    created_at: new Date().toISOString(),
     id: o.commentId ?? Math.floor(Math.random() * 1e9),
     body: o.body,
     user,
