@@ -223,10 +223,9 @@ function lockDataDir(dataDir: string): () => void {
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") {
-        throw new StoreError(
-          `cannot lock the embedded database at ${dataDir}: ${fsProblem(e)}`,
-          { cause: e },
-        );
+        throw new StoreError(`cannot lock the embedded database at ${dataDir}: ${fsProblem(e)}`, {
+          cause: e,
+        });
       }
       const holder = Number.parseInt(readFileSync(lock, "utf8"), 10);
       if (Number.isInteger(holder) && holder > 0 && isAlive(holder))

@@ -132,7 +132,11 @@ describe("secrets", () => {
     }
     // The delivery of an unknown commit fails (and is retried later): wait for its first try.
     const inbox = served.runtime.open.store.deliveries;
-    await until("d-5 to be tried", async () => ((await inbox.get("d-5"))?.attempts ?? 0) > 0, 30_000);
+    await until(
+      "d-5 to be tried",
+      async () => ((await inbox.get("d-5"))?.attempts ?? 0) > 0,
+      30_000,
+    );
     const toGitHub = fake.calls.map((c) => JSON.stringify(c.body ?? "")).join("\n");
     const everything = [...said, toGitHub].join("\n");
     // The paths ran: the logs and answers are not empty, the refusals were refusals.
