@@ -1,14 +1,20 @@
 /**
- * `npm run bench`: every benchmark, one table; `npm run bench -- engine store` runs only those.
+ * `npm run bench`: every benchmark, one table, also written to bench/RESULTS.md;
+ * `npm run bench -- engine store` runs only those (and writes nothing).
  * Figures are medians, percentiles or throughputs; ratios are against a peer or floor measured in
  * the same run. The store and engine benchmarks need Postgres (DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/test).
  */
+import { writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
+import { benchChaos } from "./chaos.js";
 import { benchEngine } from "./engine.js";
 import { benchGitHub } from "./github.js";
 import { benchHash } from "./hash.js";
 import { benchKubernetes } from "./kubernetes.js";
-import { printTable, type Row } from "./lib.js";
+import { printTable, type Row, resultsMarkdown } from "./lib.js";
+import { benchLoad } from "./load.js";
 import { benchLocalExecutor } from "./local-executor.js";
 import { benchStore } from "./store.js";
 import { benchUi } from "./ui.js";
@@ -18,6 +24,8 @@ const BENCHES: Record<string, () => Row[] | Promise<Row[]>> = {
   store: benchStore,
   engine: benchEngine,
   "local-executor": benchLocalExecutor,
+  load: benchLoad,
+  chaos: benchChaos,
   kubernetes: benchKubernetes,
   github: benchGitHub,
   ui: benchUi,
@@ -35,4 +43,10 @@ const rows: Row[] = [];
 for (const [name, run] of Object.entries(BENCHES))
   if (wanted.length === 0 || wanted.includes(name)) rows.push(...(await run()));
 printTable(rows);
+// The whole set (not a selection) is the record: bench/RESULTS.md, linked from the README.
+if (wanted.length === 0) {
+  const file = fileURLToPath(new URL("./RESULTS.md", import.meta.url));
+  writeFileSync(file, resultsMarkdown(rows, { load: loadavg(), cpus: cpus().length }));
+  process.stderr.write(`bench: wrote ${file}\n`);
+}
 process.exitCode = rows.every((r) => r.met) ? 0 : 1;
