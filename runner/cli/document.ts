@@ -3,7 +3,7 @@ import { topologicalOrder } from "../../core/dag/graph.js";
 import { dependencyMap } from "../../core/dag/workflow-deps.js";
 import type { ExecutionDocument } from "../../core/report/document.js";
 import type { Store } from "../../db/store.js";
-import type { ExecutionRecord, NodeRecord } from "../../db/types.js";
+import type { ExecutionRecord, NodeRecord, VersionRecord } from "../../db/types.js";
 
 export { type ExecutionDocument, summaryLines } from "../../core/report/document.js";
 
@@ -59,4 +59,23 @@ export function executionDocument(
       error: n.error,
     })),
   };
+}
+
+/** A version as `--json` and the API list it (without its tasks and workflows). */
+export function versionDocument(v: VersionRecord) {
+  return {
+    repo: v.repo,
+    sha: v.sha,
+    ref: v.ref,
+    message: v.message,
+    status: v.status,
+    specDigest: v.specDigest,
+    registeredAt: v.registeredAt.toISOString(),
+    errors: v.errors,
+  };
+}
+
+/** What core's diffVersions compares of a version. */
+export function diffable(v: VersionRecord) {
+  return { specDigest: v.specDigest ?? "", tasks: v.tasks, workflows: v.workflows };
 }

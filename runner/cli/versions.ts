@@ -2,12 +2,12 @@
 import { diffVersions, type NamedChanges } from "../../core/diff/diff-versions.js";
 import { formatDiagnostic } from "../../core/spec/diagnostics.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
-import type { VersionRecord } from "../../db/types.js";
 import type { Config } from "../config.js";
 import { openConfiguredStore } from "../open-store.js";
 import { registerLocalCommit, registerLocalCommitIfValid } from "../registry.js";
 import { activateVersion } from "../service.js";
 import { gitUser, repoRoot } from "../sources/local-git.js";
+import { diffable, versionDocument } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 
 const short = (sha: string | null | undefined) => (sha ? sha.slice(0, 12) : "-");
@@ -49,7 +49,7 @@ export async function registerCommand(
       io.out(
         JSON.stringify(
           {
-            ...summary(version),
+            ...versionDocument(version),
             ok: true,
             created,
             identicalTo,
@@ -90,7 +90,7 @@ export async function versionsCommand(
     if (opts.json) {
       io.out(
         JSON.stringify(
-          list.map((v) => ({ ...summary(v), production: v.sha === current?.sha })),
+          list.map((v) => ({ ...versionDocument(v), production: v.sha === current?.sha })),
           null,
           2,
         ),
@@ -137,7 +137,7 @@ export async function diffCommand(
         throw new UsageError(`reprise.yaml of ${ref} is invalid; nothing to compare`);
       }
     }
-    const d = diffVersions(asSummary(a.version), asSummary(b.version));
+    const d = diffVersions(diffable(a.version), diffable(b.version));
     if (opts.json) {
       io.out(JSON.stringify({ from: a.version.sha, to: b.version.sha, ...d }, null, 2));
       return EXIT.ok;
@@ -213,22 +213,6 @@ export async function activateCommand(
   } finally {
     await open.close();
   }
-}
-
-function summary(v: VersionRecord) {
-  return {
-    sha: v.sha,
-    ref: v.ref,
-    message: v.message,
-    status: v.status,
-    specDigest: v.specDigest,
-    registeredAt: v.registeredAt.toISOString(),
-    errors: v.errors,
-  };
-}
-
-function asSummary(v: VersionRecord) {
-  return { specDigest: v.specDigest ?? "", tasks: v.tasks, workflows: v.workflows };
 }
 
 function printChanges(io: Io, what: string, c: NamedChanges): void {

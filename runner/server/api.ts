@@ -10,7 +10,13 @@ import type { Context } from "hono";
 import { diffVersions } from "../../core/diff/diff-versions.js";
 import { buildVersion } from "../../core/version/build-version.js";
 import type { ExecutionRecord, ExecutionState, VersionRecord } from "../../db/types.js";
-import { executionDocument, iso, orderedNodes } from "../cli/document.js";
+import {
+  diffable,
+  executionDocument,
+  iso,
+  orderedNodes,
+  versionDocument,
+} from "../cli/document.js";
 import { lineage, nodeLogs } from "../reports.js";
 import {
   activateVersion,
@@ -152,7 +158,10 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       return c.json(
         {
           repo,
-          versions: list.map((v) => ({ ...versionSummary(v), production: v.sha === current?.sha })),
+          versions: list.map((v) => ({
+            ...versionDocument(v),
+            production: v.sha === current?.sha,
+          })),
         },
         200,
       );
@@ -175,14 +184,14 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       const parent = parentSha ? await store.versions.get(repo, parentSha) : null;
       return c.json(
         {
-          ...versionSummary(v),
+          ...versionDocument(v),
           parents: v.parents,
           warnings: v.warnings,
           tasks: v.tasks,
           workflows: v.workflows,
           diff:
             parent && parent.status === "registered" && v.status === "registered"
-              ? { from: parent.sha, ...diffVersions(asDiffable(parent), asDiffable(v)) }
+              ? { from: parent.sha, ...diffVersions(diffable(parent), diffable(v)) }
               : null,
         },
         200,
@@ -209,7 +218,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
             "invalid_spec",
             `${v.sha} has an invalid reprise.yaml; nothing to compare`,
           );
-      return c.json({ from, to, ...diffVersions(asDiffable(a), asDiffable(b)) }, 200);
+      return c.json({ from, to, ...diffVersions(diffable(a), diffable(b)) }, 200);
     },
   );
 
@@ -279,7 +288,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
         ? await store.versions.findEquivalent(repo, v.specDigest, v.sha)
         : null;
       return c.json(
-        { ...versionSummary(v), created, identicalTo, tasks: v.tasks, workflows: v.workflows },
+        { ...versionDocument(v), created, identicalTo, tasks: v.tasks, workflows: v.workflows },
         created ? 201 : 200,
       );
     },
@@ -614,23 +623,6 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
     security: [{ bearer: [] }],
   });
   return api;
-}
-
-function versionSummary(v: VersionRecord) {
-  return {
-    repo: v.repo,
-    sha: v.sha,
-    ref: v.ref,
-    message: v.message,
-    status: v.status,
-    specDigest: v.specDigest,
-    registeredAt: v.registeredAt.toISOString(),
-    errors: v.errors,
-  };
-}
-
-function asDiffable(v: VersionRecord) {
-  return { specDigest: v.specDigest ?? "", tasks: v.tasks, workflows: v.workflows };
 }
 
 function executionSummary(e: ExecutionRecord) {
