@@ -11,17 +11,37 @@ export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 /** An execution's nodes in the order they can run (topological, then by id): how every command lists them. */
 export async function orderedNodes(store: Store, exec: ExecutionRecord): Promise<NodeRecord[]> {
-  const nodes = await store.executions.nodes(exec.id);
+  const [nodes, rank] = await Promise.all([
+    store.executions.nodes(exec.id),
+    nodeRanks(store, exec),
+  ]);
+  const last = rank.size;
+  return nodes.sort(
+    (a, b) =>
+      (rank.get(a.nodeId) ?? last) - (rank.get(b.nodeId) ?? last) ||
+      a.nodeId.localeCompare(b.nodeId),
+  );
+}
+
+/**
+ * Each node's place in its workflow's topological order, by workflow digest: a digest names an
+ * immutable graph, so the order is computed once per process (a few hundred graphs kept).
+ */
+const ranks = new Map<string, Map<string, number>>();
+
+async function nodeRanks(store: Store, exec: ExecutionRecord): Promise<Map<string, number>> {
+  const cached = ranks.get(exec.workflowDigest);
+  if (cached) return cached;
   const wf = await store.versions
     .resolveWorkflow(exec.repo, exec.sha, exec.workflow)
     .catch(() => null);
   const order = wf ? (topologicalOrder(dependencyMap(wf.spec)) ?? []) : [];
   const rank = new Map(order.map((id, i) => [id, i]));
-  return nodes.sort(
-    (a, b) =>
-      (rank.get(a.nodeId) ?? order.length) - (rank.get(b.nodeId) ?? order.length) ||
-      a.nodeId.localeCompare(b.nodeId),
-  );
+  if (wf) {
+    if (ranks.size >= 256) ranks.delete(ranks.keys().next().value as string);
+    ranks.set(exec.workflowDigest, rank);
+  }
+  return rank;
 }
 
 /** `order`: node ids in topological order (the document lists nodes in the order they can run). */
