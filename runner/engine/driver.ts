@@ -635,6 +635,9 @@ export class Driver {
       outputs: task.outputs,
       timeoutSeconds: task.timeoutSeconds,
       secrets: {},
+      secretRefs: task.secrets,
+      resources: task.resources,
+      cacheKey: node.cacheKey,
     };
   }
 

@@ -4,7 +4,7 @@
  * deterministic handle *before* launching it, so launch must be idempotent by handle and a
  * restarted runner re-attaches to whatever the handle names.
  */
-import type { JsonValue, OutputDecl } from "../../core/spec/types.js";
+import type { JsonValue, OutputDecl, Resources, SecretRef } from "../../core/spec/types.js";
 import type { NodeError } from "../../db/types.js";
 
 export interface LaunchSpec {
@@ -27,6 +27,15 @@ export interface LaunchSpec {
   timeoutSeconds: number;
   /** Secret values resolved for this attempt (never stored); empty for fork pull requests. */
   secrets: Record<string, string>;
+  /**
+   * The task's `secrets` as references (env name -> Secret name and key): Kubernetes resolves
+   * them in the pod (secretKeyRef), so their values never pass through Reprise.
+   */
+  secretRefs?: SecretRef[];
+  /** The task's `resources` (requests; memory is also the limit). */
+  resources?: Resources;
+  /** The node's cache key, when the task is cached (labels, for finding a key's attempts). */
+  cacheKey?: string | null;
 }
 
 export type AttemptOutcome =

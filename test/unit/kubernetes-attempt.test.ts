@@ -37,6 +37,43 @@ const options = {
 };
 
 describe("attemptObjects", () => {
+  it("takes the task's resources, names its Secrets by reference, and labels the cache key", () => {
+    const key = `sha256:${"c".repeat(64)}`;
+    const { job } = attemptObjects(
+      {
+        ...spec,
+        secrets: {},
+        resources: { cpu: "2", memory: "4Gi" },
+        secretRefs: [{ env: "DB_PASSWORD", secret: "warehouse", key: "password" }],
+        cacheKey: key,
+      },
+      { url: "https://x/tarball" },
+      { ...options, resources: { cpu: "100m", memory: "128Mi" } },
+    );
+    const container = job.spec?.template.spec?.containers[0];
+    expect(container?.resources).toEqual({
+      requests: { cpu: "2", memory: "4Gi" },
+      limits: { memory: "4Gi" },
+    });
+    const password = container?.env?.find((e) => e.name === "DB_PASSWORD");
+    expect(password).toEqual({
+      name: "DB_PASSWORD",
+      valueFrom: { secretKeyRef: { name: "warehouse", key: "password" } },
+    });
+    expect(job.metadata?.labels?.["reprise.dev/cache-key"]).toBe("c".repeat(63));
+    expect(job.metadata?.annotations?.["reprise.dev/cache-key"]).toBe(key);
+    // Without the task's own, the executor's default applies.
+    const plain = attemptObjects(
+      spec,
+      { url: "https://x/tarball" },
+      { ...options, resources: { memory: "128Mi" } },
+    );
+    expect(plain.job.spec?.template.spec?.containers[0]?.resources).toEqual({
+      requests: { memory: "128Mi" },
+      limits: { memory: "128Mi" },
+    });
+  });
+
   it("layers the env as every executor does: task env < secrets < inputs < the REPRISE_* contract", () => {
     const { job } = attemptObjects(spec, { url: "https://x/tarball" }, options);
     const env = job.spec?.template.spec?.containers[0]?.env ?? [];

@@ -35,11 +35,13 @@ export const LABELS = {
   attempt: "reprise.dev/attempt",
   task: "reprise.dev/task",
   taskDigest: "reprise.dev/task-digest",
+  cacheKey: "reprise.dev/cache-key",
 } as const;
 export const ANNOTATIONS = {
   repository: "reprise.dev/repository",
   sha: "reprise.dev/git-sha",
   taskDigest: "reprise.dev/task-digest",
+  cacheKey: "reprise.dev/cache-key",
 } as const;
 
 /** Where things are inside the task's container. */
@@ -76,7 +78,7 @@ export interface ManifestOptions {
   fetchImage: string;
   /** Kept after the Job finishes, so a runner that was down can still collect the outcome. */
   ttlSecondsAfterFinished: number;
-  /** Applied to every task: LaunchSpec does not carry the task's own resources yet. */
+  /** The default for tasks that declare no resources of their own. */
   resources?: { cpu?: string; memory?: string };
   /** Pods run as this service account; none by default (no API token in the pod). */
   serviceAccountName?: string;
@@ -104,6 +106,7 @@ export function attemptObjects(
     [ANNOTATIONS.repository]: spec.repo,
     [ANNOTATIONS.sha]: spec.sha,
     [ANNOTATIONS.taskDigest]: spec.taskDigest,
+    ...(spec.cacheKey ? { [ANNOTATIONS.cacheKey]: spec.cacheKey } : {}),
   };
   const meta = { name: spec.handle, namespace: o.namespace, labels, annotations };
   const secretData: Record<string, string> = {};
@@ -122,13 +125,21 @@ export function attemptObjects(
       secret: { secretName: spec.handle, items: [{ key: TOKEN_KEY, path: "token" }] },
     });
   }
-  // Memory is limited as requested (a task over it is OOMKilled); CPU is not, so it may burst.
-  const resources: V1ResourceRequirements | undefined = o.resources && {
-    requests: Object.fromEntries(
-      Object.entries(o.resources).filter(([, v]) => v !== undefined),
-    ) as Record<string, string>,
-    limits: o.resources.memory ? { memory: o.resources.memory } : {},
+  // The task's own resources, else the executor's default. Memory is limited as requested (a
+  // task over it is OOMKilled); CPU is not, so it may burst.
+  const wanted = {
+    cpu: spec.resources?.cpu ?? o.resources?.cpu,
+    memory: spec.resources?.memory ?? o.resources?.memory,
   };
+  const resources: V1ResourceRequirements | undefined =
+    wanted.cpu || wanted.memory
+      ? {
+          requests: Object.fromEntries(
+            Object.entries(wanted).filter(([, v]) => v !== undefined && v !== null),
+          ) as Record<string, string>,
+          limits: wanted.memory ? { memory: wanted.memory } : {},
+        }
+      : undefined;
 
   const job: V1Job = {
     apiVersion: "batch/v1",
@@ -234,6 +245,9 @@ export function attemptLabels(spec: LaunchSpec): Record<string, string> {
     [LABELS.task]: labelValue(spec.taskName),
     // 63 of the 64 hex digits: a label value holds no more; the annotation has the whole digest.
     [LABELS.taskDigest]: spec.taskDigest.replace(/^sha256:/, "").slice(0, 63),
+    ...(spec.cacheKey
+      ? { [LABELS.cacheKey]: spec.cacheKey.replace(/^sha256:/, "").slice(0, 63) }
+      : {}),
   };
 }
 
@@ -289,6 +303,12 @@ function taskEnv(spec: LaunchSpec): V1EnvVar[] {
       valueFrom: { secretKeyRef: { name: spec.handle, key: SECRET_ENV_PREFIX + name } },
     });
   }
+  // The task's named Secrets: resolved by the kubelet, never seen by Reprise.
+  for (const ref of spec.secretRefs ?? [])
+    env.set(ref.env, {
+      name: ref.env,
+      valueFrom: { secretKeyRef: { name: ref.secret, key: ref.key } },
+    });
   for (const [name, value] of Object.entries(spec.inputs)) {
     const env_ = inputEnvName(name);
     env.set(env_, { name: env_, value: typeof value === "string" ? value : JSON.stringify(value) });
