@@ -1,5 +1,6 @@
 /** Wiring for commands that execute: the configured store and executor, an engine. */
 import { hostname } from "node:os";
+import type { Logger } from "pino";
 import type { OpenStore } from "../../db/store.js";
 import { type Config, ConfigError } from "../config.js";
 import { Engine, type EngineEvent } from "../engine/engine.js";
@@ -20,9 +21,10 @@ export interface Runtime {
 export async function openRuntime(
   config: Config,
   onEvent?: (e: EngineEvent) => void,
+  log?: Logger,
 ): Promise<Runtime> {
   // The executor first: a bad kubeconfig should stop the start before the store is open.
-  const executor = createConfiguredExecutor(config);
+  const executor = createConfiguredExecutor(config, log);
   const open = await openConfiguredStore(config);
   const engine = new Engine({
     store: open.store,
@@ -45,10 +47,10 @@ export async function openRuntime(
 }
 
 /** The executor REPRISE_EXECUTOR names: local processes, or Jobs in REPRISE_NAMESPACE. */
-export function createConfiguredExecutor(config: Config): Executor {
+export function createConfiguredExecutor(config: Config, log?: Logger): Executor {
   if (config.executor === "kubernetes") {
     try {
-      const codeSource = githubAppCodeSource(config);
+      const codeSource = githubAppCodeSource(config, log);
       return createKubernetesExecutor({
         kubeconfig: config.kubeconfig,
         namespace: config.namespace,
@@ -60,7 +62,7 @@ export function createConfiguredExecutor(config: Config): Executor {
       throw new ConfigError((e as Error).message, { cause: e });
     }
   }
-  const github = githubAppCheckout(config);
+  const github = githubAppCheckout(config, log);
   return createLocalExecutor({
     dataDir: config.dataDir,
     env: config.environment,

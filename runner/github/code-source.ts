@@ -4,9 +4,10 @@
  * an installation token narrowed to that one repository and `contents: read`, so a task's pod
  * never holds the App's wider token. Tokens are reused until ten minutes before they expire.
  */
-import { pino } from "pino";
+import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { type CodeSource, defaultCodeSource } from "../executors/kubernetes/code-source.js";
+import { defaultLog } from "../log.js";
 import { GitHubClient } from "./client.js";
 
 /** A token is reused while it has at least this long to live (a fetch takes seconds). */
@@ -42,8 +43,9 @@ export function appCodeSource(client: GitHubClient): CodeSource {
 }
 
 /** The kubernetes executor's code source when the GitHub App is configured; null otherwise. */
-export function githubAppCodeSource(config: Config): CodeSource | null {
+export function githubAppCodeSource(config: Config, log?: Logger): CodeSource | null {
   if (!config.githubApp) return null;
-  const log = pino({ level: config.logLevel, name: "reprise" });
-  return appCodeSource(new GitHubClient(config.githubApp, config.githubHost, log));
+  return appCodeSource(
+    new GitHubClient(config.githubApp, config.githubHost, log ?? defaultLog(config)),
+  );
 }

@@ -3,9 +3,10 @@
  * (runner/cli/serve.ts calls this instead of startServer). The App's processors start once the
  * server listens and stop before it closes.
  */
-import { type Logger, pino } from "pino";
+import type { Logger } from "pino";
 import type { ProbotOctokit } from "probot";
 import type { Config } from "../config.js";
+import { defaultLog } from "../log.js";
 import { type Served, type ServeOptions, startServer } from "../server/serve.js";
 import { GitHubApp, type GitHubAppOptions } from "./app.js";
 
@@ -20,7 +21,7 @@ export async function startWithGitHub(
 ): Promise<Served & { github: GitHubApp | null }> {
   const github = config.githubApp;
   if (!github) return { ...(await startServer(config, opts)), github: null };
-  const log: Logger = opts.log ?? pino({ level: config.logLevel, name: "reprise" });
+  const log: Logger = opts.log ?? defaultLog(config);
   let app: GitHubApp | null = null;
   const served = await startServer(config, {
     ...opts,

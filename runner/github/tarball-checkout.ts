@@ -10,9 +10,10 @@
 import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readlink, rename, rm, stat } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
-import { pino } from "pino";
+import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { type Checkout, fileRepoCheckout } from "../executors/local/checkout.js";
+import { defaultLog } from "../log.js";
 import { GitHubClient } from "./client.js";
 
 /** The gzipped tarball of `repo` at `sha`, as GitHub serves it (one top-level directory). */
@@ -128,13 +129,9 @@ export function appTarballCheckout(client: GitHubClient, cacheRoot: string): Che
 }
 
 /** The local executor's checkout when the GitHub App is configured; null otherwise. */
-export function githubAppCheckout(config: Config): Checkout | null {
+export function githubAppCheckout(config: Config, log?: Logger): Checkout | null {
   if (!config.githubApp) return null;
   const root = join(config.dataDir, "local", "checkouts");
-  const client = new GitHubClient(
-    config.githubApp,
-    config.githubHost,
-    pino({ level: config.logLevel, name: "reprise" }),
-  );
+  const client = new GitHubClient(config.githubApp, config.githubHost, log ?? defaultLog(config));
   return routeCheckout(fileRepoCheckout(root), appTarballCheckout(client, join(root, "github")));
 }

@@ -5,10 +5,11 @@
  * warning) and one on any other address refuses to start.
  */
 import { serve as listen, type ServerType } from "@hono/node-server";
-import { type Logger, pino } from "pino";
+import type { Logger } from "pino";
 import type { Runtime } from "../cli/runtime.js";
 import { openRuntime } from "../cli/runtime.js";
 import type { Config } from "../config.js";
+import { defaultLog } from "../log.js";
 import { createApp, type ServerDeps } from "./app.js";
 import { Authenticator } from "./auth.js";
 import { Metrics } from "./metrics.js";
@@ -38,12 +39,9 @@ export function isLoopback(host: string): boolean {
 }
 
 export async function startServer(config: Config, opts: ServeOptions = {}): Promise<Served> {
-  // JSON lines on stderr: stdout stays for commands' machine output, as everywhere in the CLI.
-  const log =
-    opts.log ??
-    pino({ level: config.logLevel, name: "reprise" }, pino.destination({ fd: 2, sync: true }));
+  const log = opts.log ?? defaultLog(config);
   const metrics = new Metrics();
-  const runtime = await openRuntime(config, metrics.onEvent);
+  const runtime = await openRuntime(config, metrics.onEvent, log);
   const stop = new AbortController();
   let server: ServerType | null = null;
   let working: Promise<void> | null = null;
