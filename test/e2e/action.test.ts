@@ -36,6 +36,7 @@ describe("the GitHub Action", () => {
         cwd: dir,
         env: {
           REPRISE_DATA_DIR: join(dir, "data"),
+          DATABASE_URL: "",
           PORT: String(port),
           LOG_LEVEL: "warn",
           REPRISE_OIDC_ISSUER: issuer.issuer,

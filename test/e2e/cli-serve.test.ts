@@ -22,7 +22,7 @@ describe("reprise serve", () => {
   it("refuses to listen beyond loopback without authentication, saying how to add it", () => {
     const data = dataDir();
     const r = reprise(
-      { cwd: data, env: { REPRISE_DATA_DIR: data, HOST: "0.0.0.0", PORT: "0" } },
+      { cwd: data, env: { REPRISE_DATA_DIR: data, DATABASE_URL: "", HOST: "0.0.0.0", PORT: "0" } },
       "serve",
     );
     expect(r.code).toBe(2);
@@ -32,7 +32,7 @@ describe("reprise serve", () => {
 
   it("runs open on loopback with a warning; once a token exists it requires one, scoped to its repository", async () => {
     const data = dataDir();
-    const env = { REPRISE_DATA_DIR: data, PORT: "0", LOG_LEVEL: "warn" };
+    const env = { REPRISE_DATA_DIR: data, DATABASE_URL: "", PORT: "0", LOG_LEVEL: "warn" };
     const open = await repriseBackground({ cwd: data, env }, "serve");
     const anonymous = await fetch(`${open.url}/api/v1/repos`);
     expect(anonymous.status).toBe(200);
