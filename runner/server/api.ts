@@ -10,13 +10,7 @@ import type { Context } from "hono";
 import { diffVersions } from "../../core/diff/diff-versions.js";
 import { buildVersion } from "../../core/version/build-version.js";
 import type { ExecutionRecord, ExecutionState, VersionRecord } from "../../db/types.js";
-import {
-  diffable,
-  executionDocument,
-  iso,
-  orderedNodes,
-  versionDocument,
-} from "../cli/document.js";
+import { diffable, executionDocument, iso, versionDocument } from "../cli/document.js";
 import { lineage, nodeLogs } from "../reports.js";
 import {
   activateVersion,
@@ -28,6 +22,7 @@ import {
 import type { ServerDeps } from "./app.js";
 import { authorize, type Principal } from "./auth.js";
 import { ApiError, errorBody, onError } from "./errors.js";
+import { finishedNodes } from "./finished-nodes.js";
 
 type Env = { Variables: { principal: Principal } };
 
@@ -115,8 +110,9 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
     can(c, exec.repo, write);
     return exec;
   };
-  const document = async (exec: ExecutionRecord) =>
-    executionDocument(exec, await orderedNodes(store, exec));
+  // A finished execution's nodes never change: read and ordered once (finished-nodes.ts).
+  const nodesOf = finishedNodes(store);
+  const document = async (exec: ExecutionRecord) => executionDocument(exec, await nodesOf(exec));
   const actor = (c: Context<Env>) => c.get("principal").subject;
   const version = async (repo: string, sha: string): Promise<VersionRecord> => {
     const v = await store.versions.get(repo, sha);

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../runner/server/app.js";
-import { finishedNodes } from "../../runner/server/ui/finished-nodes.js";
+import { finishedNodes } from "../../runner/server/finished-nodes.js";
 import { uiRoutes } from "../../runner/server/ui/index.js";
 import { taskHistory } from "../../runner/task-history.js";
 import { runUiStory, type UiStory } from "../fakes/ui-story.js";

@@ -8,7 +8,7 @@ import type { Store } from "../../../../db/store.js";
 import type { ExecutionRecord, NodeRecord, VersionRecord } from "../../../../db/types.js";
 import { nodeHow } from "../../../task-history.js";
 import type { Principal } from "../../auth.js";
-import type { NodesOf } from "../finished-nodes.js";
+import type { NodesOf } from "../../finished-nodes.js";
 import { Badge, Json, Page, short, shortDigest, when } from "../layout.js";
 import { paths } from "../paths.js";
 

@@ -14,6 +14,7 @@ import type { Executor } from "../../../executors/types.js";
 import { type Lineage, type LogEntry, lineage, nodeLogs, reused } from "../../../reports.js";
 import { nodeHow } from "../../../task-history.js";
 import type { Principal } from "../../auth.js";
+import type { NodesOf } from "../../finished-nodes.js";
 import {
   type DagLayout,
   dagLayout,
@@ -22,7 +23,6 @@ import {
   escapeHtml,
   hasLayout,
 } from "../dag.js";
-import type { NodesOf } from "../finished-nodes.js";
 import { Badge, duration, Json, Page, short, shortDigest, when } from "../layout.js";
 import { paths } from "../paths.js";
 

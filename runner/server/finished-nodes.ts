@@ -5,10 +5,10 @@
  * ordering 1,000 nodes is most of an execution page's cost (runner/server/README.md); people
  * look at finished runs far more often than at running ones.
  */
-import type { Store } from "../../../db/store.js";
-import type { ExecutionRecord, NodeRecord } from "../../../db/types.js";
-import { TERMINAL_EXECUTION_STATES } from "../../../db/types.js";
-import { orderedNodes } from "../../cli/document.js";
+import type { Store } from "../../db/store.js";
+import type { ExecutionRecord, NodeRecord } from "../../db/types.js";
+import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
+import { orderedNodes } from "../cli/document.js";
 
 /** Nodes kept across all executions; the least recently viewed executions are dropped first. */
 const MAX_NODES = 20_000;
