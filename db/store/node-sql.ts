@@ -81,10 +81,20 @@ export function nodeWritesSql(executionId: string, writes: NodeWrites, lease: Le
       identity: c.cache?.identity ?? null,
       reservation_owner: c.cache ? (c.reservationOwner ?? null) : null,
     }));
+    // One completion (the common case outside a fan-out) as plain parameters; several as a set.
+    const one = set.length === 1 ? (set[0] as (typeof set)[number]) : null;
+    const source = one
+      ? sql`select ${one.node_id}::text as node_id, ${one.attempt}::int as attempt,
+               ${JSON.stringify(one.outputs)}::jsonb as outputs, ${one.log_ref}::text as log_ref,
+               ${one.cache_key}::text as cache_key, ${one.repo}::text as repo,
+               ${one.task_name}::text as task_name, ${one.task_digest}::text as task_digest,
+               ${one.identity === null ? null : JSON.stringify(one.identity)}::jsonb as identity,
+               ${one.reservation_owner}::text as reservation_owner`
+      : sql`select * from jsonb_to_recordset(${JSON.stringify(set)}::jsonb)
+          as c(node_id text, attempt int, outputs jsonb, log_ref text, cache_key text, repo text,
+               task_name text, task_digest text, identity jsonb, reservation_owner text)`;
     parts.push(
-      sql`c as (select * from jsonb_to_recordset(${JSON.stringify(set)}::jsonb)
-        as c(node_id text, attempt int, outputs jsonb, log_ref text, cache_key text, repo text,
-             task_name text, task_digest text, identity jsonb, reservation_owner text))`,
+      sql`c as (${source})`,
       sql`c_att as (
         update attempts a
            set state = 'SUCCEEDED', error_kind = null, error_reason = null, error_message = null, exit_code = null,
