@@ -60,12 +60,18 @@ function lines(file: string): number {
   return existsSync(file) ? readFileSync(file, "utf8").split("\n").length - 1 : 0;
 }
 
+/** A CLI process; what it writes on stderr is kept (stdout, its documents, is not needed). */
 function cli(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]) {
-  return spawn(process.execPath, ["--import", TSX, BIN, ...args], {
+  const child = spawn(process.execPath, ["--import", TSX, BIN, ...args], {
     cwd,
     env,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", "ignore", "pipe"],
   });
+  const said = { stderr: "" };
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    said.stderr += d;
+  });
+  return Object.assign(child, { said });
 }
 
 export async function benchChaos(): Promise<Row[]> {
@@ -108,22 +114,16 @@ export async function benchChaos(): Promise<Row[]> {
       if (running) child.kill("SIGKILL");
       await exited;
       if (child.exitCode === 2) {
-        let err = "";
-        child.stderr?.setEncoding("utf8").on("data", (d: string) => {
-          err += d;
-        });
-        problems.push(`round ${round}: reprise run refused the workflow ${err}`);
+        problems.push(`round ${round}: reprise run refused the workflow: ${child.said.stderr}`);
         break;
       }
       if (child.signalCode === "SIGKILL") killedMidRun++;
       const worker = cli(repo, env, "worker", "--once");
-      let out = "";
-      worker.stdout.setEncoding("utf8").on("data", (d: string) => {
-        out += d;
-      });
       await new Promise<void>((r) => worker.once("exit", () => r()));
       if (worker.exitCode !== 0)
-        problems.push(`round ${round}: worker --once exited ${worker.exitCode}`);
+        problems.push(
+          `round ${round}: worker --once exited ${worker.exitCode}: ${worker.said.stderr}`,
+        );
       // Every execution SUCCEEDED, and each node started once, across rounds so far.
       const open = await openStore({ dataDir: env.REPRISE_DATA_DIR });
       try {
@@ -144,7 +144,6 @@ export async function benchChaos(): Promise<Row[]> {
       } finally {
         await open.close();
       }
-      void out;
     }
     const starts = new Map<string, number>();
     if (existsSync(count))

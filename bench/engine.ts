@@ -1,27 +1,9 @@
-/**
- * The engine on real Postgres with a no-op executor (DESIGN.md section 13), against Graphile
- * Worker on the same server in the same run:
- * - a 100-node chain (each node bound to the previous one's output): total and per hop, against
- *   a chain of 100 jobs where each job's task adds the next;
- * - a fan-out of one root and 6,000 leaves bound to its output: total and leaves/s, against
- *   6,000 jobs added in one statement; also 500 and 1,000 leaves, so the scaling shows;
- * - the runner's peak RSS during the 6,000-leaf fan-out, against Graphile Worker's.
- *
- * Every task is `cache: false`: this is the pure scheduling cost (plan, node state, attempt,
- * outputs), without cache lookups, reservations or cache writes. Engine: maxParallel 64, tickMs
- * 1,000, the store's default pool of 10; Graphile Worker: concurrency 10, its default pool of 10
- * and poll interval, woken by LISTEN/NOTIFY. Each measurement runs in a child process of its own
- * (engine-child.ts), after an unmeasured warm-up, so RSS is that of a process doing only that.
- * Reprise and Graphile Worker get databases of their own on the server, dropped at the end.
- */
-import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Logger, runMigrations } from "graphile-worker";
 import type { TreeEntry } from "../core/hash/sources.js";
-import { buildVersion } from "../core/version/build-version.js";
-import { openStore, type Store } from "../db/store.js";
+import { openStore } from "../db/store.js";
 import type { ChildJob, ChildResult, RunResult } from "./engine-child.js";
-import type { Row } from "./lib.js";
+import { type Row, registerSpec, runChild } from "./lib.js";
 import { adminUrl, withScratchDatabases } from "./scratch-db.js";
 
 const CHAIN = 100;
@@ -100,7 +82,7 @@ export async function benchEngine(): Promise<Row[]> {
       const gUrl = graphileUrl as string;
       const opened = await openStore({ databaseUrl: rUrl, migrate: true });
       try {
-        await register(opened.store);
+        await registerSpec(opened.store, { repo: REPO, sha: SHA }, engineSpec(), TREE);
         const make = async (workflow: string, nodes: number) => {
           const e = await opened.store.executions.create({
             repo: REPO,
@@ -240,46 +222,12 @@ function fanoutRow(leaves: number, r: RunResult, peer: RunResult, underMs: numbe
   };
 }
 
-async function register(store: Store): Promise<void> {
-  const result = buildVersion(engineSpec(), TREE);
-  if (!result.ok) throw new Error(`generated spec is invalid: ${result.errors[0]?.message}`);
-  await store.versions.register({
-    repo: REPO,
-    sha: SHA,
-    parents: [],
-    ref: null,
-    message: null,
-    result,
-  });
-}
-
 /** Runs one measurement in a child process (the same tsx loader) and returns its result. */
 function child(job: ChildJob): Promise<ChildResult> {
   const file = fileURLToPath(new URL("./engine-child.ts", import.meta.url));
-  return new Promise((resolve, reject) => {
-    // BENCH_CPU_PROF=DIR: each child writes a CPU profile there (Node refuses --cpu-prof in NODE_OPTIONS).
-    const prof = process.env.BENCH_CPU_PROF;
-    const execArgv = prof
-      ? [...process.execArgv, "--cpu-prof", `--cpu-prof-dir=${prof}`]
-      : undefined;
-    const c = fork(file, [JSON.stringify(job)], {
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-      ...(execArgv ? { execArgv } : {}),
-    });
-    // Each run stops itself at LIMIT_MS; this only catches a child that hangs anyway.
-    const runs = job.kind === "reprise" ? job.runs.length : 1;
-    const hung = setTimeout(() => c.kill("SIGKILL"), runs * LIMIT_MS + CHILD_GRACE_MS);
-    let result: ChildResult | null = null;
-    c.on("message", (m) => {
-      result = m as ChildResult;
-    });
-    c.on("error", reject);
-    c.on("exit", (code, signal) => {
-      clearTimeout(hung);
-      if (result) resolve(result);
-      else reject(new Error(`bench/engine: the ${job.kind} child exited ${signal ?? code}`));
-    });
-  });
+  // Each run stops itself at LIMIT_MS; this only catches a child that hangs anyway.
+  const runs = job.kind === "reprise" ? job.runs.length : 1;
+  return runChild(file, job, runs * LIMIT_MS + CHILD_GRACE_MS);
 }
 
 function quietLogger(): Logger {

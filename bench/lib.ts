@@ -1,4 +1,11 @@
-/** Shared by the benchmarks: timing by median of repeated runs, and the result table. */
+/**
+ * Shared by the benchmarks: timing by median of repeated runs, the result table, measurements in
+ * child processes of their own, and registering a generated spec.
+ */
+import { fork } from "node:child_process";
+import type { TreeEntry } from "../core/hash/sources.js";
+import { buildVersion } from "../core/version/build-version.js";
+import type { Store } from "../db/store.js";
 
 export interface Row {
   figure: string;
@@ -65,4 +72,42 @@ export function printTable(rows: readonly Row[]): void {
   console.log(row(header));
   console.log(widths.map((w) => "-".repeat(w)).join("  "));
   for (const l of lines) console.log(row(l));
+}
+
+/**
+ * Runs `file` (a bench child, same tsx loader) with `job` as its JSON argument and resolves with
+ * the one message it sends back; a child still running after `hungMs` is killed.
+ * BENCH_CPU_PROF=DIR: the child writes a CPU profile there (Node refuses --cpu-prof in NODE_OPTIONS).
+ */
+export function runChild<R>(file: string, job: { kind: string }, hungMs: number): Promise<R> {
+  return new Promise((resolve, reject) => {
+    const prof = process.env.BENCH_CPU_PROF;
+    const c = fork(file, [JSON.stringify(job)], {
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      ...(prof ? { execArgv: [...process.execArgv, "--cpu-prof", `--cpu-prof-dir=${prof}`] } : {}),
+    });
+    const hung = setTimeout(() => c.kill("SIGKILL"), hungMs);
+    let result: R | null = null;
+    c.on("message", (m) => {
+      result = m as R;
+    });
+    c.on("error", reject);
+    c.on("exit", (code, signal) => {
+      clearTimeout(hung);
+      if (result) resolve(result);
+      else reject(new Error(`${file}: the ${job.kind} child exited ${signal ?? code}`));
+    });
+  });
+}
+
+/** Registers a generated spec as the version `sha` of `repo`; a spec that does not build is a bug. */
+export async function registerSpec(
+  store: Store,
+  at: { repo: string; sha: string },
+  spec: string,
+  tree: TreeEntry[],
+): Promise<void> {
+  const result = buildVersion(spec, tree);
+  if (!result.ok) throw new Error(`generated spec is invalid: ${result.errors[0]?.message}`);
+  await store.versions.register({ ...at, parents: [], ref: null, message: null, result });
 }

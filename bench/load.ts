@@ -1,20 +1,8 @@
-/**
- * Load (issue 9), on real Postgres with the no-op executor, each measurement in a runner process
- * of its own (load-child.ts):
- * - 1,000 executions of a 10-node workflow (root -> 8 in parallel -> join) queued at once and
- *   driven by one runner: executions/s, and p99 node scheduling latency (from the end of a node's
- *   last upstream attempt, as the executor reported it, to the node's launch). Floor: the server's own rate of
- *   single-row update commits from 10 clients, measured in the same run, in nodes/s terms.
- * - Memory of a runner holding 1,000 executions running at once (target under 300 MB), against the
- *   same process idle.
- */
-import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import type { TreeEntry } from "../core/hash/sources.js";
-import { buildVersion } from "../core/version/build-version.js";
 import { openStore, type Store } from "../db/store.js";
-import type { Row } from "./lib.js";
+import { type Row, registerSpec, runChild } from "./lib.js";
 import type { LoadJob, LoadResult } from "./load-child.js";
 import { adminUrl, withScratchDatabases } from "./scratch-db.js";
 
@@ -53,7 +41,7 @@ export async function benchLoad(): Promise<Row[]> {
     const u = url as string;
     const opened = await openStore({ databaseUrl: u, migrate: true });
     try {
-      await register(opened.store);
+      await registerSpec(opened.store, { repo: REPO, sha: SHA }, spec(), TREE);
       const floor = await commitFloor(u);
       const ids = await queue(opened.store, EXECUTIONS);
       const t = await child({ kind: "throughput", url: u, ids, maxParallel: MAX_PARALLEL });
@@ -99,19 +87,6 @@ export async function benchLoad(): Promise<Row[]> {
     } finally {
       await opened.close();
     }
-  });
-}
-
-async function register(store: Store): Promise<void> {
-  const result = buildVersion(spec(), TREE);
-  if (!result.ok) throw new Error(`load spec is invalid: ${result.errors[0]?.message}`);
-  await store.versions.register({
-    repo: REPO,
-    sha: SHA,
-    parents: [],
-    ref: null,
-    message: null,
-    result,
   });
 }
 
@@ -165,19 +140,5 @@ async function commitFloor(url: string): Promise<number> {
 }
 
 function child(job: LoadJob): Promise<LoadResult> {
-  const file = fileURLToPath(new URL("./load-child.ts", import.meta.url));
-  return new Promise((resolve, reject) => {
-    const c = fork(file, [JSON.stringify(job)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    const hung = setTimeout(() => c.kill("SIGKILL"), 600_000);
-    let result: LoadResult | null = null;
-    c.on("message", (m) => {
-      result = m as LoadResult;
-    });
-    c.on("error", reject);
-    c.on("exit", (code, signal) => {
-      clearTimeout(hung);
-      if (result) resolve(result);
-      else reject(new Error(`bench/load: the ${job.kind} child exited ${signal ?? code}`));
-    });
-  });
+  return runChild(fileURLToPath(new URL("./load-child.ts", import.meta.url)), job, 600_000);
 }

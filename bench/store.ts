@@ -13,10 +13,9 @@ import { cacheIdentity, cacheKey } from "../core/hash/cache-key.js";
 import type { Digest } from "../core/hash/digest.js";
 import type { TreeEntry } from "../core/hash/sources.js";
 import type { JsonValue } from "../core/spec/types.js";
-import { buildVersion } from "../core/version/build-version.js";
 import { openStore, type Store } from "../db/store.js";
 import type { Lease } from "../db/types.js";
-import type { Row } from "./lib.js";
+import { type Row, registerSpec } from "./lib.js";
 import { adminUrl, withScratchDatabases } from "./scratch-db.js";
 
 /** One pool for every figure and its floor: twice the workers, so none waits for a connection. */
@@ -220,16 +219,7 @@ async function benchCompletion(store: Store): Promise<Row[]> {
   const started = performance.now();
   const perWorker = COMPLETIONS / WORKERS + COMPLETION_WARMUP_PER_WORKER;
   const tree: TreeEntry[] = [{ path: "src/train.py", mode: "100644", sha: "d".repeat(40) }];
-  const result = buildVersion(completionSpec(perWorker), tree);
-  if (!result.ok) throw new Error(`generated spec is invalid: ${result.errors[0]?.message}`);
-  await store.versions.register({
-    repo: REPO,
-    sha: SHA,
-    parents: [],
-    ref: null,
-    message: null,
-    result,
-  });
+  await registerSpec(store, { repo: REPO, sha: SHA }, completionSpec(perWorker), tree);
   const workflow = await store.versions.resolveWorkflow(REPO, SHA, "fanout");
   const task = workflow.tasks.train;
   if (!task) throw new Error("the generated workflow lost its task");

@@ -134,7 +134,7 @@ function context(
       };
   return {
     client: new ApiClient({ server, token }),
-    repo: githubRepoKey(repository, host === "github.com" ? "github.com" : host),
+    repo: githubRepoKey(repository, host),
     server,
   };
 }

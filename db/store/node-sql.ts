@@ -58,6 +58,53 @@ function leaseCte(executionId: string, lease: Lease | null): SQL {
 
 const held = sql`exists (select 1 from lease)`;
 
+type Columns = ReadonlyArray<readonly [name: string, type: "text" | "int" | "boolean" | "jsonb"]>;
+
+const COMPLETION_COLUMNS: Columns = [
+  ["node_id", "text"],
+  ["attempt", "int"],
+  ["outputs", "jsonb"],
+  ["log_ref", "text"],
+  ["cache_key", "text"],
+  ["repo", "text"],
+  ["task_name", "text"],
+  ["task_digest", "text"],
+  ["identity", "jsonb"],
+  ["reservation_owner", "text"],
+];
+
+const START_COLUMNS: Columns = [
+  ["node_id", "text"],
+  ["attempt", "int"],
+  ["handle", "text"],
+  ["set_node", "boolean"],
+  ["inputs", "jsonb"],
+  ["cache_key", "text"],
+  ["cache_status", "text"],
+];
+
+/**
+ * The rows a CTE writes from: one row (a chain hop, a lone completion) as plain parameters, which
+ * Postgres plans best; several as one JSON record set, so a pass is one statement however large.
+ */
+function rowSource(
+  alias: string,
+  columns: Columns,
+  rows: ReadonlyArray<Record<string, unknown>>,
+): SQL {
+  const [one] = rows;
+  if (rows.length === 1 && one) {
+    const values = columns.map(([name, type]) => {
+      const v = one[name] ?? null;
+      const param = type === "jsonb" && v !== null ? JSON.stringify(v) : v;
+      return sql`${param}::${sql.raw(type)} as ${sql.raw(name)}`;
+    });
+    return sql`select ${sql.join(values, sql`, `)}`;
+  }
+  const shape = columns.map(([name, type]) => `${name} ${type}`).join(", ");
+  return sql`select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as ${sql.raw(alias)}(${sql.raw(shape)})`;
+}
+
 /**
  * DESIGN.md section 5 for each completion, all at once: the attempt SUCCEEDED, the node
  * SUCCEEDED with its outputs, the cache entry (first writer wins, or replaced when overwriting)
@@ -81,20 +128,8 @@ export function nodeWritesSql(executionId: string, writes: NodeWrites, lease: Le
       identity: c.cache?.identity ?? null,
       reservation_owner: c.cache ? (c.reservationOwner ?? null) : null,
     }));
-    // One completion (the common case outside a fan-out) as plain parameters; several as a set.
-    const one = set.length === 1 ? (set[0] as (typeof set)[number]) : null;
-    const source = one
-      ? sql`select ${one.node_id}::text as node_id, ${one.attempt}::int as attempt,
-               ${JSON.stringify(one.outputs)}::jsonb as outputs, ${one.log_ref}::text as log_ref,
-               ${one.cache_key}::text as cache_key, ${one.repo}::text as repo,
-               ${one.task_name}::text as task_name, ${one.task_digest}::text as task_digest,
-               ${one.identity === null ? null : JSON.stringify(one.identity)}::jsonb as identity,
-               ${one.reservation_owner}::text as reservation_owner`
-      : sql`select * from jsonb_to_recordset(${JSON.stringify(set)}::jsonb)
-          as c(node_id text, attempt int, outputs jsonb, log_ref text, cache_key text, repo text,
-               task_name text, task_digest text, identity jsonb, reservation_owner text)`;
     parts.push(
-      sql`c as (${source})`,
+      sql`c as (${rowSource("c", COMPLETION_COLUMNS, set)})`,
       sql`c_att as (
         update attempts a
            set state = 'SUCCEEDED', error_kind = null, error_reason = null, error_message = null, exit_code = null,
@@ -159,8 +194,7 @@ export function nodeWritesSql(executionId: string, writes: NodeWrites, lease: Le
       cache_status: s.node?.cacheStatus ?? null,
     }));
     parts.push(
-      sql`s as (select * from jsonb_to_recordset(${JSON.stringify(set)}::jsonb)
-        as s(node_id text, attempt int, handle text, set_node boolean, inputs jsonb, cache_key text, cache_status text))`,
+      sql`s as (${rowSource("s", START_COLUMNS, set)})`,
       sql`s_att as (
         insert into attempts (execution_id, node_id, attempt, handle, state)
         select ${executionId}, s.node_id, s.attempt, s.handle, 'RUNNING' from s where ${held}

@@ -5,6 +5,7 @@
  */
 
 import { setMaxListeners } from "node:events";
+import { NotFoundError } from "../../db/errors.js";
 import { EXECUTIONS_CHANNEL } from "../../db/store/executions.js";
 import type { Store } from "../../db/store.js";
 import type { CacheStatus, ExecutionRecord, Lease, NodeError, NodeState } from "../../db/types.js";
@@ -142,7 +143,7 @@ export class Engine {
         const running = this.drivers.get(executionId);
         if (running) await running.done.catch(() => undefined);
         const exec = await this.store.executions.get(executionId);
-        if (!exec) throw new Error(`execution ${executionId} not found`);
+        if (!exec) throw new NotFoundError(`execution ${executionId} not found`);
         if (TERMINAL_EXECUTION_STATES.includes(exec.state) || signal?.aborted) return exec;
         const [lease] = await this.store.executions.claim(this.owner, {
           leaseMs: this.leaseMs,
@@ -158,8 +159,7 @@ export class Engine {
           await sleep(this.tickMs, signal);
         }
       } catch (e) {
-        if (e instanceof Error && e.message.startsWith(`execution ${executionId} not found`))
-          throw e;
+        if (e instanceof NotFoundError) throw e;
         // The database failed us (a restart, a network cut): try again, for a while.
         failingSince ??= Date.now();
         if (Date.now() - failingSince > (this.opts.outageMs ?? 120_000)) throw e;

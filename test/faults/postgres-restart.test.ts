@@ -15,9 +15,9 @@ import { rows } from "../../db/query.js";
 import { type OpenStore, openStore } from "../../db/store.js";
 import { Engine } from "../../runner/engine/engine.js";
 import { createLocalExecutor, type LocalExecutor } from "../../runner/executors/local/index.js";
-import { registerLocalCommit } from "../../runner/registry.js";
 import { type TaskProject, taskProject } from "../fakes/task-project.js";
 import { type PrivatePostgres, startPrivatePostgres } from "../setup/private-postgres.js";
+import { queueChains } from "./chains.js";
 
 let pg: PrivatePostgres;
 let open: OpenStore;
@@ -55,34 +55,12 @@ async function eventually<T>(read: () => Promise<T>): Promise<T> {
 
 describe("a Postgres restart under a worker", () => {
   it("completes every execution, runs no task twice, and caches only what succeeded", async () => {
-    const slow = project.task({ cache: true, inputs: { v: "string" }, env: { SLEEP_MS: "400" } });
-    project.commit({
-      tasks: { slow },
-      workflows: {
-        chain: {
-          inputs: { v: "string" },
-          nodes: {
-            a: { task: "slow", inputs: { v: "${{ inputs.v }}" } },
-            b: { task: "slow", inputs: { v: "${{ nodes.a.outputs.value }}" } },
-            c: { task: "slow", inputs: { v: "${{ nodes.b.outputs.value }}" } },
-          },
-        },
-      },
-    });
-    const { version } = await registerLocalCommit(open.store, project.dir, "HEAD");
-    const ids: string[] = [];
-    for (let i = 0; i < 10; i++)
-      ids.push(
-        (
-          await open.store.executions.create({
-            repo: version.repo,
-            sha: version.sha,
-            workflow: "chain",
-            inputs: { v: `run-${i}` },
-            trigger: { kind: "cli", actor: "test" },
-          })
-        ).id,
-      );
+    const ids = await queueChains(
+      open.store,
+      project,
+      { cache: true, env: { SLEEP_MS: "400" } },
+      10,
+    );
     const errors: string[] = [];
     const engine = new Engine({
       store: open.store,

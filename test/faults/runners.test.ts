@@ -11,10 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { registerLocalCommit } from "../../runner/registry.js";
 import { ROOT } from "../fakes/cli.js";
 import { type TaskProject, taskProject } from "../fakes/task-project.js";
 import { openTestStore, POSTGRES_AVAILABLE, type TestStore } from "../setup/stores.js";
+import { queueChains } from "./chains.js";
 
 const TSX = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
 const EXECUTIONS = 8;
@@ -61,34 +61,7 @@ describe.skipIf(!POSTGRES_AVAILABLE)("three runners on one Postgres, one killed"
   }
 
   it("moves the dead runner's executions to the others and launches every node once", async () => {
-    const slow = project.task({ inputs: { v: "string" }, env: { SLEEP_MS: "1500" } });
-    project.commit({
-      tasks: { slow },
-      workflows: {
-        chain: {
-          inputs: { v: "string" },
-          nodes: {
-            a: { task: "slow", inputs: { v: "${{ inputs.v }}" } },
-            b: { task: "slow", inputs: { v: "${{ nodes.a.outputs.value }}" } },
-            c: { task: "slow", inputs: { v: "${{ nodes.b.outputs.value }}" } },
-          },
-        },
-      },
-    });
-    const { version } = await registerLocalCommit(store.store, project.dir, "HEAD");
-    const ids: string[] = [];
-    for (let i = 0; i < EXECUTIONS; i++)
-      ids.push(
-        (
-          await store.store.executions.create({
-            repo: version.repo,
-            sha: version.sha,
-            workflow: "chain",
-            inputs: { v: `run-${i}` },
-            trigger: { kind: "cli", actor: "test" },
-          })
-        ).id,
-      );
+    const ids = await queueChains(store.store, project, { env: { SLEEP_MS: "1500" } }, EXECUTIONS);
     const [first] = [worker("w1"), worker("w2"), worker("w3")];
     // Kill w1 once it drives something and a task of its own is running.
     const leaseOwners = async () =>
