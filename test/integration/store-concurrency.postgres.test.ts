@@ -4,33 +4,33 @@
  */
 import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../db/connect.js";
 import { rows } from "../../db/query.js";
 import * as schema from "../../db/schema.js";
 import { Store } from "../../db/store.js";
 import { built, pipeline, sha } from "../fixtures/specs.js";
+import { testPool } from "../setup/postgres.js";
 import { openTestStore, POSTGRES_AVAILABLE, type TestStore } from "../setup/stores.js";
 
 const REPO = "github.com/acme/race";
 
 describe.skipIf(!POSTGRES_AVAILABLE)("concurrency on Postgres", () => {
   let t: TestStore;
-  const pools: pg.Pool[] = [];
+  const pools: ReturnType<typeof testPool>[] = [];
   beforeAll(async () => {
     t = await openTestStore("postgres");
   });
   afterAll(async () => {
-    await Promise.all(pools.map((p) => p.end()));
+    await Promise.all(pools.map((p) => p.close()));
     await t?.dispose();
   });
 
   /** A Store on its own pool of `size` connections to the test database. */
   function separateStore(size: number): Store {
-    const pool = new pg.Pool({ connectionString: t.url as string, max: size });
-    pools.push(pool);
-    return new Store(drizzle(pool, { schema }) as unknown as Db);
+    const p = testPool(t.url as string, size);
+    pools.push(p);
+    return new Store(drizzle(p.pool, { schema }) as unknown as Db);
   }
 
   it("20 connections registering the same SHA yield exactly one version", async () => {
