@@ -45,3 +45,19 @@ export function tempRepo(prefix = "reprise-test-"): TempRepo {
     },
   };
 }
+
+/**
+ * A repository with `n` commits, each changing the one task of a one-node workflow: a series of
+ * pushes, each a new version to register (the GitHub benchmarks and delivery faults).
+ */
+export function pushSeries(n: number): { repo: TempRepo; shas: string[] } {
+  const repo = tempRepo("reprise-pushes-");
+  const shas: string[] = [];
+  for (let i = 0; i < n; i++) {
+    repo.write({
+      "reprise.yaml": `version: 1\ntasks:\n  t:\n    image: "busybox@sha256:${"b".repeat(64)}"\n    command: [echo, "${i}"]\n    sources: [reprise.yaml]\nworkflows:\n  w:\n    nodes: { a: { task: t } }\n`,
+    });
+    shas.push(repo.commit(`push ${i}`));
+  }
+  return { repo, shas };
+}

@@ -88,9 +88,9 @@ describe("a Postgres restart under a worker", () => {
         );
         if ((started[0]?.n ?? 0) < ids.length) throw new Error("not yet");
       });
-      pg.restart();
+      await pg.restart();
       await new Promise((r) => setTimeout(r, 700));
-      pg.restart();
+      await pg.restart();
       const deadline = Date.now() + 90_000;
       for (;;) {
         const states = await eventually(() =>

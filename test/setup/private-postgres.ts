@@ -4,7 +4,7 @@
  * The same binaries as the machine's cluster (/usr/lib/postgresql/<version>/bin); run as the
  * `postgres` user when the tests run as root, as initdb refuses root.
  */
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
@@ -12,8 +12,12 @@ import { freePort } from "../fakes/actions-runner.js";
 
 export interface PrivatePostgres {
   url: string;
-  /** `pg_ctl restart -m fast`: every connection is cut, the server is back when this resolves. */
-  restart(): void;
+  /**
+   * `pg_ctl restart -m fast`: every connection is cut, the server is back when this resolves.
+   * Asynchronous, so that the test's own event loop (the service under test, its clients) keeps
+   * running while the server is down.
+   */
+  restart(): Promise<void>;
   stop(): void;
 }
 
@@ -34,25 +38,35 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     const pg = statSync("/var/lib/postgresql");
     chownSync(dir, pg.uid, pg.gid);
   }
+  const argv = (cmd: string, args: string[]): [string, string[]] =>
+    root ? ["runuser", ["-u", "postgres", "--", join(bin, cmd), ...args]] : [join(bin, cmd), args];
   const run = (cmd: string, ...args: string[]) =>
-    execFileSync(
-      root ? "runuser" : join(bin, cmd),
-      root ? ["-u", "postgres", "--", join(bin, cmd), ...args] : args,
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-        encoding: "utf8",
-      },
+    execFileSync(...argv(cmd, args), { stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+  const runAsync = (cmd: string, ...args: string[]) =>
+    new Promise<void>((resolve, reject) =>
+      execFile(...argv(cmd, args), (e, _out, err) =>
+        e ? reject(new Error(`${cmd} failed: ${err || e.message}`)) : resolve(),
+      ),
     );
   run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8");
   const port = await freePort();
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`;
-  const ctl = (...args: string[]) =>
-    run("pg_ctl", "-D", data, "-l", join(dir, "log"), "-w", "-t", "60", ...args);
+  const ctlArgs = (args: string[]) => [
+    "-D",
+    data,
+    "-l",
+    join(dir, "log"),
+    "-w",
+    "-t",
+    "60",
+    ...args,
+  ];
+  const ctl = (...args: string[]) => run("pg_ctl", ...ctlArgs(args));
   ctl("-o", opts, "start");
   run("createdb", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "reprise");
   return {
     url: `postgres://postgres@127.0.0.1:${port}/reprise`,
-    restart: () => ctl("-o", opts, "-m", "fast", "restart"),
+    restart: () => runAsync("pg_ctl", ...ctlArgs(["-o", opts, "-m", "fast", "restart"])),
     stop: () => {
       try {
         ctl("-m", "immediate", "stop");
