@@ -42,6 +42,12 @@ export interface Trigger {
   kind: "cli" | "api" | "action" | "push" | "pull_request" | "comment" | "check_run" | "schedule";
   actor: string;
   pr?: number;
+  /**
+   * The code comes from a fork's pull request (its head repository is not this one): the
+   * execution's tasks get no secrets (DESIGN.md section 2). Set by comment commands on such a
+   * pull request, and carried by a relaunch at the same commit.
+   */
+  fork?: boolean;
 }
 
 export interface VersionRecord {

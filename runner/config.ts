@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { z } from "zod";
+import { parseLocalSecrets } from "./executors/local/secrets.js";
 
 export interface Config {
   /** Postgres when set; otherwise the embedded PGlite under `dataDir`. */
@@ -23,6 +24,11 @@ export interface Config {
   user: string;
   /** The runner's environment, from which the local executor gives tasks PATH, HOME, LANG... */
   environment: Readonly<Record<string, string | undefined>>;
+  /**
+   * REPRISE_LOCAL_SECRETS: the runner's environment variables the local executor may hand to
+   * tasks as secrets (a task's `{ secret, key }` reads `<SECRET>_<KEY>`; executors/local/README.md).
+   */
+  localSecrets: string[];
   /** Where tasks run: local processes (the embedded default) or Kubernetes Jobs. */
   executor: "local" | "kubernetes";
   /** The Kubernetes namespace of task Jobs; null: the kubeconfig context's, else "default". */
@@ -96,6 +102,16 @@ const schema = z.object({
       message:
         "must be a Kubernetes namespace name (lowercase letters, digits and '-', at most 63)",
     }),
+  REPRISE_LOCAL_SECRETS: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      for (const problem of parseLocalSecrets(v).problems)
+        ctx.addIssue({
+          code: "custom",
+          message: `${problem}: list the runner's environment variables tasks may receive as secrets, separated by commas, e.g. AWS_CREDS_ACCESS_KEY_ID,GH_TOKEN_TOKEN`,
+        });
+    }),
   // kubectl reads a list of files separated by ':'; the executor reads the first.
   KUBECONFIG: z.string().optional(),
   HOST: z.string().trim().min(1).default("127.0.0.1"),
@@ -161,6 +177,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     leaseSeconds: e.REPRISE_LEASE_SECONDS,
     user: e.USER || "unknown",
     environment: env,
+    localSecrets: parseLocalSecrets(e.REPRISE_LOCAL_SECRETS).names,
     executor: e.REPRISE_EXECUTOR,
     namespace: e.REPRISE_NAMESPACE || null,
     kubeconfig: e.KUBECONFIG?.split(":").find((p) => p !== "") ?? null,

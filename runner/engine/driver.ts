@@ -612,12 +612,19 @@ export class Driver {
     }
   }
 
+  /**
+   * What the executor needs for one attempt. Secrets go as references only (each executor
+   * resolves them, so their values never pass through the engine or the database), and not at
+   * all when the code comes from a fork's pull request: like GitHub Actions, such a run gets no
+   * secrets and the task runs without them (DESIGN.md section 2); the log says which were withheld.
+   */
   private launchSpec(
     exec: ExecutionRecord,
     node: NodeRecord,
     task: TaskSpec,
     handle: string,
   ): LaunchSpec {
+    const fromFork = exec.trigger.fork === true;
     return {
       handle,
       repo: exec.repo,
@@ -635,7 +642,10 @@ export class Driver {
       outputs: task.outputs,
       timeoutSeconds: task.timeoutSeconds,
       secrets: {},
-      secretRefs: task.secrets,
+      secretRefs: fromFork ? [] : task.secrets,
+      ...(fromFork && task.secrets.length > 0
+        ? { withheldSecrets: task.secrets.map((s) => s.env) }
+        : {}),
       resources: task.resources,
       cacheKey: node.cacheKey,
     };

@@ -25,13 +25,24 @@ export interface LaunchSpec {
   inputs: Record<string, JsonValue>;
   outputs: Record<string, OutputDecl>;
   timeoutSeconds: number;
-  /** Secret values resolved for this attempt (never stored); empty for fork pull requests. */
+  /**
+   * Secret values already resolved for this attempt, env name -> value (never stored, never in a
+   * digest); the engine passes none: each executor resolves `secretRefs` itself.
+   */
   secrets: Record<string, string>;
   /**
-   * The task's `secrets` as references (env name -> Secret name and key): Kubernetes resolves
-   * them in the pod (secretKeyRef), so their values never pass through Reprise.
+   * The task's `secrets` as references (env name -> Secret name and key). Kubernetes resolves
+   * them in the pod (secretKeyRef), so their values never pass through Reprise; the local
+   * executor reads them from the runner's environment variables that REPRISE_LOCAL_SECRETS
+   * allows (local/README.md). Empty when the execution's code comes from a fork.
    */
   secretRefs?: SecretRef[];
+  /**
+   * Env names of the task's secrets that were withheld because the execution's code comes from
+   * a fork's pull request (DESIGN.md section 2): the task runs without them, and the executor
+   * says so in the attempt's log.
+   */
+  withheldSecrets?: string[];
   /** The task's `resources` (requests; memory is also the limit). */
   resources?: Resources;
   /** The node's cache key, when the task is cached (labels, for finding a key's attempts). */

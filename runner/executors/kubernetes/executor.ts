@@ -18,6 +18,7 @@ import {
   type V1Job,
   type V1Pod,
 } from "@kubernetes/client-node";
+import { mask } from "../mask.js";
 import type { AttemptOutcome, Executor, LaunchSpec } from "../types.js";
 import { type Agents, keepAliveClient } from "./api-client.js";
 import { type AttemptFacts, classify, type Verdict } from "./classify.js";
@@ -60,8 +61,6 @@ const KEPT_LOG_BYTES = 1024 * 1024;
 const LOG_TAIL_LINES = 20_000;
 const MESSAGE_LOG_BYTES = 2_048;
 const MESSAGE_LOG_LINES = 20;
-/** Secret values shorter than this are not masked: masking "a" would garble every log. */
-const MIN_MASKED_LENGTH = 3;
 const READ_RETRIES_MS = [200, 1_000, 3_000] as const;
 
 const LOG_REF =
@@ -395,12 +394,6 @@ function apiError(what: string, e: unknown): Error {
   }
   const code = statusOf(e);
   return new Error(`${what}: ${code ? `HTTP ${code}: ` : ""}${detail}`, { cause: e });
-}
-
-function mask(log: string, secrets: string[]): string {
-  let out = log;
-  for (const s of secrets) if (s.length >= MIN_MASKED_LENGTH) out = out.split(s).join("***");
-  return out;
 }
 
 /** The last `max` bytes of a string, as UTF-8 (a split character at the cut is dropped). */

@@ -17,11 +17,15 @@
  *   exit          the command's exit status and a newline, written by the wrapper when the
  *                 command ends; trusted only once the newline is there (see readExit)
  *   aborted, timeout   markers: the runner decided to stop the attempt, and why
+ *   refused       the runner would not start the task (its secrets cannot be given), and why;
+ *                 such an attempt has a log saying so and no process
  */
 import { randomBytes } from "node:crypto";
 import {
   appendFileSync,
   closeSync,
+  createReadStream,
+  createWriteStream,
   existsSync,
   fstatSync,
   mkdirSync,
@@ -34,6 +38,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { Masker } from "../mask.js";
 import { errno } from "./errno.js";
 
 /** Handles are DNS-1123 labels (core/engine/attempt-name.ts); anything else could escape the root. */
@@ -86,7 +92,13 @@ export class AttemptDir {
    * half-made attempt, and so exactly one of several racing launchers (in this process or
    * another) wins. Returns false when the attempt already existed.
    */
-  claim(seed: AttemptSeed | { aborted: string } | { lost: string }): boolean {
+  claim(
+    seed:
+      | AttemptSeed
+      | { aborted: string }
+      | { lost: string }
+      | { refused: string; firstLogLine: string },
+  ): boolean {
     const staging = this.#staging();
     let claimed = false;
     try {
@@ -94,6 +106,9 @@ export class AttemptDir {
         writeFileSync(join(staging, "aborted"), seed.aborted);
       } else if ("lost" in seed) {
         writeFileSync(join(staging, "lost"), seed.lost);
+      } else if ("refused" in seed) {
+        writeFileSync(join(staging, "log"), `${seed.firstLogLine}[reprise] ${seed.refused}\n`);
+        writeFileSync(join(staging, "refused"), seed.refused);
       } else {
         writeFileSync(join(staging, "inputs.json"), JSON.stringify(seed.inputs));
         writeFileSync(join(staging, "log"), seed.firstLogLine);
@@ -150,6 +165,40 @@ export class AttemptDir {
   readExit(): number | null {
     const text = readText(join(this.path, "exit"));
     return text !== null && /^\d+\n$/.test(text) ? Number(text.slice(0, -1)) : null;
+  }
+
+  /** Why the runner would not start the task, or null when it did (or may yet). */
+  readRefused(): string | null {
+    return readText(join(this.path, "refused"));
+  }
+
+  /**
+   * Replaces the given secret values by `***` in the log (mask.ts), once the task has ended:
+   * the masked copy is written aside and renamed over the log, and only when something was
+   * masked. Streamed and asynchronous, unlike the other files here: a log can be large.
+   * Masking again is harmless, so a runner that re-attaches after a crash simply does it again.
+   */
+  async maskLog(values: Iterable<string>): Promise<void> {
+    const masker = new Masker(values);
+    if (!masker.active || !this.hasLog()) return;
+    const aside = `${this.log}.${process.pid}.${randomBytes(4).toString("hex")}.masking`;
+    try {
+      await pipeline(
+        createReadStream(this.log),
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            const out = masker.push(chunk);
+            if (out.length > 0) yield out;
+          }
+          const last = masker.end();
+          if (last.length > 0) yield last;
+        },
+        createWriteStream(aside),
+      );
+      if (masker.masked > 0) renameSync(aside, this.log);
+    } finally {
+      rmSync(aside, { force: true });
+    }
   }
 
   /** Abort wins over timeout: the engine asked for it, whatever the clock said. */

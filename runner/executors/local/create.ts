@@ -1,11 +1,13 @@
 /**
  * The embedded default's wiring: a LocalExecutor under the data directory, checking out local
  * repositories (file://...) with `git archive`, giving tasks PATH, HOME, LANG, TMPDIR and TZ
- * from the runner's environment and nothing else of it.
+ * from the runner's environment and nothing else of it, but for the secrets REPRISE_LOCAL_SECRETS
+ * allows (secrets.ts), to the tasks that name them.
  */
 import { join } from "node:path";
 import { type Checkout, fileRepoCheckout } from "./checkout.js";
 import { LocalExecutor } from "./executor.js";
+import { LOCAL_SECRETS_VAR, localSecretSource, parseLocalSecrets } from "./secrets.js";
 import { baseEnvFrom } from "./task-env.js";
 
 export interface LocalExecutorSetup {
@@ -13,15 +15,22 @@ export interface LocalExecutorSetup {
   dataDir: string;
   /** Where code at a SHA comes from; by default local repositories, cached in `<dataDir>/local/checkouts`. */
   checkout?: Checkout;
-  /** The environment to take the basics from (Config.taskBaseEnv: config.ts reads the environment). */
+  /** The environment to take the basics and secret values from (Config.environment: config.ts reads the environment). */
   env: Readonly<Record<string, string | undefined>>;
+  /**
+   * The variables of `env` tasks may receive as secrets (Config.localSecrets); by default the
+   * list REPRISE_LOCAL_SECRETS of `env` gives (loadConfig has already refused a malformed one).
+   */
+  secrets?: readonly string[];
 }
 
 export function createLocalExecutor(setup: LocalExecutorSetup): LocalExecutor {
   const root = join(setup.dataDir, "local");
+  const allowed = setup.secrets ?? parseLocalSecrets(setup.env[LOCAL_SECRETS_VAR]).names;
   return new LocalExecutor({
     root,
     checkout: setup.checkout ?? fileRepoCheckout(join(root, "checkouts")),
     baseEnv: baseEnvFrom(setup.env),
+    secrets: localSecretSource(allowed, setup.env),
   });
 }

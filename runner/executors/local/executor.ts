@@ -9,12 +9,14 @@
 import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { Masker, mask } from "../mask.js";
 import type { AttemptOutcome, Executor, LaunchSpec } from "../types.js";
 import { AttemptDir, readTail, type StopReason } from "./attempt-dir.js";
 import type { Checkout } from "./checkout.js";
 import { type AttemptFacts, classify } from "./outcome.js";
 import { isInside, workdirIn } from "./paths.js";
 import { signalGroup, wrapperAliveNow } from "./process-group.js";
+import { type LocalSecretSource, localSecretVariable, resolveLocalSecrets } from "./secrets.js";
 import { envProblem, taskEnv } from "./task-env.js";
 import { spawnWrapper } from "./wrapper.js";
 
@@ -24,7 +26,14 @@ export interface LocalExecutorOptions {
   checkout: Checkout;
   /** What tasks get from the machine (see baseEnvFrom); nothing else of the runner's env leaks. */
   baseEnv: Record<string, string>;
+  /**
+   * The runner variables tasks may receive as secrets and their values (secrets.ts); none when
+   * absent. Their values are masked in every log this executor serves.
+   */
+  secrets?: LocalSecretSource;
 }
+
+const NO_SECRETS: LocalSecretSource = { allowed: new Set(), values: new Map() };
 
 /** How often a wait looks at an attempt's files when no exit event will tell it. */
 const POLL_MS = 100;
@@ -41,6 +50,9 @@ export class LocalExecutor implements Executor {
   readonly #attempts: string;
   readonly #checkout: Checkout;
   readonly #baseEnv: Record<string, string>;
+  readonly #secrets: LocalSecretSource;
+  /** Masks every allowed secret value in logs served while (or after) attempts run. */
+  readonly #allSecretValues: string[];
   /** One watch per handle, however many callers wait for it. */
   readonly #waits = new Map<string, Promise<AttemptOutcome>>();
   /** Pending pauses of watches, by handle; the attempt's exit (or close()) ends them early. */
@@ -59,6 +71,8 @@ export class LocalExecutor implements Executor {
     this.#attempts = join(resolve(options.root), "attempts");
     this.#checkout = options.checkout;
     this.#baseEnv = { ...options.baseEnv };
+    this.#secrets = options.secrets ?? NO_SECRETS;
+    this.#allSecretValues = [...this.#secrets.values.values()];
   }
 
   async launch(spec: LaunchSpec): Promise<void> {
@@ -68,12 +82,28 @@ export class LocalExecutor implements Executor {
     if (spec.command.length === 0) {
       throw new Error(`task "${spec.taskName}" has an empty command; give it a command to run`);
     }
-    const env = taskEnv(this.#baseEnv, spec, { inputs: attempt.inputs, outputs: attempt.outputs });
+    let firstLogLine = `[reprise] local executor: image "${spec.image}" is ignored; running ${displayCommand(spec.command)} in ${spec.workdir} at ${spec.sha}\n`;
+    const refs = spec.secretRefs ?? [];
+    const secrets = resolveLocalSecrets(spec.taskName, refs, this.#secrets);
+    if (!secrets.ok) {
+      // A user failure with the reason in the log and the node's error; nothing runs.
+      attempt.claim({ refused: secrets.problem, firstLogLine });
+      this.#wake(spec.handle);
+      return;
+    }
+    if (refs.length > 0)
+      firstLogLine += `[reprise] secrets: ${refs.map((r) => `${r.env} from ${localSecretVariable(r)}`).join(", ")} (their values are masked in this log)\n`;
+    if (spec.withheldSecrets?.length)
+      firstLogLine += `[reprise] secrets withheld: the code comes from a fork's pull request, so ${spec.withheldSecrets.join(", ")} ${spec.withheldSecrets.length === 1 ? "is" : "are"} not set\n`;
+    const env = taskEnv(
+      this.#baseEnv,
+      { ...spec, secrets: { ...spec.secrets, ...secrets.env } },
+      { inputs: attempt.inputs, outputs: attempt.outputs },
+    );
     const problem = envProblem(env);
     if (problem) throw new Error(`cannot launch task "${spec.taskName}": ${problem}`);
     const workdir = await this.#workdir(spec);
 
-    const firstLogLine = `[reprise] local executor: image "${spec.image}" is ignored; running ${displayCommand(spec.command)} in ${spec.workdir} at ${spec.sha}\n`;
     const startedAt = Date.now();
     if (!attempt.claim({ inputs: spec.inputs, firstLogLine, started: startedAt })) return;
 
@@ -128,7 +158,15 @@ export class LocalExecutor implements Executor {
     const path = resolve(logRef);
     // Only logs of this executor's attempts: a logRef is data, not a licence to read any file.
     if (basename(path) !== "log" || !isInside(this.#attempts, path)) return null;
-    return readTail(path, maxBytes);
+    const masker = new Masker(this.#allSecretValues);
+    if (!masker.active) return readTail(path, maxBytes);
+    // A running attempt's log is not masked on disk yet (an ended one is: #watch), so mask what
+    // is served with every value tasks may receive. Read a value's length more, so a value cut
+    // at the start of the tail is masked whole, then keep the last maxBytes.
+    const text = readTail(path, maxBytes + masker.longest);
+    if (text === null) return null;
+    const masked = Buffer.concat([masker.push(Buffer.from(text, "utf8")), masker.end()]);
+    return lastBytes(masked, maxBytes);
   }
 
   /** Stops watching; tasks keep running (a later runner re-attaches), but stops in progress finish now. */
@@ -210,7 +248,51 @@ export class LocalExecutor implements Executor {
         throw new Error(`the local executor was closed while waiting for attempt "${spec.handle}"`);
       }
     }
-    return classify(this.#facts(attempt, exitCode), spec.outputs, spec.timeoutSeconds);
+    return this.#outcome(spec, attempt, exitCode);
+  }
+
+  /**
+   * The ended attempt's outcome, its secrets masked first: in the stored log (rewritten once the
+   * task is done) and in the error message, which quotes the log or the outputs.
+   */
+  async #outcome(
+    spec: LaunchSpec,
+    attempt: AttemptDir,
+    exitCode: number | null,
+  ): Promise<AttemptOutcome> {
+    const values = this.#attemptSecretValues(spec);
+    if (values.length > 0) await attempt.maskLog(values);
+    const facts = this.#facts(attempt, exitCode);
+    const outcome = classify(facts, spec.outputs, spec.timeoutSeconds);
+    if (outcome.ok || values.length === 0) return outcome;
+    let message = outcome.error.message;
+    const bytes = facts.outputs?.bytes;
+    if (outcome.error.reason === "outputs" && bytes) {
+      // The reason may quote the outputs cut short (a JSON parse error's snippet, a long string):
+      // a value cut in two would escape masking, so say it of the outputs with the values masked.
+      const masker = new Masker(values);
+      const masked = Buffer.concat([masker.push(bytes), masker.end()]);
+      const again =
+        masker.masked > 0
+          ? classify(
+              { ...facts, outputs: { size: masked.length, bytes: masked } },
+              spec.outputs,
+              spec.timeoutSeconds,
+            )
+          : null;
+      if (again && !again.ok) message = again.error.message;
+    }
+    return { ...outcome, error: { ...outcome.error, message: mask(message, values) } };
+  }
+
+  /** The values this attempt's task received (as this runner resolves them: the same variables). */
+  #attemptSecretValues(spec: LaunchSpec): string[] {
+    const values = Object.values(spec.secrets);
+    for (const ref of spec.secretRefs ?? []) {
+      const value = this.#secrets.values.get(localSecretVariable(ref));
+      if (value !== undefined) values.push(value);
+    }
+    return values;
   }
 
   /**
@@ -230,6 +312,8 @@ export class LocalExecutor implements Executor {
   #facts(attempt: AttemptDir, exitSeen: number | null): AttemptFacts {
     const stop = attempt.readStop();
     const exitCode = exitSeen ?? attempt.readExit();
+    // Only an attempt with no process has no exit status: a refused one is among them.
+    const refused = exitCode === null && stop === null ? attempt.readRefused() : null;
     const pid = exitCode === null ? attempt.readPid() : null;
     const hasLog = attempt.hasLog();
     const outputs = stop === null && exitCode === 0 ? attempt.readOutputs() : null;
@@ -237,7 +321,7 @@ export class LocalExecutor implements Executor {
     const tail = quoted ? readTail(attempt.log, MESSAGE_LOG_BYTES) : null;
     const logTail =
       tail === null ? null : tail.trimEnd().split("\n").slice(-MESSAGE_LOG_LINES).join("\n");
-    return { stop, exitCode, pid, outputs, logTail, log: attempt.log, hasLog };
+    return { stop, refused, exitCode, pid, outputs, logTail, log: attempt.log, hasLog };
   }
 
   #markStopped(attempt: AttemptDir, reason: StopReason, why: string): void {
@@ -298,6 +382,14 @@ function started(child: ChildProcess, onExit: () => void): Promise<number> {
     child.once("exit", onExit);
     if (child.pid !== undefined) resolve(child.pid);
   });
+}
+
+/** The last `max` bytes, not starting in the middle of a UTF-8 character. */
+function lastBytes(bytes: Buffer, max: number): string {
+  if (bytes.length <= max) return bytes.toString("utf8");
+  let start = bytes.length - max;
+  while (start < bytes.length && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++;
+  return bytes.subarray(start).toString("utf8");
 }
 
 /** The command as a user would type it; arguments with spaces or quotes shown as JSON strings. */

@@ -2,4 +2,11 @@
 export { type Checkout, fileRepoCheckout, gitArchiveCheckout } from "./checkout.js";
 export { createLocalExecutor, type LocalExecutorSetup } from "./create.js";
 export { LocalExecutor, type LocalExecutorOptions } from "./executor.js";
+export {
+  LOCAL_SECRETS_VAR,
+  type LocalSecretSource,
+  localSecretSource,
+  localSecretVariable,
+  parseLocalSecrets,
+} from "./secrets.js";
 export { baseEnvFrom } from "./task-env.js";

@@ -12,6 +12,8 @@ import type { OutputsFile, StopReason } from "./attempt-dir.js";
 export interface AttemptFacts {
   /** The runner decided to stop the attempt. */
   stop: StopReason | null;
+  /** The runner would not start the task, and why (its secrets cannot be given). */
+  refused: string | null;
   /** The command's exit status; null when the wrapper never wrote one. */
   exitCode: number | null;
   outputs: OutputsFile | null;
@@ -33,6 +35,10 @@ export function classify(
   const fail = (error: NodeError): AttemptOutcome => ({ ok: false, error, logRef });
   if (facts.stop === "aborted") {
     return fail({ kind: "user", reason: "aborted", message: "aborted" });
+  }
+  if (facts.refused !== null) {
+    // Nothing ran: retrying cannot help until the runner's configuration changes.
+    return fail({ kind: "user", reason: "secrets", message: facts.refused });
   }
   if (facts.stop === "timeout") {
     return fail({ kind: "user", reason: "timeout", message: `timed out after ${timeoutSeconds}s` });
