@@ -1,8 +1,8 @@
 /**
  * The Action's client of the HTTP API (runner/server/api.ts): the Action talks to the service
- * over HTTP only (DESIGN.md section 1). Reads are retried with backoff on
- * network errors, 429 and 5xx; a write is retried only when the request never reached the server
- * (connection refused), so nothing is started twice.
+ * over HTTP only (DESIGN.md section 1). Reads, and the abort (asking twice is asking once), are
+ * retried with backoff on network errors, 429 and 5xx; any other write is retried only when the
+ * request never reached the server (connection refused), so nothing is started twice.
  */
 import type { ExecutionDocument } from "../../core/report/document.js";
 
@@ -88,8 +88,9 @@ export class ApiClient {
     return this.call("GET", `/executions/${enc(id)}`);
   }
 
+  /** Asks the execution to stop; 409 when it has finished (or is stopping already). */
   abort(id: string): Promise<ExecutionDocument> {
-    return this.call("POST", `/executions/${enc(id)}/abort`);
+    return this.call("POST", `/executions/${enc(id)}/abort`, undefined, true);
   }
 
   /** The last `tail` bytes of a node's log (its last attempt), or null when it has none. */
@@ -101,7 +102,13 @@ export class ApiClient {
     return r.log;
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** `idempotent`: sending it twice does what sending it once does, so it is retried as a read. */
+  private async call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    idempotent = method === "GET",
+  ): Promise<T> {
     const attempts = this.opts.attempts ?? 5;
     let wait = this.opts.backoffMs ?? 500;
     for (let attempt = 1; ; attempt++) {
@@ -119,7 +126,7 @@ export class ApiClient {
         });
       } catch (e) {
         const reached = !refused(e);
-        if (attempt < attempts && (method === "GET" || !reached)) {
+        if (attempt < attempts && (idempotent || !reached)) {
           await sleep(wait);
           wait *= 2;
           continue;
@@ -130,7 +137,7 @@ export class ApiClient {
           `cannot reach the Reprise server at ${this.opts.server}: ${cause(e)}`,
         );
       }
-      if (method === "GET" && (res.status === 429 || res.status >= 500) && attempt < attempts) {
+      if (idempotent && (res.status === 429 || res.status >= 500) && attempt < attempts) {
         await sleep(wait);
         wait *= 2;
         continue;

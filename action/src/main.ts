@@ -171,7 +171,7 @@ export async function main(args: {
       ...(pr ? { pr } : {}),
     });
   });
-  deps.saveState("execution", doc.id);
+  deps.saveState(STATE.execution, doc.id);
   const url = `${ctx.server}/executions/${doc.id}`;
   deps.info(`execution ${doc.id} of ${doc.workflow} at ${sha.slice(0, 12)}: ${url}`);
   deps.setOutput("execution-id", doc.id);
@@ -179,13 +179,100 @@ export async function main(args: {
 
   const checks = checkRuns(inputs, env, deps);
   const checkId = await checks.start(doc, sha, url);
+  if (checkId !== null) deps.saveState(STATE.checkRun, String(checkId));
   if (!inputs.wait) {
+    // Handed off: the execution outlives the step, and a later cancellation of the job leaves it.
+    deps.saveState(STATE.settled, "detached");
     deps.setOutput("status", doc.status);
     deps.setOutput("outputs", JSON.stringify(doc.outputs ?? {}));
     return { executionId: doc.id, status: doc.status, outputs: doc.outputs ?? {}, url };
   }
 
   const done = await follow(ctx, doc, inputs.timeoutSeconds, deps);
+  const failed = await report(ctx, checks, checkId, done, deps);
+  // Told: a cancellation from here on (a later step's) leaves the execution and its check run.
+  deps.saveState(STATE.settled, done.status);
+  deps.setOutput("status", done.status);
+  deps.setOutput("outputs", JSON.stringify(done.outputs ?? {}));
+  if (done.status !== "SUCCEEDED") {
+    const why = failed
+      ? `node "${failed.id}" (task ${failed.task}) failed: ${failed.error?.message.split("\n")[0] ?? ""}`
+      : (done.error?.message ?? done.status.toLowerCase());
+    deps.error(`reprise/${done.workflow} ${done.status}: ${why}`);
+    throw new Error(`execution ${done.id} ${done.status}: ${why} (${url})`);
+  }
+  return { executionId: done.id, status: done.status, outputs: done.outputs ?? {}, url };
+}
+
+/**
+ * What the main step leaves for the post step (core.saveState; the runner hands it over as
+ * STATE_*): the execution it started, its check run, and whether it let go of the execution
+ * (followed to its end, or `wait: false`), after which a cancelled job leaves it alone.
+ */
+const STATE = { execution: "execution", checkRun: "check-run", settled: "settled" } as const;
+
+/** How long the post step follows an aborted execution to its end, for the check run. */
+const POST_FOLLOW_MS = 60_000;
+
+const TERMINAL = ["SUCCEEDED", "FAILED", "ABORTED"];
+
+/**
+ * The post step (action.yml `post`, `post-if: cancelled()`): the runner killed the main step while
+ * it followed the execution, so abort that execution, follow it to ABORTED (its runner kills the
+ * task), and complete the check run the main step left in progress. Nothing to do when the main
+ * step started no execution or had let go of it.
+ */
+export async function abortStarted(args: {
+  inputs: ActionInputs;
+  env: NodeJS.ProcessEnv | Record<string, string | undefined>;
+  deps: ActionDeps;
+}): Promise<void> {
+  const { inputs, env, deps } = args;
+  const id = deps.getState(STATE.execution);
+  if (!id || deps.getState(STATE.settled)) return;
+  const ctx = context(inputs, env, deps);
+  let doc: ExecutionDocument;
+  try {
+    doc = await ctx.client.abort(id);
+    deps.info(`the job was cancelled: asked execution ${id} to stop`);
+  } catch (e) {
+    // 409: it had finished, or is stopping already; either way it is not ours to change.
+    if (!(e instanceof ApiClientError && e.status === 409)) throw e;
+    doc = await ctx.client.execution(id);
+    deps.info(`the job was cancelled: execution ${id} is ${doc.status} already`);
+  }
+  const deadline = Date.now() + POST_FOLLOW_MS;
+  while (!TERMINAL.includes(doc.status) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, deps.pollMs ?? 2_000));
+    doc = await ctx.client.execution(id);
+  }
+  const checkRun = deps.getState(STATE.checkRun);
+  const checks = checkRun ? checkRuns(inputs, env, deps) : null;
+  if (TERMINAL.includes(doc.status)) {
+    deps.info(`execution ${id} ${doc.status}`);
+    if (checks) await report(ctx, checks, Number(checkRun), doc, deps);
+    return;
+  }
+  deps.warning(
+    `execution ${id} is still ${doc.status} ${POST_FOLLOW_MS / 1000} s after the abort: its runner will stop it`,
+  );
+  await checks?.complete(Number(checkRun), {
+    conclusion: "cancelled",
+    output: {
+      title: "cancelled",
+      summary: `The job was cancelled; execution [${id}](${ctx.server}/executions/${id}) was asked to stop (${doc.status} when the job ended).`,
+    },
+  });
+}
+
+/** The end of an execution, told: check run completed, job summary written; the failed node. */
+async function report(
+  ctx: Context,
+  checks: ReturnType<typeof checkRuns>,
+  checkId: number | null,
+  done: ExecutionDocument,
+  deps: ActionDeps,
+): Promise<ExecutionDocument["nodes"][number] | undefined> {
   const failed = done.nodes.find((n) => n.status === "FAILED");
   const log = failed
     ? await ctx.client.logTail(done.id, failed.id, 16 * 1024).catch(() => null)
@@ -201,34 +288,7 @@ export async function main(args: {
       `## reprise/${done.workflow}: ${rendered.output.title}\n\n${rendered.output.summary}\n`,
     )
     .catch((e: Error) => deps.warning(`could not write the job summary: ${e.message}`));
-  deps.setOutput("status", done.status);
-  deps.setOutput("outputs", JSON.stringify(done.outputs ?? {}));
-  if (done.status !== "SUCCEEDED") {
-    const why = failed
-      ? `node "${failed.id}" (task ${failed.task}) failed: ${failed.error?.message.split("\n")[0] ?? ""}`
-      : (done.error?.message ?? done.status.toLowerCase());
-    deps.error(`reprise/${done.workflow} ${done.status}: ${why}`);
-    throw new Error(`execution ${done.id} ${done.status}: ${why} (${url})`);
-  }
-  return { executionId: done.id, status: done.status, outputs: done.outputs ?? {}, url };
-}
-
-/** The post step, when the job was cancelled: abort what this step started. */
-export async function abortStarted(args: {
-  inputs: ActionInputs;
-  env: NodeJS.ProcessEnv | Record<string, string | undefined>;
-  deps: ActionDeps;
-}): Promise<void> {
-  const id = args.deps.getState("execution");
-  if (!id) return;
-  const ctx = context(args.inputs, args.env, args.deps);
-  try {
-    await ctx.client.abort(id);
-    args.deps.info(`the job was cancelled: asked execution ${id} to stop`);
-  } catch (e) {
-    if (e instanceof ApiClientError && e.status === 409) return; // it had finished
-    throw e;
-  }
+  return failed;
 }
 
 /** The server's refusals, as messages that say what to do. */
