@@ -15,6 +15,7 @@ import { type CheckRunPayload, onCheckRun } from "./on-check-run.js";
 import { type CommentPayload, onComment } from "./on-comment.js";
 import { onPullRequest, type PullRequestPayload } from "./on-pull-request.js";
 import { onPush, type PushPayload } from "./on-push.js";
+import { makeStorable, payloadProblem } from "./payloads.js";
 import { onReport, queueReports, REPORT_EVENT } from "./report.js";
 import { onSchedule, queueSchedules, SCHEDULE_EVENT, type SchedulePayload } from "./schedules.js";
 
@@ -56,6 +57,12 @@ const QUIET_MS = 100;
 const MAX_YIELD_MS = 5_000;
 /** Deliveries inserted by one statement, at most. */
 const MAX_BATCH = 200;
+/** X-GitHub-Delivery is a GUID and X-GitHub-Event a word; the inbox's key must stay indexable. */
+const MAX_HEADER_CHARS = 200;
+/** Ids and events of the App's own deliveries (report.ts, schedules.ts). */
+const INTERNAL_ID = "reprise:";
+const INTERNAL_EVENT = "reprise.";
+const MAX_OUTCOME_CHARS = 2_000;
 
 export class GitHubApp {
   readonly ctx: AppContext;
@@ -85,21 +92,40 @@ export class GitHubApp {
     };
   }
 
-  /** POST /api/github/webhooks: 401 unsigned, 400 malformed, 202 stored, 200 seen before. */
+  /**
+   * POST /api/github/webhooks: 401 unsigned, 400 malformed, 202 stored, 200 seen before. The
+   * body's size is limited before this is called (runner/server/app.ts: 413 over 25 MiB).
+   */
   readonly webhooks = async (req: Request): Promise<Response> => {
     this.#lastRequest = performance.now();
-    const body = await req.text();
     const signature = req.headers.get("x-hub-signature-256");
-    if (!signature || !(await this.ctx.client.verify(body, signature)))
-      return error(
-        401,
-        "bad_signature",
-        "X-Hub-Signature-256 is missing or does not match WEBHOOK_SECRET",
-      );
+    // Without a signature there is nothing to verify: refused before the body is read.
+    if (!signature) return unsigned();
+    let body: string;
+    try {
+      body = await req.text();
+    } catch (e) {
+      return error(400, "bad_request", `the body could not be read (${(e as Error).message})`);
+    }
+    if (!(await this.ctx.client.verify(body, signature))) return unsigned();
     const id = req.headers.get("x-github-delivery");
     const event = req.headers.get("x-github-event");
     if (!id || !event)
       return error(400, "bad_request", "X-GitHub-Delivery and X-GitHub-Event are required");
+    if (id.length > MAX_HEADER_CHARS || event.length > MAX_HEADER_CHARS)
+      return error(
+        400,
+        "bad_request",
+        `X-GitHub-Delivery and X-GitHub-Event are at most ${MAX_HEADER_CHARS} characters`,
+      );
+    // The App's own deliveries (reports, schedule slots) are inserted by the App, never received:
+    // a received one could start any workflow, or take a schedule slot's id before it fires.
+    if (id.startsWith(INTERNAL_ID) || event.startsWith(INTERNAL_EVENT))
+      return error(
+        400,
+        "bad_request",
+        `X-GitHub-Delivery "${INTERNAL_ID}..." and X-GitHub-Event "${INTERNAL_EVENT}..." are the App's own`,
+      );
     let payload: unknown;
     try {
       payload = JSON.parse(body);
@@ -108,6 +134,8 @@ export class GitHubApp {
     }
     if (typeof payload !== "object" || payload === null || Array.isArray(payload))
       return error(400, "bad_request", "the body is not a JSON object");
+    const unstorable = makeStorable(payload);
+    if (unstorable) return error(400, "bad_request", unstorable);
     const action = (payload as { action?: unknown }).action;
     let stored: boolean;
     try {
@@ -231,7 +259,7 @@ export class GitHubApp {
   async #process(d: Delivery): Promise<void> {
     const log = this.ctx.log.child({ deliveryId: d.id, event: d.event, action: d.action });
     try {
-      const outcome = await this.#dispatch(d);
+      const outcome = clip(await this.#dispatch(d, log));
       await this.ctx.store.deliveries.finish(d.id, outcome);
       log.info({ outcome }, "delivery processed");
     } catch (e) {
@@ -258,8 +286,14 @@ export class GitHubApp {
     }
   }
 
-  #dispatch(d: Delivery): Promise<Outcome> {
+  #dispatch(d: Delivery, log: Logger): Promise<Outcome> {
     const p = d.payload;
+    // A payload without what its handler reads is answered at once: retrying cannot fix it.
+    const problem = payloadProblem(d.event, p);
+    if (problem) {
+      log.warn({ problem }, `malformed ${d.event} payload`);
+      return Promise.resolve(`ignored: malformed ${d.event} payload: ${problem}`);
+    }
     switch (d.event) {
       case "push":
         return onPush(this.ctx, p as PushPayload);
@@ -320,6 +354,19 @@ export class GitHubApp {
     const wakers = this.#wakers.splice(0, n);
     for (const w of wakers) w();
   }
+}
+
+function unsigned(): Response {
+  return error(
+    401,
+    "bad_signature",
+    "X-Hub-Signature-256 is missing or does not match WEBHOOK_SECRET",
+  );
+}
+
+/** An outcome quotes payload fields (an action, a name): kept to a line's worth. */
+function clip(outcome: Outcome): Outcome {
+  return outcome.length > MAX_OUTCOME_CHARS ? `${outcome.slice(0, MAX_OUTCOME_CHARS)}…` : outcome;
 }
 
 function error(status: 400 | 401 | 500, code: string, message: string): Response {

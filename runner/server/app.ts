@@ -4,7 +4,7 @@
  * UI. Everything it needs comes in `ServerDeps`, so tests build it on any store with
  * `app.request()` or serve it over real HTTP.
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { assertMigrated } from "../../db/migrate.js";
 import type { Store } from "../../db/store.js";
@@ -16,6 +16,12 @@ import type { Metrics } from "./metrics.js";
 
 /** Request bodies above this are refused with 413 (DESIGN.md section 9). */
 export const MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * GitHub delivers webhook payloads up to 25 MB (a push of many commits, a big pull request); the
+ * webhook route takes that much, the rest of the API keeps MAX_BODY_BYTES.
+ */
+export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
+export const WEBHOOK_PATH = "/api/github/webhooks";
 
 export interface ServerDeps {
   store: Store;
@@ -40,16 +46,12 @@ export function createApp(deps: ServerDeps): Hono {
   app.notFound((c) =>
     c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404),
   );
-  app.use(
-    "/api/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) =>
-        c.json(
-          errorBody("payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`),
-          413,
-        ),
-    }),
+  // A declared Content-Length over the limit is refused before any of the body is read; a
+  // chunked body is read up to the limit and refused there. Either way nothing reaches a handler.
+  const apiLimit = limit(MAX_BODY_BYTES, "request bodies");
+  const webhookLimit = limit(MAX_WEBHOOK_BYTES, "webhook deliveries");
+  app.use("/api/*", (c, next) =>
+    c.req.path === WEBHOOK_PATH ? webhookLimit(c, next) : apiLimit(c, next),
   );
 
   // Liveness: the process answers. Readiness: the database answers and is migrated.
@@ -71,8 +73,24 @@ export function createApp(deps: ServerDeps): Hono {
   });
 
   const webhooks = deps.webhooks;
-  if (webhooks) app.post("/api/github/webhooks", (c) => webhooks(c.req.raw));
+  if (webhooks) app.post(WEBHOOK_PATH, (c) => webhooks(c.req.raw));
   app.route("/api/v1", apiRoutes(deps));
   if (deps.ui) app.route("/", deps.ui);
   return app;
+}
+
+function limit(maxSize: number, what: string): MiddlewareHandler {
+  return bodyLimit({
+    maxSize,
+    onError: (c) =>
+      c.json(
+        errorBody(
+          "payload_too_large",
+          `${what} are limited to ${maxSize} bytes (${maxSize / 1024 / 1024} MiB)`,
+        ),
+        413,
+        // The rest of a body this big is not worth reading to keep the connection.
+        { connection: "close" },
+      ),
+  });
 }
