@@ -178,7 +178,7 @@ export async function main(args: {
   deps.setOutput("url", url);
 
   const checks = checkRuns(inputs, env, deps);
-  const checkId = await checks.start(doc, sha, url);
+  const checkId = await checks.start(doc, sha, url, inputs.wait);
   if (checkId !== null) deps.saveState(STATE.checkRun, String(checkId));
   if (!inputs.wait) {
     // Handed off: the execution outlives the step, and a later cancellation of the job leaves it.
@@ -418,18 +418,39 @@ function checkRuns(
     : null;
   if (!octokit) deps.warning("no github-token: no check run is posted");
   return {
-    async start(doc: ExecutionDocument, sha: string, url: string): Promise<number | null> {
+    /**
+     * In progress while the step follows the execution. Handed off (`wait: false`), nobody would
+     * complete it: it is posted completed and neutral, a link to the execution.
+     */
+    async start(
+      doc: ExecutionDocument,
+      sha: string,
+      url: string,
+      following: boolean,
+    ): Promise<number | null> {
       if (!octokit) return null;
+      const state = following
+        ? {
+            status: "in_progress" as const,
+            output: { title: "running", summary: `Execution [${doc.id}](${url}) is running.` },
+          }
+        : {
+            status: "completed" as const,
+            conclusion: "neutral" as const,
+            output: {
+              title: "started, not followed",
+              summary: `Execution [${doc.id}](${url}) was started; this job did not wait for it (\`wait: false\`). Its page has the result.`,
+            },
+          };
       try {
         const r = await octokit.rest.checks.create({
           owner,
           repo,
           name: `reprise/${doc.workflow}`,
           head_sha: sha,
-          status: "in_progress",
           external_id: doc.id,
           details_url: url,
-          output: { title: "running", summary: `Execution [${doc.id}](${url}) is running.` },
+          ...state,
         });
         return r.data.id;
       } catch (e) {

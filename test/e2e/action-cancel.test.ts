@@ -237,7 +237,7 @@ describe("the Action's post step (the job cancelled)", () => {
     expect(checkRunOf(id)).toMatchObject({ status: "completed", conclusion: "success" });
   }, 120_000);
 
-  it("leaves an execution started with wait: false running: the step handed it off", async () => {
+  it("leaves an execution started with wait: false running: the step handed it off, its check run a neutral link", async () => {
     const main = await runStep(stepOptions({ workflow: "long", wait: "false" }));
     expect(main.code, main.stdout).toBe(0);
     const id = main.outputs["execution-id"] as string;
@@ -249,6 +249,12 @@ describe("the Action's post step (the job cancelled)", () => {
     expect(post.stdout).not.toContain("asked execution");
     expect((await execution(id)).status).toBe("RUNNING");
     expect(alive(pid)).toBe(true);
+    // Nobody follows it: its check run is not left in progress, but completed as a link to it.
+    expect(checkRunOf(id)).toMatchObject({
+      status: "completed",
+      conclusion: "neutral",
+      output: { title: "started, not followed" },
+    });
 
     // Clean up through the API: abort it and see its task go.
     await api(`/executions/${id}/abort`, "POST");
