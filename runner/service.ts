@@ -111,6 +111,10 @@ export interface RelaunchRequest {
   /** Reuse the parent's succeeded nodes by content, even with the cache off. */
   recover?: boolean;
   overwriteCache?: boolean;
+  /**
+   * Who asks, and why. `fork` true or false says whether the code at `sha` is a fork's; left
+   * out, a relaunch at the parent's own commit keeps the parent's. Only `fork: true` is stored.
+   */
   trigger: Trigger;
 }
 
@@ -126,12 +130,17 @@ export async function relaunchExecution(
       "not_found",
       `${version.sha.slice(0, 12)} has no workflow "${parent.workflow}" to relaunch (it was removed or renamed)`,
     );
+  // Whether the code is a fork's (then it gets no secrets, DESIGN.md section 2): as the caller
+  // says when it knows (a comment knows its pull request's head), otherwise as the parent was
+  // when its own commit runs again, whoever asks (the check run's button, the API, the CLI).
+  const { fork: said, ...trigger } = req.trigger;
+  const fork = said ?? (parent.trigger.fork === true && version.sha === parent.sha);
   return store.executions.create({
     repo: parent.repo,
     sha: version.sha,
     workflow: parent.workflow,
     inputs: parent.inputs,
-    trigger: req.trigger,
+    trigger: fork ? { ...trigger, fork: true } : trigger,
     parentId: parent.id,
     mode: req.recover ? "recover" : "normal",
     overwriteCache: req.overwriteCache ?? false,

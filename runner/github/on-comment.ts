@@ -2,7 +2,8 @@
  * `issue_comment` created on a pull request: the commands of commands.ts. The commenter needs
  * write permission; the head commit is read (pinned) once, when the comment is processed, and
  * every command runs at that commit. Each comment gets a reaction (+1: done, confused: refused
- * or failed) and one reply that links the executions or says what to do.
+ * or failed) and one reply that links the executions or says what to do. On a fork's pull
+ * request the executions are marked `fork` and their tasks get no secrets (DESIGN.md section 2).
  */
 import { githubRepoKey } from "../../core/version/repo-key.js";
 import type { ExecutionRecord } from "../../db/types.js";
@@ -40,6 +41,8 @@ interface Pinned {
   headSha: string;
   headRef: string;
   baseSha: string;
+  /** The head is a fork's (another repository, or one since deleted): no secrets. */
+  fork: boolean;
   actor: string;
   /** When the comment was written: what this comment already did was done after it. */
   since: Date | null;
@@ -95,6 +98,7 @@ export async function onComment(ctx: AppContext, p: CommentPayload): Promise<Out
     headSha: pull.head.sha,
     headRef: pull.head.ref,
     baseSha: pull.base.sha,
+    fork: isFork(pull),
     actor,
     since: p.comment.created_at ? new Date(p.comment.created_at) : null,
   };
@@ -103,6 +107,32 @@ export async function onComment(ctx: AppContext, p: CommentPayload): Promise<Out
   const ok = answers.every((a) => a.ok);
   await reply(ok, answers.map((a) => a.text).join("\n\n"));
   return answers.map((a) => `${a.ok ? "ok" : "refused"}: ${a.text.split("\n")[0]}`).join("; ");
+}
+
+/**
+ * Whether the pull request's head lives in another repository than its base: a fork, whose
+ * code gets no secrets. A head repository GitHub no longer knows (a deleted fork) counts as one.
+ */
+function isFork(pull: {
+  head: { repo: { full_name: string } | null };
+  base: { repo: { full_name: string } };
+}): boolean {
+  const head = pull.head.repo?.full_name;
+  return head === undefined || head.toLowerCase() !== pull.base.repo.full_name.toLowerCase();
+}
+
+function trigger(at: Pinned) {
+  return {
+    kind: "comment" as const,
+    actor: at.actor,
+    pr: at.pr,
+    ...(at.fork ? { fork: true } : {}),
+  };
+}
+
+/** Said of every execution a command starts on a fork's pull request. */
+function forkNote(at: Pinned): string {
+  return at.fork ? " The code comes from a fork, so its tasks run without their secrets." : "";
 }
 
 async function answer(ctx: AppContext, at: Pinned, c: Command): Promise<Answer> {
@@ -204,11 +234,12 @@ async function relaunch(
       sha: at.headSha,
       recover: c.recover,
       overwriteCache: c.noCache,
-      trigger: { kind: "comment", actor: at.actor, pr: at.pr },
+      // Said either way: the head of this pull request decides, not the parent's.
+      trigger: { ...trigger(at), fork: at.fork },
     }));
   return {
     ok: true,
-    text: `Relaunched \`${parent.workflow}\` (${link(ctx, parent)}) as ${link(ctx, exec)} at ${at.headSha.slice(0, 12)}${c.recover ? " in recover mode" : ""}${c.noCache ? " without the cache" : ""}; the check run \`reprise/${exec.workflow}\` follows it.`,
+    text: `Relaunched \`${parent.workflow}\` (${link(ctx, parent)}) as ${link(ctx, exec)} at ${at.headSha.slice(0, 12)}${c.recover ? " in recover mode" : ""}${c.noCache ? " without the cache" : ""}; the check run \`reprise/${exec.workflow}\` follows it.${forkNote(at)}`,
   };
 }
 
@@ -236,11 +267,11 @@ async function run(
       at: { sha: at.headSha },
       workflow: c.workflow,
       inputs,
-      trigger: { kind: "comment", actor: at.actor, pr: at.pr },
+      trigger: trigger(at),
     }));
   return {
     ok: true,
-    text: `Started \`${c.workflow}\` as ${link(ctx, exec)} at ${at.headSha.slice(0, 12)}.`,
+    text: `Started \`${c.workflow}\` as ${link(ctx, exec)} at ${at.headSha.slice(0, 12)}.${forkNote(at)}`,
   };
 }
 
