@@ -258,16 +258,15 @@ export class GitHubApp {
 
   async #process(d: Delivery): Promise<void> {
     const log = this.ctx.log.child({ deliveryId: d.id, event: d.event, action: d.action });
+    let outcome: Outcome;
     try {
-      const outcome = clip(await this.#dispatch(d, log));
-      await this.ctx.store.deliveries.finish(d.id, outcome);
-      log.info({ outcome }, "delivery processed");
+      outcome = clip(await this.#dispatch(d, log));
     } catch (e) {
       const err = e as Error;
       if (d.attempts >= MAX_ATTEMPTS) {
-        await this.ctx.store.deliveries
-          .finish(d.id, `failed: ${err.message}`)
-          .catch(() => undefined);
+        await this.#settle(log, () =>
+          this.ctx.store.deliveries.finish(d.id, `failed: ${err.message}`),
+        );
         log.error(
           { err: err.stack ?? err.message, attempts: d.attempts },
           "delivery failed for good",
@@ -275,13 +274,39 @@ export class GitHubApp {
       } else {
         // 1 s, 2 s, 4 s, 8 s: a GitHub hiccup is retried soon, a lasting failure gives up.
         const backoff = Math.min(CLAIM_MS, 1_000 * 2 ** (d.attempts - 1));
-        await this.ctx.store.deliveries
-          .retryLater(d.id, backoff, err.message)
-          .catch(() => undefined);
+        await this.#settle(log, () =>
+          this.ctx.store.deliveries.retryLater(d.id, backoff, err.message),
+        );
         log.warn(
           { err: err.stack ?? err.message, attempts: d.attempts },
           `delivery failed; retried in ${backoff / 1000} s`,
         );
+      }
+      return;
+    }
+    // Done: only recording that is left. Were the database down, processing it again would
+    // repeat the work; the write is retried instead.
+    if (await this.#settle(log, () => this.ctx.store.deliveries.finish(d.id, outcome)))
+      log.info({ outcome }, "delivery processed");
+  }
+
+  /**
+   * Records what became of a delivery, retrying through a database outage (a restart takes
+   * seconds): otherwise the delivery would sit claimed until its claim expires (CLAIM_MS). Gives
+   * up before that, when another replica may take the delivery, or when the App stops.
+   */
+  async #settle(log: Logger, write: () => Promise<void>): Promise<boolean> {
+    const until = Date.now() + CLAIM_MS / 2;
+    for (let wait = 100; ; wait = Math.min(wait * 2, 2_000)) {
+      try {
+        await write();
+        return true;
+      } catch (e) {
+        if (this.#stop.signal.aborted || Date.now() + wait > until) {
+          log.error({ err: (e as Error).message }, "cannot record the delivery's outcome");
+          return false;
+        }
+        await sleep(wait);
       }
     }
   }
@@ -296,7 +321,7 @@ export class GitHubApp {
     }
     switch (d.event) {
       case "push":
-        return onPush(this.ctx, p as PushPayload);
+        return onPush(this.ctx, p as PushPayload, d);
       case "pull_request":
         return onPullRequest(this.ctx, p as PullRequestPayload);
       case "issue_comment":

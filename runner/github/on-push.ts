@@ -29,7 +29,17 @@ export interface PushPayload {
 const ZERO = /^0+$/;
 export const REGISTER_CHECK = "reprise/register";
 
-export async function onPush(ctx: AppContext, p: PushPayload): Promise<Outcome> {
+/** The delivery being processed: its id, and how many times it was taken up (1 the first time). */
+export interface DeliveryAttempt {
+  id: string;
+  attempts: number;
+}
+
+export async function onPush(
+  ctx: AppContext,
+  p: PushPayload,
+  delivery: DeliveryAttempt = { id: "", attempts: 1 },
+): Promise<Outcome> {
   if (!p.ref.startsWith("refs/heads/")) return "ignored: not a branch";
   if (p.deleted || ZERO.test(p.after)) return "ignored: branch deleted";
   const branch = p.ref.slice("refs/heads/".length);
@@ -60,6 +70,7 @@ export async function onPush(ctx: AppContext, p: PushPayload): Promise<Outcome> 
     name,
     version,
     registerOutput(version, diff, previous?.sha ?? null, identicalTo),
+    delivery,
   );
   if (version.status !== "registered") return "invalid reprise.yaml";
 
@@ -121,26 +132,59 @@ function summary(v: VersionRecord) {
 }
 
 /** Creates the check run with the first 50 annotations, then adds the rest 50 at a time. */
+/**
+ * Posts `reprise/register`, its external_id the delivery's id. A delivery taken up again (its
+ * first attempt cut short after posting, by a crash or a database outage) finds the check run it
+ * posted and rewrites it rather than posting a second: one read, on retries only.
+ */
 async function postRegisterCheck(
   octokit: Octokit,
   name: RepoName,
   version: VersionRecord,
   { conclusion, output }: ReturnType<typeof registerOutput>,
+  delivery: DeliveryAttempt,
 ): Promise<void> {
   const all = output.annotations ?? [];
-  const { data } = await octokit.rest.checks.create({
+  const fields = {
     ...name,
     name: REGISTER_CHECK,
-    head_sha: version.sha,
-    status: "completed",
+    status: "completed" as const,
     conclusion,
     completed_at: new Date().toISOString(),
     output: { ...output, annotations: all.slice(0, ANNOTATIONS_PER_REQUEST) },
-  });
-  for (let i = ANNOTATIONS_PER_REQUEST; i < all.length; i += ANNOTATIONS_PER_REQUEST) {
+    ...(delivery.id ? { external_id: delivery.id } : {}),
+  };
+  const posted =
+    delivery.attempts > 1 && delivery.id
+      ? (
+          await octokit.rest.checks.listForRef({
+            ...name,
+            ref: version.sha,
+            check_name: REGISTER_CHECK,
+            filter: "all",
+            per_page: 100,
+          })
+        ).data.check_runs.find((c) => c.external_id === delivery.id)
+      : undefined;
+  // Annotations add up over a check run's updates: a retry sends what the first attempt did not.
+  let id: number;
+  let sent: number;
+  if (posted) {
+    id = posted.id;
+    sent = posted.output.annotations_count;
+    await octokit.rest.checks.update({
+      ...fields,
+      check_run_id: id,
+      output: { title: output.title, summary: output.summary },
+    });
+  } else {
+    id = (await octokit.rest.checks.create({ ...fields, head_sha: version.sha })).data.id;
+    sent = ANNOTATIONS_PER_REQUEST;
+  }
+  for (let i = sent; i < all.length; i += ANNOTATIONS_PER_REQUEST) {
     await octokit.rest.checks.update({
       ...name,
-      check_run_id: data.id,
+      check_run_id: id,
       output: {
         title: output.title,
         summary: output.summary,

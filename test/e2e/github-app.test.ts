@@ -364,6 +364,36 @@ describe("bad input", () => {
     expect(await store.executions.list({ repo: repoKey("acme/bad") })).toEqual([]);
   });
 
+  it("a push delivery cut short after posting its register check run rewrites it when retried", async () => {
+    const tasks = Array.from(
+      { length: 60 },
+      (_, i) => `  t${i}:\n    command: [echo]\n    bogus: ${i}\n`,
+    ).join("");
+    bad.write({ "reprise.yaml": `version: 1\ntasks:\n${tasks}workflows: { w: { nodes: {} } }\n` });
+    const invalid = bad.commit("invalid again");
+    // The check run is posted with its first 50 annotations; sending the rest fails.
+    fake.failNext("PATCH", /\/check-runs\/\d+$/, 422, 1);
+    const sent = await send(
+      "push",
+      pushPayload({ repo: "acme/bad", branch: "main", before: ZERO, after: invalid }),
+    );
+    await until(
+      "the retried delivery",
+      async () => (await store.deliveries.get(sent.id))?.processedAt,
+    );
+    expect((await store.deliveries.get(sent.id))?.attempts).toBe(2);
+    // One check run, not two: the retry found its own (external_id = the delivery) and sent only
+    // the annotations the first attempt had not.
+    const runs = fake.checkRuns.filter(
+      (c) => c.name === "reprise/register" && c.head_sha === invalid,
+    );
+    expect(runs).toHaveLength(1);
+    expect(runs[0]?.external_id).toBe(sent.id);
+    const errors = Number(/invalid: (\d+) errors/.exec(runs[0]?.output?.title ?? "")?.[1]);
+    expect(errors).toBeGreaterThan(50);
+    expect(runs[0]?.annotations).toHaveLength(errors);
+  });
+
   it("stays silent on a push without reprise.yaml", async () => {
     bad.git("rm", "-q", "reprise.yaml");
     bad.write({ "README.md": "nothing to run\n" });

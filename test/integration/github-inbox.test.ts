@@ -3,6 +3,7 @@
  * refused before anything is stored; a delivery stored by a replica that stopped before working
  * on it is processed by the next one to start.
  */
+import { sql } from "drizzle-orm";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GitHubApp } from "../../runner/github/app.js";
@@ -70,15 +71,31 @@ describe("the delivery inbox", () => {
   it("stores the good deliveries of a burst that also carries one the database refuses", async () => {
     const a = app();
     const good = JSON.stringify({ zen: "fine" });
-    // jsonb refuses \u0000; the delivery that carries it fails alone.
-    const bad = JSON.stringify({ zen: "nul \u0000 here" });
-    const answers = await Promise.all([
-      a.webhooks(request("g-1", good, sign("s", good))),
-      a.webhooks(request("g-2", bad, sign("s", bad))),
-      a.webhooks(request("g-3", good, sign("s", good))),
-    ]);
-    await a.close();
-    expect(answers.map((r) => r.status)).toEqual([202, 500, 202]);
-    expect(await db.store.deliveries.get("g-3")).not.toBeNull();
+    // The endpoint makes any JSON storable (test/fuzz/github.fuzz.test.ts), so the refusal is
+    // injected: a trigger that refuses one delivery id, as a constraint or a full disk might.
+    await db.store.db.execute(sql`
+      create function refuse_g2() returns trigger language plpgsql as $$
+      begin
+        if new.id = 'g-2' then raise exception 'refused by the test'; end if;
+        return new;
+      end $$`);
+    await db.store.db.execute(
+      sql`create trigger refuse_g2 before insert on deliveries for each row execute function refuse_g2()`,
+    );
+    try {
+      const answers = await Promise.all([
+        a.webhooks(request("g-1", good, sign("s", good))),
+        a.webhooks(request("g-2", good, sign("s", good))),
+        a.webhooks(request("g-3", good, sign("s", good))),
+      ]);
+      expect(answers.map((r) => r.status)).toEqual([202, 500, 202]);
+      expect(await answers[1]?.json()).toMatchObject({ error: { code: "not_stored" } });
+      expect(await db.store.deliveries.get("g-1")).not.toBeNull();
+      expect(await db.store.deliveries.get("g-2")).toBeNull();
+      expect(await db.store.deliveries.get("g-3")).not.toBeNull();
+    } finally {
+      await a.close();
+      await db.store.db.execute(sql`drop trigger refuse_g2 on deliveries`);
+    }
   });
 });

@@ -239,6 +239,24 @@ export class FakeGitHub {
         },
       ],
       [
+        // checks.listForRef: the check runs on a commit, newest first, by name when asked.
+        "GET",
+        /^\/commits\/([^/]+)\/check-runs$/,
+        async (res, repo, [ref], _body, url) => {
+          const sha = await this.resolve(repo, ref as string);
+          const name = url.searchParams.get("check_name");
+          const runs = this.checkRuns
+            .filter((c) => c.repo === repo.fullName && c.head_sha === sha)
+            .filter((c) => name === null || c.name === name)
+            .reverse()
+            .map((c) => ({
+              ...c,
+              output: { ...c.output, annotations_count: c.annotations.length },
+            }));
+          send(res, 200, { total_count: runs.length, check_runs: runs });
+        },
+      ],
+      [
         "PATCH",
         /^\/check-runs\/(\d+)$/,
         (res, _repo, [id], body) => {
