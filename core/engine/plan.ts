@@ -164,12 +164,18 @@ export interface FailureCounts {
 }
 
 /** After a failed attempt: retry, or fail the node for good. */
+/**
+ * Failures a retry cannot change: an abort, and secrets the runner does not have (it reads them
+ * once, when it starts), which fail every attempt the same way.
+ */
+const FINAL_REASONS = new Set(["aborted", "secrets"]);
+
 export function afterFailure(
   task: Pick<TaskSpec, "retries">,
   counts: FailureCounts,
   error: { kind: "user" | "system"; reason: string },
 ): { retry: boolean } & FailureCounts {
-  if (error.reason === "aborted") return { retry: false, ...counts };
+  if (FINAL_REASONS.has(error.reason)) return { retry: false, ...counts };
   if (error.kind === "system") {
     const systemFailures = counts.systemFailures + 1;
     return {

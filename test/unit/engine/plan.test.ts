@@ -197,4 +197,14 @@ describe("afterFailure", () => {
       ).retry,
     ).toBe(false);
   });
+
+  it("does not retry a task whose secrets the runner lacks: every attempt would fail the same way", () => {
+    expect(
+      afterFailure(
+        { retries: 3 },
+        { userFailures: 0, systemFailures: 0 },
+        { kind: "user", reason: "secrets" },
+      ),
+    ).toEqual({ retry: false, userFailures: 0, systemFailures: 0 });
+  });
 });
