@@ -7,12 +7,13 @@
 import * as core from "@actions/core";
 import { Octokit } from "@octokit/rest";
 import { parse as parseYaml } from "yaml";
+import { resolveSha } from "../../client/checkout.js";
+import { ApiClient, ApiClientError } from "../../client/client.js";
+import { InvalidSpecError, ensureRegistered as register } from "../../client/register.js";
 import { executionOutput } from "../../core/report/check-run.js";
 import { type ExecutionDocument, summaryLines } from "../../core/report/document.js";
-import { type Diagnostic, formatDiagnostic, SPEC_FILE } from "../../core/spec/diagnostics.js";
+import { SPEC_FILE } from "../../core/spec/diagnostics.js";
 import { githubRepoKey } from "../../core/version/repo-key.js";
-import { readCommit, resolveSha } from "./checkout.js";
-import { ApiClient, ApiClientError } from "./client.js";
 
 export interface ActionInputs {
   server: string;
@@ -314,30 +315,14 @@ async function ensureRegistered(
   env: NodeJS.ProcessEnv | Record<string, string | undefined>,
   deps: ActionDeps,
 ): Promise<void> {
-  if (await ctx.client.version(ctx.repo, sha)) return;
-  const commit = await readCommit(workspace, sha);
-  if (commit.spec === null)
-    throw new Error(`no ${SPEC_FILE} at the root of ${sha.slice(0, 12)}: nothing to run`);
   try {
-    await ctx.client.register(ctx.repo, {
-      sha,
-      parents: commit.parents,
-      ref: env.GITHUB_REF_NAME ?? null,
-      message: commit.subject,
-      spec: commit.spec,
-      tree: commit.tree,
-    });
-    deps.info(`registered ${sha.slice(0, 12)} from the checkout`);
+    const r = await register(ctx.client, ctx.repo, workspace, sha, env.GITHUB_REF_NAME ?? null);
+    if (r === "registered") deps.info(`registered ${sha.slice(0, 12)} from the checkout`);
   } catch (e) {
-    if (e instanceof ApiClientError && e.status === 422) {
-      const errors = (e.body as { errors?: Diagnostic[] } | null)?.errors ?? [];
-      for (const d of errors)
-        deps.error(`${d.code} ${d.message}`, { file: SPEC_FILE, line: d.line, col: d.col });
-      throw new Error(
-        `${SPEC_FILE} of ${sha.slice(0, 12)} is invalid: ${errors.length > 0 ? `\n${errors.map((d) => formatDiagnostic(d)).join("\n")}` : e.message}`,
-      );
-    }
-    throw e;
+    if (!(e instanceof InvalidSpecError)) throw e;
+    for (const d of e.diagnostics)
+      deps.error(`${d.code} ${d.message}`, { file: SPEC_FILE, line: d.line, col: d.col });
+    throw new Error(e.message);
   }
 }
 

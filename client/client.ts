@@ -1,10 +1,11 @@
 /**
- * The Action's client of the HTTP API (runner/server/api.ts): the Action talks to the service
- * over HTTP only (DESIGN.md section 1). Reads, and the abort (asking twice is asking once), are
+ * The client of the HTTP API (runner/server/api.ts), shared by the GitHub Action and the CLI
+ * through REPRISE_SERVER: both talk to a server over HTTP only (DESIGN.md section 1). Plain
+ * fetch, no Node-only API. Reads, and the abort (asking twice is asking once), are
  * retried with backoff on network errors, 429 and 5xx; any other write is retried only when the
  * request never reached the server (connection refused), so nothing is started twice.
  */
-import type { ExecutionDocument } from "../../core/report/document.js";
+import type { ExecutionDocument } from "../core/report/document.js";
 
 export class ApiClientError extends Error {
   override readonly name = "ApiClientError";
@@ -95,11 +96,42 @@ export class ApiClient {
 
   /** The last `tail` bytes of a node's log (its last attempt), or null when it has none. */
   async logTail(id: string, node: string, tail: number): Promise<string | null> {
-    const r = await this.call<{ log: string | null }>(
+    return (await this.logs(id, node, { tail })).log;
+  }
+
+  /** A node's log: the last `tail` bytes of its last attempt, or of `attempt`. */
+  logs(
+    id: string,
+    node: string,
+    opts: { tail: number; attempt?: number | null },
+  ): Promise<{ log: string | null } & Record<string, unknown>> {
+    const attempt = opts.attempt ? `&attempt=${opts.attempt}` : "";
+    return this.call(
       "GET",
-      `/executions/${enc(id)}/nodes/${enc(node)}/logs?tail=${tail}`,
+      `/executions/${enc(id)}/nodes/${enc(node)}/logs?tail=${opts.tail}${attempt}`,
     );
-    return r.log;
+  }
+
+  /** Registered versions, newest first, the production one marked. */
+  versions(
+    repo: string,
+    limit: number,
+  ): Promise<{ repo: string; versions: Array<Record<string, unknown>> }> {
+    return this.call("GET", `/repos/${enc(repo)}/versions?limit=${limit}`);
+  }
+
+  /** The production version and its activation history, newest first. */
+  production(repo: string): Promise<{
+    repo: string;
+    current: Record<string, unknown> | null;
+    history: Array<Record<string, unknown>>;
+  }> {
+    return this.call("GET", `/repos/${enc(repo)}/production`);
+  }
+
+  /** Makes a registered version the production one (activating it twice is activating it once). */
+  activate(repo: string, body: { sha: string; reason?: string }): Promise<Record<string, unknown>> {
+    return this.call("POST", `/repos/${enc(repo)}/production`, body, true);
   }
 
   /** `idempotent`: sending it twice does what sending it once does, so it is retried as a read. */
