@@ -46,6 +46,11 @@ export interface Config {
   githubHost: string;
   /** The GitHub App (Probot's own variables); null when APP_ID is not set: no webhooks. */
   githubApp: GitHubAppConfig | null;
+  /**
+   * REPRISE_SERVER: the CLI's `run`, `relaunch`, `status`... go through this server's API instead
+   * of the local store, with REPRISE_TOKEN as the bearer API token (null: none sent). null: local.
+   */
+  server: { url: string; token: string | null } | null;
 }
 
 export interface GitHubAppConfig {
@@ -149,6 +154,15 @@ const schema = z.object({
     .refine((v) => !v || /^[0-9]+$/.test(v), {
       message: "must be the GitHub App's numeric id (its settings page shows it as App ID)",
     }),
+  REPRISE_SERVER: z
+    .string()
+    .trim()
+    .optional()
+    .refine((v) => !v || serverUrl(v) !== null, {
+      message:
+        "must be the Reprise server's http:// or https:// URL, e.g. https://reprise.example.com (unset it to use the local store)",
+    }),
+  REPRISE_TOKEN: z.string().trim().optional(),
   PRIVATE_KEY: z.string().optional(),
   PRIVATE_KEY_PATH: z.string().optional(),
   WEBHOOK_SECRET: z.string().optional(),
@@ -192,7 +206,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       : null,
     githubHost: e.GHE_HOST || "github.com",
     githubApp: githubApp(e),
+    server: e.REPRISE_SERVER
+      ? { url: serverUrl(e.REPRISE_SERVER) as string, token: e.REPRISE_TOKEN || null }
+      : null,
   };
+}
+
+/** An http(s) URL with a host, without its trailing slashes; null when it is not one. */
+function serverUrl(value: string): string | null {
+  if (!/^https?:\/\/[^\s/]/.test(value)) return null;
+  try {
+    const u = new URL(value);
+    if (!u.hostname || u.search || u.hash) return null;
+    return value.replace(/\/+$/, "");
+  } catch {
+    return null;
+  }
 }
 
 /**

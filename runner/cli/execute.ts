@@ -224,7 +224,7 @@ export function parseInputFlags(
   return out;
 }
 
-function readInputsFile(path: string | null): Record<string, JsonValue> {
+export function readInputsFile(path: string | null): Record<string, JsonValue> {
   if (path === null) return {};
   let value: unknown;
   try {

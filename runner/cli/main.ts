@@ -14,6 +14,7 @@ import {
 } from "./inspect.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 import { migrateCommand } from "./migrate.js";
+import { notRemote, RemoteError, remoteRelaunch, remoteRun, remoteStatus } from "./remote.js";
 import { serveCommand, tokenCommand } from "./serve.js";
 import { validate } from "./validate.js";
 import {
@@ -63,6 +64,10 @@ options:
   --ref REF    a commit, branch or tag
   --json       machine-readable output on stdout
   -h, --help   this help
+
+REPRISE_SERVER=URL (with REPRISE_TOKEN=API token): run, relaunch and status go through that
+server's API (the commit is registered there from the checkout if it lacks it); the other store
+commands exit 2 there for now. validate, serve, worker, migrate work locally as ever.
 `;
 
 export async function main(
@@ -73,6 +78,12 @@ export async function main(
   tty = false,
   signal?: AbortSignal,
 ): Promise<number> {
+  /** The configuration of a command that works on the local store only, so far. */
+  const local = (command: string) => {
+    const config = loadConfig(env);
+    if (config.server) notRemote(command, config.server);
+    return config;
+  };
   try {
     const [command, ...rest] = argv;
     if (command === undefined || command === "-h" || command === "--help" || command === "help") {
@@ -105,17 +116,17 @@ export async function main(
           },
           1,
         );
-        return await runCommand(
-          loadConfig(env),
-          {
-            ...executeOptions(values, cwd, tty, signal),
-            workflow: positionals[0] as string,
-            ref: str(values.ref) ?? "HEAD",
-            inputs: (values.input as string[] | undefined) ?? [],
-            inputsFile: str(values.inputs) ?? null,
-          },
-          io,
-        );
+        const config = loadConfig(env);
+        const opts = {
+          ...executeOptions(values, cwd, tty, signal),
+          workflow: positionals[0] as string,
+          ref: str(values.ref) ?? "HEAD",
+          inputs: (values.input as string[] | undefined) ?? [],
+          inputsFile: str(values.inputs) ?? null,
+        };
+        return config.server
+          ? await remoteRun(config, config.server, opts, io)
+          : await runCommand(config, opts, io);
       }
       case "relaunch": {
         const { values, positionals } = parse(
@@ -123,16 +134,16 @@ export async function main(
           { ...EXECUTE_OPTIONS, recover: { type: "boolean", default: false } },
           1,
         );
-        return await relaunchCommand(
-          loadConfig(env),
-          {
-            ...executeOptions(values, cwd, tty, signal),
-            execution: positionals[0] as string,
-            ref: str(values.ref) ?? null,
-            recover: values.recover === true,
-          },
-          io,
-        );
+        const config = loadConfig(env);
+        const opts = {
+          ...executeOptions(values, cwd, tty, signal),
+          execution: positionals[0] as string,
+          ref: str(values.ref) ?? null,
+          recover: values.recover === true,
+        };
+        return config.server
+          ? await remoteRelaunch(config, config.server, opts, io)
+          : await relaunchCommand(config, opts, io);
       }
       case "status": {
         const { values, positionals } = parse(
@@ -144,8 +155,15 @@ export async function main(
           1,
         );
         const json = values.json === true;
+        const config = loadConfig(env);
+        if (config.server)
+          return await remoteStatus(
+            config.server,
+            { execution: positionals[0] as string, json, resume: values.resume === true },
+            io,
+          );
         return await statusCommand(
-          loadConfig(env),
+          config,
           {
             execution: positionals[0] as string,
             json,
@@ -165,7 +183,7 @@ export async function main(
         const parsed = parse(rest, spec, [1, 2]);
         const { values, positionals } = parsed;
         return await logsCommand(
-          loadConfig(env),
+          local("logs"),
           {
             execution: positionals[0] as string,
             node: positionals[1] ?? null,
@@ -183,7 +201,7 @@ export async function main(
           2,
         );
         return await lineageCommand(
-          loadConfig(env),
+          local("lineage"),
           {
             execution: positionals[0] as string,
             node: positionals[1] as string,
@@ -205,7 +223,7 @@ export async function main(
           1,
         );
         return await cacheCommand(
-          loadConfig(env),
+          local("cache"),
           {
             action: positionals[0] as string,
             repo: str(values.repo) ?? null,
@@ -225,7 +243,7 @@ export async function main(
           json: { type: "boolean", default: false },
         });
         return await registerCommand(
-          loadConfig(env),
+          local("register"),
           {
             repo: str(values.repo) ?? cwd,
             ref: str(values.ref) ?? "HEAD",
@@ -244,7 +262,7 @@ export async function main(
         if (!Number.isInteger(limit) || limit < 1)
           throw new UsageError("--limit takes a positive whole number");
         return await versionsCommand(
-          loadConfig(env),
+          local("versions"),
           { repo: str(values.repo) ?? cwd, json: values.json === true, limit },
           io,
         );
@@ -256,7 +274,7 @@ export async function main(
           2,
         );
         return await diffCommand(
-          loadConfig(env),
+          local("diff"),
           {
             repo: str(values.repo) ?? cwd,
             a: positionals[0] as string,
@@ -273,7 +291,7 @@ export async function main(
           1,
         );
         return await historyCommand(
-          loadConfig(env),
+          local("history"),
           {
             repo: str(values.repo) ?? cwd,
             task: positionals[0] as string,
@@ -288,7 +306,7 @@ export async function main(
           json: { type: "boolean", default: false },
         });
         return await productionCommand(
-          loadConfig(env),
+          local("production"),
           { repo: str(values.repo) ?? cwd, json: values.json === true },
           io,
         );
@@ -304,7 +322,7 @@ export async function main(
           1,
         );
         return await activateCommand(
-          loadConfig(env),
+          local("activate"),
           {
             repo: str(values.repo) ?? cwd,
             ref: positionals[0] as string,
@@ -339,7 +357,7 @@ export async function main(
           [1, 2],
         );
         return await tokenCommand(
-          loadConfig(env),
+          local("token"),
           {
             action: positionals[0] as string,
             id: positionals[1] ?? null,
@@ -363,7 +381,12 @@ export async function main(
       io.err(`reprise: ${e.message}\n\n${USAGE}`);
       return EXIT.invalid;
     }
-    if (e instanceof GitError || e instanceof ConfigError || e instanceof StoreError) {
+    if (
+      e instanceof GitError ||
+      e instanceof ConfigError ||
+      e instanceof StoreError ||
+      e instanceof RemoteError
+    ) {
       io.err(`reprise: ${e.message}`);
       return EXIT.invalid;
     }

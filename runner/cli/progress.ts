@@ -1,12 +1,15 @@
-/** Live progress on a terminal: one line per node as it finishes, ran / cached / failed. */
-import type { ExecutionRecord } from "../../db/types.js";
+/**
+ * Live progress on a terminal: one line per node as it finishes, ran / cached / failed. Fed by
+ * the engine's events in-process, and by the changes between polled documents through
+ * REPRISE_SERVER (remote.ts).
+ */
 import type { EngineEvent } from "../engine/engine.js";
 import type { Io } from "./io.js";
 
 export function progressPrinter(io: Io, enabled: boolean) {
   const started = new Map<string, number>();
   return {
-    started(exec: ExecutionRecord) {
+    started(exec: { id: string; workflow: string; sha: string }) {
       if (enabled) io.out(`execution ${exec.id}  ${exec.workflow} @ ${exec.sha.slice(0, 12)}`);
     },
     onEvent(e: EngineEvent) {

@@ -37,4 +37,30 @@ describe("loadConfig", () => {
       /REPRISE_MAX_PARALLEL: must be at least 1/,
     );
   });
+
+  it("REPRISE_SERVER sends the CLI through a server's API, with REPRISE_TOKEN; a malformed URL says how to fix it", () => {
+    expect(loadConfig({ HOME: "/h" }).server).toBeNull();
+    expect(loadConfig({ HOME: "/h", REPRISE_SERVER: "", REPRISE_TOKEN: "rp_x" }).server).toBeNull();
+    expect(
+      loadConfig({
+        HOME: "/h",
+        REPRISE_SERVER: "https://reprise.example.com/",
+        REPRISE_TOKEN: "rp_x",
+      }).server,
+    ).toEqual({ url: "https://reprise.example.com", token: "rp_x" });
+    expect(loadConfig({ HOME: "/h", REPRISE_SERVER: "http://127.0.0.1:3000" }).server).toEqual({
+      url: "http://127.0.0.1:3000",
+      token: null,
+    });
+    for (const bad of [
+      "reprise.example.com",
+      "ftp://x",
+      "https://",
+      "http://a b",
+      "https://x/?q=1",
+    ])
+      expect(() => loadConfig({ HOME: "/h", REPRISE_SERVER: bad }), bad).toThrow(
+        /REPRISE_SERVER: must be the Reprise server's http:\/\/ or https:\/\/ URL/,
+      );
+  });
 });
