@@ -22,12 +22,10 @@ import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { serve } from "@hono/node-server";
 import { sql } from "drizzle-orm";
-import { pino } from "pino";
 import { rows } from "../db/query.js";
 import { openStore } from "../db/store.js";
-import { GitHubApp } from "../runner/github/app.js";
 import { pushSeries } from "../test/fakes/git-repo.js";
-import { appPrivateKey, FakeGitHub, pushPayload } from "../test/fakes/github/index.js";
+import { FakeGitHub, pushPayload, testGitHubApp } from "../test/fakes/github/index.js";
 import type { SendResult } from "./github-sender.js";
 import type { Row } from "./lib.js";
 import { adminUrl, withScratchDatabases } from "./scratch-db.js";
@@ -47,18 +45,11 @@ export async function benchGitHub(): Promise<Row[]> {
     const { repo, shas } = pushSeries(PUSHES_PER_REPO);
     const fake = await FakeGitHub.start();
     const opened = await openStore({ databaseUrl: url as string, migrate: true, poolSize: 10 });
-    const app = new GitHubApp({
-      config: {
-        appId: 1,
-        privateKey: appPrivateKey(),
-        webhookSecret: SECRET,
-        baseUrl: fake.baseUrl,
-      },
-      host: fake.host,
+    const app = testGitHubApp({
       store: opened.store,
-      executor: { logTail: async () => null },
-      publicUrl: null,
-      log: pino({ level: "silent" }),
+      fake,
+      secret: SECRET,
+      host: fake.host,
       concurrency: CONCURRENCY,
       tickMs: 200,
     });

@@ -7,14 +7,13 @@
 import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { type ServerType, serve } from "@hono/node-server";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GitHubApp } from "../../runner/github/app.js";
+import type { GitHubApp } from "../../runner/github/app.js";
 import { createApp, MAX_WEBHOOK_BYTES } from "../../runner/server/app.js";
 import { Authenticator } from "../../runner/server/auth.js";
 import { Metrics } from "../../runner/server/metrics.js";
 import { tempRepo } from "../fakes/git-repo.js";
-import { appPrivateKey, FakeGitHub, pushPayload, sign } from "../fakes/github/index.js";
+import { FakeGitHub, pushPayload, sign, testGitHubApp } from "../fakes/github/index.js";
 import { openTestStore, type TestStore } from "../setup/stores.js";
 
 const SECRET = "oversize-secret";
@@ -35,13 +34,10 @@ beforeAll(async () => {
   repo.write({ "README.md": "no spec\n" });
   head = repo.commit("first");
   fake.addRepo({ fullName: "acme/big", dir: repo.dir });
-  github = new GitHubApp({
-    config: { appId: 1, privateKey: appPrivateKey(), webhookSecret: SECRET, baseUrl: fake.baseUrl },
-    host: "github.com",
+  github = testGitHubApp({
     store: db.store,
-    executor: { logTail: async () => null },
-    publicUrl: null,
-    log: pino({ level: "silent" }),
+    fake,
+    secret: SECRET,
     tickMs: 50,
     now: () => new Date(0),
   });

@@ -12,13 +12,12 @@ import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { sql } from "drizzle-orm";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rows } from "../../db/query.js";
 import { type OpenStore, openStore } from "../../db/store.js";
-import { GitHubApp } from "../../runner/github/app.js";
+import type { GitHubApp } from "../../runner/github/app.js";
 import { pushSeries, type TempRepo } from "../fakes/git-repo.js";
-import { appPrivateKey, deliver, FakeGitHub, pushPayload, until } from "../fakes/github/index.js";
+import { deliver, FakeGitHub, pushPayload, testGitHubApp, until } from "../fakes/github/index.js";
 import { type PrivatePostgres, startPrivatePostgres } from "../setup/private-postgres.js";
 
 const SECRET = "restart-secret";
@@ -43,13 +42,11 @@ beforeAll(async () => {
   ({ repo, shas } = pushSeries(PUSHES));
   for (let r = 0; r < REPOS; r++)
     fake.addRepo({ fullName: `acme/r${r}`, dir: repo.dir, installationId: r + 1 });
-  app = new GitHubApp({
-    config: { appId: 1, privateKey: appPrivateKey(), webhookSecret: SECRET, baseUrl: fake.baseUrl },
-    host: fake.host,
+  app = testGitHubApp({
     store: open.store,
-    executor: { logTail: async () => null },
-    publicUrl: null,
-    log: pino({ level: "silent" }),
+    fake,
+    secret: SECRET,
+    host: fake.host,
     concurrency: 4,
     tickMs: 100,
   });

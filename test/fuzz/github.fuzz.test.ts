@@ -13,19 +13,19 @@ import fc from "fast-check";
 import type { Hono } from "hono";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GitHubApp } from "../../runner/github/app.js";
+import type { GitHubApp } from "../../runner/github/app.js";
 import { createApp } from "../../runner/server/app.js";
 import { Authenticator } from "../../runner/server/auth.js";
 import { Metrics } from "../../runner/server/metrics.js";
 import { tempRepo } from "../fakes/git-repo.js";
 import {
-  appPrivateKey,
   checkRunPayload,
   commentPayload,
   example,
   FakeGitHub,
   pushPayload,
   sign,
+  testGitHubApp,
 } from "../fakes/github/index.js";
 import { openTestStore, type TestStore } from "../setup/stores.js";
 
@@ -62,12 +62,10 @@ beforeAll(async () => {
     { level: "info" },
     { write: (line: string) => void logs.push(JSON.parse(line) as (typeof logs)[number]) },
   );
-  github = new GitHubApp({
-    config: { appId: 1, privateKey: appPrivateKey(), webhookSecret: SECRET, baseUrl: fake.baseUrl },
-    host: "github.com",
+  github = testGitHubApp({
     store: db.store,
-    executor: { logTail: async () => null },
-    publicUrl: null,
+    fake,
+    secret: SECRET,
     log,
     tickMs: 20,
     concurrency: 4,

@@ -4,25 +4,12 @@
  * on it is processed by the next one to start.
  */
 import { sql } from "drizzle-orm";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GitHubApp } from "../../runner/github/app.js";
-import { appPrivateKey, sign } from "../fakes/github/index.js";
+import { sign, testGitHubApp } from "../fakes/github/index.js";
 import { openTestStore, type TestStore } from "../setup/stores.js";
 
 let db: TestStore;
-const privateKey = appPrivateKey();
-const app = () =>
-  new GitHubApp({
-    config: { appId: 1, privateKey, webhookSecret: "s", baseUrl: "http://127.0.0.1:9/api/v3" },
-    host: "github.com",
-    store: db.store,
-    executor: { logTail: async () => null },
-    publicUrl: null,
-    log: pino({ level: "silent" }),
-    tickMs: 50,
-    now: () => new Date(0),
-  });
+const app = () => testGitHubApp({ store: db.store, tickMs: 50, now: () => new Date(0) });
 
 function request(id: string, body: string, signature: string | null): Request {
   const headers: Record<string, string> = { "x-github-event": "ping", "x-github-delivery": id };

@@ -1,15 +1,9 @@
-/**
- * `on.schedule` fires once per slot however many replicas look: two GitHub Apps on one store,
- * both queueing the same minute at once and again a minute later, start one execution per slot,
- * against the production version.
- */
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GitHubApp } from "../../runner/github/app.js";
+import type { GitHubApp } from "../../runner/github/app.js";
 import { queueSchedules } from "../../runner/github/schedules.js";
 import { registerLocalCommit } from "../../runner/registry.js";
 import { tempRepo } from "../fakes/git-repo.js";
-import { appPrivateKey } from "../fakes/github/index.js";
+import { testGitHubApp } from "../fakes/github/index.js";
 import { openTestStore, type TestStore } from "../setup/stores.js";
 
 const SPEC = `version: 1
@@ -36,20 +30,8 @@ beforeAll(async () => {
   db = await openTestStore("pglite");
   repo.write({ "reprise.yaml": SPEC });
   repo.commit("schedule");
-  const privateKey = appPrivateKey();
-  apps = [0, 1].map(
-    () =>
-      new GitHubApp({
-        config: { appId: 1, privateKey, webhookSecret: "s", baseUrl: "http://127.0.0.1:9/api/v3" },
-        host: "github.com",
-        store: db.store,
-        executor: { logTail: async () => null },
-        publicUrl: null,
-        log: pino({ level: "silent" }),
-        // Their own ticks look at 1970, before the activation: only the test's calls count.
-        now: () => new Date(0),
-      }),
-  );
+  // Their own ticks look at 1970, before the activation: only the test's calls count.
+  apps = [0, 1].map(() => testGitHubApp({ store: db.store, now: () => new Date(0) }));
 });
 
 afterAll(async () => {

@@ -5,7 +5,15 @@
  * `postgres` user when the tests run as root, as initdb refuses root.
  */
 import { execFile, execFileSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import {
+  chownSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../fakes/actions-runner.js";
@@ -49,8 +57,6 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       ),
     );
   run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8");
-  const port = await freePort();
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`;
   const ctlArgs = (args: string[]) => [
     "-D",
     data,
@@ -62,7 +68,23 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     ...args,
   ];
   const ctl = (...args: string[]) => run("pg_ctl", ...ctlArgs(args));
-  ctl("-o", opts, "start");
+  // A free port can be taken by another process between freePort() and the server's bind:
+  // then start again on another.
+  let port = 0;
+  let opts = "";
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`;
+    try {
+      ctl("-o", opts, "start");
+      break;
+    } catch (e) {
+      if (attempt >= 3) {
+        const log = existsSync(join(dir, "log")) ? readFileSync(join(dir, "log"), "utf8") : "";
+        throw new Error(`${(e as Error).message}\n${log.slice(-2_000)}`);
+      }
+    }
+  }
   run("createdb", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "reprise");
   return {
     url: `postgres://postgres@127.0.0.1:${port}/reprise`,

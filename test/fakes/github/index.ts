@@ -2,6 +2,10 @@ export * from "./deliveries.js";
 export * from "./server.js";
 
 import { generateKeyPairSync } from "node:crypto";
+import { pino } from "pino";
+import type { Store } from "../../../db/store.js";
+import { GitHubApp, type GitHubAppOptions } from "../../../runner/github/app.js";
+import type { FakeGitHub } from "./server.js";
 
 /** A throwaway GitHub App private key (PKCS#1 PEM, as GitHub hands them out). */
 export function appPrivateKey(): string {
@@ -22,4 +26,35 @@ export async function until<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+let sharedKey: string | null = null;
+
+/**
+ * The GitHub App as tests and benchmarks build it, in process: a store, the fake GitHub (or an
+ * address nothing answers), a silent log, a task-log reader with nothing to say. `key` and
+ * everything of GitHubAppOptions can be given; the private key is made once per process.
+ */
+export function testGitHubApp(
+  o: Partial<Omit<GitHubAppOptions, "config">> & {
+    store: Store;
+    fake?: FakeGitHub;
+    secret?: string;
+  },
+): GitHubApp {
+  sharedKey ??= appPrivateKey();
+  const { fake, secret, ...rest } = o;
+  return new GitHubApp({
+    config: {
+      appId: 1,
+      privateKey: sharedKey,
+      webhookSecret: secret ?? "s",
+      baseUrl: fake?.baseUrl ?? "http://127.0.0.1:9/api/v3",
+    },
+    host: "github.com",
+    executor: { logTail: async () => null },
+    publicUrl: null,
+    log: pino({ level: "silent" }),
+    ...rest,
+  });
 }
