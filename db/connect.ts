@@ -50,6 +50,11 @@ function pgListener(url: string) {
       if (!closed) setTimeout(() => void ensure().catch(() => undefined), 1_000).unref();
     });
     await c.connect();
+    // Closed while connecting: this connection must not outlive the close.
+    if (closed) {
+      await c.end().catch(() => undefined);
+      return;
+    }
     for (const channel of listeners.keys()) await c.query(`LISTEN ${channel}`);
     client = c;
   };
@@ -77,6 +82,7 @@ function pgListener(url: string) {
     },
     async close() {
       closed = true;
+      await connecting?.catch(() => undefined);
       await client?.end().catch(() => undefined);
     },
   };

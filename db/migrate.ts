@@ -10,7 +10,7 @@ import { sql } from "drizzle-orm";
 import { readMigrationFiles } from "drizzle-orm/migrator";
 import type { Db } from "./connect.js";
 import { MigrationError } from "./errors.js";
-import { rows } from "./query.js";
+import { rows, transaction } from "./query.js";
 
 /** An arbitrary constant: the advisory lock key that serializes migrations. */
 const MIGRATION_LOCK = 7_262_011;
@@ -83,7 +83,7 @@ export async function migrationStatus(db: Db): Promise<MigrationStatus> {
 /** Applies every pending migration in one transaction; returns the tags applied. */
 export async function migrate(db: Db): Promise<string[]> {
   const files = known();
-  return db.transaction(async (tx) => {
+  return transaction(db, async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(${MIGRATION_LOCK})`);
     await tx.execute(sql`create schema if not exists drizzle`);
     await tx.execute(

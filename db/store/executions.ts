@@ -11,7 +11,7 @@ import type { JsonValue } from "../../core/spec/types.js";
 import type { Db } from "../connect.js";
 import { LeaseLostError, NotFoundError } from "../errors.js";
 import { newExecutionId } from "../ids.js";
-import { type Queryable, rows } from "../query.js";
+import { type Queryable, rows, transaction } from "../query.js";
 import {
   attempts,
   cacheEntries,
@@ -75,7 +75,7 @@ export class ExecutionStore {
   /** Creates the execution QUEUED with every node PENDING, pinned to the version's workflow. */
   async create(input: CreateExecution): Promise<ExecutionRecord> {
     const id = newExecutionId();
-    await this.db.transaction(async (tx) => {
+    await transaction(this.db, async (tx) => {
       const wf = await this.versions.resolveWorkflow(input.repo, input.sha, input.workflow, tx);
       await tx.insert(executions).values({
         id,
@@ -334,7 +334,7 @@ export class ExecutionStore {
    * is written and LeaseLostError is thrown.
    */
   async withLease<T>(lease: Lease, fn: (tx: ExecutionTx) => Promise<T>): Promise<T> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const held = await rows<{ id: string }>(
         tx,
         sql`select id from executions

@@ -5,7 +5,7 @@
 import { and, desc, eq, sql } from "drizzle-orm";
 import type { Db } from "../connect.js";
 import { NotFoundError } from "../errors.js";
-import { rows } from "../query.js";
+import { rows, transaction } from "../query.js";
 import { activations, versions } from "../schema.js";
 import type { Activation } from "../types.js";
 
@@ -22,7 +22,7 @@ export class ProductionStore {
     actor: string;
     reason: string;
   }): Promise<{ activation: Activation; changed: boolean }> {
-    return this.db.transaction(async (tx) => {
+    return transaction(this.db, async (tx) => {
       const locked = await rows(
         tx,
         sql`select key from repositories where key = ${input.repo} for update`,

@@ -12,7 +12,7 @@ import type { Binding, TaskSpec, Triggers, WorkflowSpec } from "../../core/spec/
 import type { BuildResult } from "../../core/version/build-version.js";
 import type { Db } from "../connect.js";
 import { NotFoundError } from "../errors.js";
-import type { Queryable } from "../query.js";
+import { type Queryable, transaction } from "../query.js";
 import {
   repositories,
   tasks,
@@ -54,7 +54,7 @@ export class VersionStore {
 
   async register(input: RegisterInput): Promise<{ version: VersionRecord; created: boolean }> {
     const { repo, sha, result } = input;
-    const created = await this.db.transaction(async (tx) => {
+    const created = await transaction(this.db, async (tx) => {
       await tx.insert(repositories).values({ key: repo }).onConflictDoNothing();
       const inserted = await tx
         .insert(versions)

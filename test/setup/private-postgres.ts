@@ -91,7 +91,11 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     restart: () => runAsync("pg_ctl", ...ctlArgs(["-o", opts, "-m", "fast", "restart"])),
     stop: () => {
       try {
-        ctl("-m", "immediate", "stop");
+        run("pg_ctl", "-D", data, "-w", "-t", "15", "-m", "immediate", "stop");
+      } catch {
+        // Not stopped in time: end the postmaster (its children follow) rather than hang.
+        const pid = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+        if (pid > 0) process.kill(pid, "SIGKILL");
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
