@@ -14,6 +14,7 @@ import { parseSpec } from "../../core/spec/parse-spec.js";
 import type { InputDecl } from "../../core/spec/types.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
 import type { Config } from "../config.js";
+import { sleep } from "../engine/engine.js";
 import { repoRoot, resolveCommit } from "../sources/local-git.js";
 import { summaryLines } from "./document.js";
 import type { RelaunchOptions, RunOptions } from "./execute.js";
@@ -259,16 +260,4 @@ function report(doc: ExecutionDocument, json: boolean, io: Io): number {
   if (json) io.out(JSON.stringify(doc, null, 2));
   else for (const line of summaryLines(doc)) io.out(line);
   return doc.status === "FAILED" || doc.status === "ABORTED" ? EXIT.failed : EXIT.ok;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }
