@@ -16,7 +16,6 @@
  * 202 (no signature check, no database).
  */
 import { fork } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -25,7 +24,7 @@ import { sql } from "drizzle-orm";
 import { rows } from "../db/query.js";
 import { openStore } from "../db/store.js";
 import { pushSeries } from "../test/fakes/git-repo.js";
-import { FakeGitHub, pushPayload, testGitHubApp } from "../test/fakes/github/index.js";
+import { FakeGitHub, pushBurst, testGitHubApp } from "../test/fakes/github/index.js";
 import type { SendResult } from "./github-sender.js";
 import type { Row } from "./lib.js";
 import { adminUrl, withScratchDatabases } from "./scratch-db.js";
@@ -36,7 +35,6 @@ const PUSHES_PER_REPO = Number(process.env.BENCH_GITHUB_PUSHES ?? 90);
 const DUPLICATE_EVERY = 9;
 const IN_FLIGHT = Number(process.env.BENCH_GITHUB_IN_FLIGHT ?? 16);
 const SECRET = "bench-secret";
-const ZERO = "0".repeat(40);
 /** Deliveries processed at once: GitHub paces writes per installation at one a second. */
 const CONCURRENCY = Number(process.env.BENCH_GITHUB_CONCURRENCY ?? 8);
 
@@ -72,19 +70,7 @@ export async function benchGitHub(): Promise<Row[]> {
       // No workflow runs on push, so only registration works.
       for (let r = 0; r < REPOS; r++)
         fake.addRepo({ fullName: `bench/r${r}`, dir: repo.dir, installationId: r + 1 });
-      const unique: Array<{ id: string; payload: unknown }> = [];
-      for (let i = 0; i < PUSHES_PER_REPO; i++)
-        for (let r = 0; r < REPOS; r++)
-          unique.push({
-            id: randomUUID(),
-            payload: pushPayload({
-              repo: `bench/r${r}`,
-              branch: "feature",
-              before: i === 0 ? ZERO : (shas[i - 1] as string),
-              after: shas[i] as string,
-              installationId: r + 1,
-            }),
-          });
+      const unique = pushBurst("bench/r", REPOS, shas);
       // After every ninth unique delivery, a redelivery of one sent 1 to 200 places before: some
       // still in flight (the same group commit), most long stored.
       const burst: typeof unique = [];

@@ -19,6 +19,15 @@ export class ApiClientError extends Error {
   ) {
     super(message);
   }
+
+  /** Worth asking again: the server was not reached, was busy (429) or failed (5xx). */
+  get transient(): boolean {
+    return transientStatus(this.status);
+  }
+}
+
+function transientStatus(status: number): boolean {
+  return status === 0 || status === 429 || status >= 500;
 }
 
 export interface ClientOptions {
@@ -169,7 +178,7 @@ export class ApiClient {
           `cannot reach the Reprise server at ${this.opts.server}: ${cause(e)}`,
         );
       }
-      if (idempotent && (res.status === 429 || res.status >= 500) && attempt < attempts) {
+      if (idempotent && transientStatus(res.status) && attempt < attempts) {
         await sleep(wait);
         wait *= 2;
         continue;

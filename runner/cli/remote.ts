@@ -238,11 +238,7 @@ async function follow(
       lostSince = null;
       backoff = 1_000;
     } catch (e) {
-      if (
-        !(e instanceof ApiClientError) ||
-        !(e.status === 0 || e.status === 429 || e.status >= 500)
-      )
-        explain(server, e);
+      if (!(e instanceof ApiClientError) || !e.transient) explain(server, e);
       if (lostSince === null) {
         lostSince = Date.now();
         io.err(`${e.message}; retrying (execution ${doc.id} goes on on the server)`);

@@ -66,6 +66,7 @@ export function createConfiguredExecutor(config: Config, log?: Logger): Executor
   return createLocalExecutor({
     dataDir: config.dataDir,
     env: config.environment,
+    secrets: config.localSecrets,
     // With the GitHub App configured, GitHub repositories come from their tarball at the SHA.
     ...(github ? { checkout: github } : {}),
   });

@@ -8,6 +8,7 @@ import type { ProbotOctokit } from "probot";
 import type { Store } from "../../db/store.js";
 import type { Delivery } from "../../db/types.js";
 import type { GitHubAppConfig } from "../config.js";
+import { sleep } from "../engine/engine.js";
 import type { Executor } from "../executors/types.js";
 import { GitHubClient } from "./client.js";
 import type { AppContext, Outcome } from "./context.js";
@@ -306,7 +307,7 @@ export class GitHubApp {
           log.error({ err: (e as Error).message }, "cannot record the delivery's outcome");
           return false;
         }
-        await sleep(wait);
+        await sleep(wait, this.#stop.signal);
       }
     }
   }
@@ -396,8 +397,4 @@ function clip(outcome: Outcome): Outcome {
 
 function error(status: 400 | 401 | 500, code: string, message: string): Response {
   return Response.json({ error: { code, message } }, { status });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -8,7 +8,6 @@
  * are mixed into the burst. Then: every unique delivery is stored once and processed once (one
  * version per pushed SHA, one `reprise/register` check run per SHA), none is lost, none failed.
  */
-import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { sql } from "drizzle-orm";
@@ -18,14 +17,13 @@ import { rows } from "../../db/query.js";
 import { type OpenStore, openStore } from "../../db/store.js";
 import type { GitHubApp } from "../../runner/github/app.js";
 import { pushSeries, type TempRepo } from "../fakes/git-repo.js";
-import { deliver, FakeGitHub, pushPayload, testGitHubApp, until } from "../fakes/github/index.js";
+import { deliver, FakeGitHub, pushBurst, testGitHubApp, until } from "../fakes/github/index.js";
 import { type PrivatePostgres, startPrivatePostgres } from "../setup/private-postgres.js";
 
 const SECRET = "restart-secret";
 const REPOS = 10;
 const PUSHES = 8;
 const DUPLICATES = 20;
-const ZERO = "0".repeat(40);
 
 let pg: PrivatePostgres;
 let open: OpenStore;
@@ -82,20 +80,7 @@ afterAll(async () => {
 
 describe("a Postgres restart during a burst of deliveries", () => {
   it("stores and processes every delivery exactly once", async () => {
-    const unique = Array.from({ length: REPOS * PUSHES }, (_, i) => {
-      const r = i % REPOS;
-      const n = Math.floor(i / REPOS);
-      return {
-        id: randomUUID(),
-        payload: pushPayload({
-          repo: `acme/r${r}`,
-          branch: "feature",
-          before: n === 0 ? ZERO : (shas[n - 1] as string),
-          after: shas[n] as string,
-          installationId: r + 1,
-        }),
-      };
-    });
+    const unique = pushBurst("acme/r", REPOS, shas);
     // Duplicates (same id, same body) later in the same burst, some within the outage.
     const burst = [...unique];
     for (let i = 0; i < DUPLICATES; i++)

@@ -19,6 +19,7 @@ import {
   type V1Pod,
 } from "@kubernetes/client-node";
 import { mask } from "../mask.js";
+import { lastBytes } from "../tail.js";
 import type { AttemptOutcome, Executor, LaunchSpec } from "../types.js";
 import { type Agents, keepAliveClient } from "./api-client.js";
 import { type AttemptFacts, classify, type Verdict } from "./classify.js";
@@ -394,16 +395,6 @@ function apiError(what: string, e: unknown): Error {
   }
   const code = statusOf(e);
   return new Error(`${what}: ${code ? `HTTP ${code}: ` : ""}${detail}`, { cause: e });
-}
-
-/** The last `max` bytes of a string, as UTF-8 (a split character at the cut is dropped). */
-function lastBytes(text: string, max: number): string {
-  const buf = Buffer.from(text, "utf8");
-  if (buf.length <= max) return text;
-  return buf
-    .subarray(buf.length - max)
-    .toString("utf8")
-    .replace(/^\uFFFD/, "");
 }
 
 async function readTail(path: string, max: number): Promise<string | null> {

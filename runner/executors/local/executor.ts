@@ -10,6 +10,7 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { Masker, mask } from "../mask.js";
+import { lastBytes } from "../tail.js";
 import type { AttemptOutcome, Executor, LaunchSpec } from "../types.js";
 import { AttemptDir, readTail, type StopReason } from "./attempt-dir.js";
 import type { Checkout } from "./checkout.js";
@@ -382,14 +383,6 @@ function started(child: ChildProcess, onExit: () => void): Promise<number> {
     child.once("exit", onExit);
     if (child.pid !== undefined) resolve(child.pid);
   });
-}
-
-/** The last `max` bytes, not starting in the middle of a UTF-8 character. */
-function lastBytes(bytes: Buffer, max: number): string {
-  if (bytes.length <= max) return bytes.toString("utf8");
-  let start = bytes.length - max;
-  while (start < bytes.length && ((bytes[start] ?? 0) & 0xc0) === 0x80) start++;
-  return bytes.subarray(start).toString("utf8");
 }
 
 /** The command as a user would type it; arguments with spaces or quotes shown as JSON strings. */

@@ -141,3 +141,29 @@ export function checkRunPayload(o: {
   p.installation = { id: 1, node_id: "x" };
   return p;
 }
+
+/**
+ * One push delivery (a fresh id) per repository `${prefix}${r}` and commit of `shas`, commit by
+ * commit across the repositories: a burst of pushes to a feature branch (installation r + 1).
+ */
+export function pushBurst(
+  prefix: string,
+  repos: number,
+  shas: readonly string[],
+): Array<{ id: string; payload: Json }> {
+  const out: Array<{ id: string; payload: Json }> = [];
+  shas.forEach((sha, n) => {
+    for (let r = 0; r < repos; r++)
+      out.push({
+        id: randomUUID(),
+        payload: pushPayload({
+          repo: `${prefix}${r}`,
+          branch: "feature",
+          before: n === 0 ? "0".repeat(40) : (shas[n - 1] as string),
+          after: sha,
+          installationId: r + 1,
+        }),
+      });
+  });
+  return out;
+}
