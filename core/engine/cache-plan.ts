@@ -1,4 +1,6 @@
 /** What the memo cache means for one node (DESIGN.md section 5), decided from data alone. */
+
+import { keyInputs } from "../artifacts/ref.js";
 import { type CacheIdentity, cacheIdentity, cacheKey } from "../hash/cache-key.js";
 import type { Digest } from "../hash/digest.js";
 import { digest } from "../hash/digest.js";
@@ -25,7 +27,7 @@ export function cachePlan(
   const identity = cacheIdentity(repo, task, taskDigest);
   return {
     enabled: true,
-    key: cacheKey(identity, inputs, task.cache.ignoreInputs),
+    key: cacheKey(identity, keyInputs(task.inputs, inputs), task.cache.ignoreInputs),
     identity,
     ttlSeconds: task.cache.ttlSeconds,
     // --overwrite-cache skips the lookup and replaces the entry.

@@ -13,6 +13,11 @@ export function inputEnvName(input: string): string {
   return `${RESERVED_ENV_PREFIX}INPUT_${input.toUpperCase().replaceAll("-", "_")}`;
 }
 
+/** Where the task writes an artifact output (file or directory), as an environment variable. */
+export function outputEnvName(output: string): string {
+  return `${RESERVED_ENV_PREFIX}OUTPUT_${output.toUpperCase().replaceAll("-", "_")}`;
+}
+
 export const NAME_RULE =
   "lowercase letters, digits and '-', starting with a letter, at most 63 characters";
 export const PARAM_RULE =

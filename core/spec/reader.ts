@@ -2,6 +2,7 @@
  * Small readers over the plain value of a YAML document. Each reports what is wrong with a
  * stable code and the path it concerns; positions are resolved later, from the document.
  */
+import { artifactProblem } from "../artifacts/ref.js";
 import type { ErrorCode, WarningCode } from "./diagnostics.js";
 import { suggest } from "./suggest.js";
 import type { JsonValue, ValueType } from "./types.js";
@@ -178,6 +179,9 @@ export function typeMismatch(type: ValueType, v: unknown): string | null {
       return typeof v === "boolean" ? null : `expected a boolean, got ${describe(v)}`;
     case "json":
       return null;
+    case "file":
+    case "directory":
+      return artifactProblem(type, v);
   }
 }
 

@@ -8,7 +8,16 @@ export type JsonValue =
   | JsonValue[]
   | { [key: string]: JsonValue };
 
-export const VALUE_TYPES = ["string", "integer", "number", "boolean", "json"] as const;
+/** `file` and `directory` are artifacts: content-addressed data kept by Reprise (core/artifacts). */
+export const VALUE_TYPES = [
+  "string",
+  "integer",
+  "number",
+  "boolean",
+  "json",
+  "file",
+  "directory",
+] as const;
 export type ValueType = (typeof VALUE_TYPES)[number];
 
 export interface InputDecl {

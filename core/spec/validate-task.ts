@@ -1,4 +1,6 @@
 /** Reads one task (and the `defaults` block) into its normalized form. */
+
+import { isArtifactType } from "../artifacts/ref.js";
 import {
   ENV_NAME,
   inputEnvName,
@@ -327,7 +329,16 @@ export function readParams(
       continue;
     }
     const param: InputDecl = { type };
-    if (dm.default !== undefined) {
+    if (dm.default !== undefined && isArtifactType(type)) {
+      // A default would name content by digest from the spec, outside any repository's
+      // artifacts: artifacts come from a run (-i NAME=@PATH) or a node's output.
+      c.error(
+        "E_TYPE",
+        [...at, "default"],
+        `${what}.${name}: a ${type} input cannot have a default; pass one at run time (-i ${name}=@PATH) or bind it to a node's output`,
+      );
+      ok = false;
+    } else if (dm.default !== undefined) {
       const problem = typeMismatch(type, dm.default);
       if (problem) {
         c.error(

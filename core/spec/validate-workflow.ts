@@ -1,4 +1,6 @@
 /** Reads one workflow: its nodes, their bindings, the graph, outputs and triggers. */
+
+import { isArtifactType } from "../artifacts/ref.js";
 import { findCycles } from "../dag/graph.js";
 import { parseBinding } from "./expressions.js";
 import { NAME, NAME_RULE, PARAM_NAME, PARAM_RULE } from "./names.js";
@@ -239,6 +241,14 @@ function checkBinding(
   }
   const b = parsed.binding;
   if (b.kind === "literal") {
+    if (target && isArtifactType(target)) {
+      c.error(
+        "E_TYPE",
+        at,
+        `${where}: a ${target} input takes a workflow input or a node's output, not a literal`,
+      );
+      return null;
+    }
     const problem = target ? typeMismatch(target, raw) : typeMismatch("json", raw);
     if (problem) {
       c.error("E_TYPE", at, `${where}: ${problem}${target ? ` (the input is ${target})` : ""}`);
