@@ -155,6 +155,8 @@ export const nodeExecutions = pgTable(
       enum: ["DISABLED", "HIT", "MISS", "POPULATED", "SKIPPED", "RECOVERED"],
     }),
     cacheKey: text("cache_key"),
+    /** Why the cache did not serve a cacheable node (a hit whose artifact is gone, say). */
+    cacheReason: text("cache_reason"),
     inputs: jsonb("inputs"),
     outputs: jsonb("outputs"),
     /** Attempts started, user and system alike. */
@@ -215,6 +217,34 @@ export const cacheEntries = pgTable(
   (t) => [
     index("cache_entries_task").on(t.repo, t.taskDigest),
     index("cache_entries_source").on(t.sourceExecutionId),
+  ],
+);
+
+/**
+ * The artifacts a repository holds (file and directory values), with the execution, node and
+ * task digest that first produced each (null for an upload). The bytes are blobs of the
+ * artifact store, shared by content; this row is what lets a repository read them, so a token
+ * for one repository never reads another's artifact, even knowing its digest.
+ */
+export const artifacts = pgTable(
+  "artifacts",
+  {
+    repo: text("repo").notNull(),
+    digest: text("digest").notNull(),
+    type: text("type", { enum: ["file", "directory"] }).notNull(),
+    size: bigint("size", { mode: "number" }).notNull(),
+    files: integer("files"),
+    executionId: text("execution_id"),
+    nodeId: text("node_id"),
+    taskDigest: text("task_digest"),
+    /** Who uploaded it, when no task produced it. */
+    uploadedBy: text("uploaded_by"),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.repo, t.digest] }),
+    index("artifacts_digest").on(t.digest),
+    index("artifacts_execution").on(t.executionId),
   ],
 );
 

@@ -5,6 +5,7 @@
  */
 import { type ConnectOptions, connect, type Database, type Db } from "./connect.js";
 import { assertMigrated, migrate } from "./migrate.js";
+import { ArtifactIndex } from "./store/artifacts.js";
 import { CacheStore } from "./store/cache.js";
 import { CheckRunStore } from "./store/check-runs.js";
 import { ExecutionStore } from "./store/executions.js";
@@ -21,6 +22,7 @@ export class Store {
   readonly deliveries: DeliveryInbox;
   readonly tokens: TokenStore;
   readonly checkRuns: CheckRunStore;
+  readonly artifacts: ArtifactIndex;
 
   constructor(readonly db: Db) {
     this.versions = new VersionStore(db);
@@ -30,6 +32,7 @@ export class Store {
     this.deliveries = new DeliveryInbox(db);
     this.tokens = new TokenStore(db);
     this.checkRuns = new CheckRunStore(db);
+    this.artifacts = new ArtifactIndex(db);
   }
 }
 

@@ -125,6 +125,8 @@ export interface NodeRecord {
   state: NodeState;
   cacheStatus: CacheStatus | null;
   cacheKey: string | null;
+  /** Why a cacheable node was not served from the cache, when the reason is not plain absence. */
+  cacheReason: string | null;
   inputs: Record<string, JsonValue> | null;
   outputs: Record<string, JsonValue> | null;
   attempts: number;
@@ -169,6 +171,19 @@ export interface CacheEntry {
   createdAt: Date;
   lastHitAt: Date | null;
   hitCount: number;
+}
+
+/** An artifact a repository holds, and where it came from. */
+export interface ArtifactRecord {
+  repo: string;
+  digest: string;
+  type: "file" | "directory";
+  size: number;
+  files: number | null;
+  /** The execution, node and task digest that first produced it; null for an upload. */
+  producer: { execution: string; node: string; taskDigest: string } | null;
+  uploadedBy: string | null;
+  createdAt: Date;
 }
 
 export type Reservation =

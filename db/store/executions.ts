@@ -352,6 +352,7 @@ export interface NodePatch {
   state?: NodeState;
   cacheStatus?: CacheStatus | null;
   cacheKey?: string | null;
+  cacheReason?: string | null;
   inputs?: Record<string, JsonValue> | null;
   outputs?: Record<string, JsonValue> | null;
   attempts?: number;
@@ -428,6 +429,7 @@ export class ExecutionTx {
     if (patch.state !== undefined) set.state = patch.state;
     if (patch.cacheStatus !== undefined) set.cacheStatus = patch.cacheStatus;
     if (patch.cacheKey !== undefined) set.cacheKey = patch.cacheKey;
+    if (patch.cacheReason !== undefined) set.cacheReason = patch.cacheReason;
     if (patch.inputs !== undefined) set.inputs = patch.inputs;
     if (patch.outputs !== undefined) set.outputs = patch.outputs;
     if (patch.attempts !== undefined) set.attempts = patch.attempts;
@@ -458,6 +460,7 @@ export class ExecutionTx {
       inputs: Record<string, JsonValue>;
       cacheKey: string | null;
       cacheStatus: CacheStatus;
+      cacheReason?: string | null;
     }>,
   ): Promise<void> {
     if (nodes.length === 0) return;
@@ -467,12 +470,14 @@ export class ExecutionTx {
         inputs: n.inputs,
         cache_key: n.cacheKey,
         cache_status: n.cacheStatus,
+        cache_reason: n.cacheReason ?? null,
       })),
     );
     await this.tx.execute(sql`
       update node_executions n
-         set state = 'QUEUED', inputs = v.inputs, cache_key = v.cache_key, cache_status = v.cache_status, updated_at = now()
-        from jsonb_to_recordset(${rowsJson}::jsonb) as v(node_id text, inputs jsonb, cache_key text, cache_status text)
+         set state = 'QUEUED', inputs = v.inputs, cache_key = v.cache_key, cache_status = v.cache_status,
+             cache_reason = v.cache_reason, updated_at = now()
+        from jsonb_to_recordset(${rowsJson}::jsonb) as v(node_id text, inputs jsonb, cache_key text, cache_status text, cache_reason text)
        where n.execution_id = ${this.executionId} and n.node_id = v.node_id`);
   }
 
@@ -546,6 +551,7 @@ export class ExecutionTx {
       state: "SUCCEEDED",
       cacheStatus: from.status,
       cacheKey: from.cacheKey,
+      cacheReason: null,
       inputs: from.inputs,
       outputs: from.outputs,
       source: from.source,
@@ -553,6 +559,22 @@ export class ExecutionTx {
       started: true,
       finished: true,
     });
+  }
+
+  /**
+   * Removes a cache entry found broken (its artifacts are gone), unless another node has
+   * replaced it meanwhile: the key is then free for the result computed again.
+   */
+  async dropCacheEntry(key: string, source: { execution: string; node: string }): Promise<void> {
+    await this.tx
+      .delete(cacheEntries)
+      .where(
+        and(
+          eq(cacheEntries.key, key),
+          eq(cacheEntries.sourceExecutionId, source.execution),
+          eq(cacheEntries.sourceNodeId, source.node),
+        ),
+      );
   }
 
   /** Releases a reservation this execution holds, on any terminal state of the node. */
@@ -601,6 +623,7 @@ function toNode(r: typeof nodeExecutions.$inferSelect): NodeRecord {
     state: r.state,
     cacheStatus: r.cacheStatus,
     cacheKey: r.cacheKey,
+    cacheReason: r.cacheReason,
     inputs: (r.inputs as NodeRecord["inputs"]) ?? null,
     outputs: (r.outputs as NodeRecord["outputs"]) ?? null,
     attempts: r.attempts,

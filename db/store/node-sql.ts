@@ -27,6 +27,8 @@ export interface Completion {
   cache?: CacheWrite;
   /** The reservation this node holds on `cache.key`, released in the same statement. */
   reservationOwner?: string;
+  /** The artifacts among the outputs, recorded for the repository with this node as producer. */
+  artifacts?: ReadonlyArray<{ digest: string; type: string; size: number; files: number | null }>;
 }
 
 /** An attempt launched: its row, and the node RUNNING. */
@@ -39,6 +41,7 @@ export interface Start {
     inputs: Record<string, JsonValue>;
     cacheKey: string | null;
     cacheStatus: CacheStatus;
+    cacheReason?: string | null;
   };
 }
 
@@ -71,6 +74,7 @@ const COMPLETION_COLUMNS: Columns = [
   ["task_digest", "text"],
   ["identity", "jsonb"],
   ["reservation_owner", "text"],
+  ["artifacts", "jsonb"],
 ];
 
 const START_COLUMNS: Columns = [
@@ -81,6 +85,7 @@ const START_COLUMNS: Columns = [
   ["inputs", "jsonb"],
   ["cache_key", "text"],
   ["cache_status", "text"],
+  ["cache_reason", "text"],
 ];
 
 /**
@@ -127,6 +132,7 @@ export function nodeWritesSql(executionId: string, writes: NodeWrites, lease: Le
       task_digest: c.cache?.taskDigest ?? null,
       identity: c.cache?.identity ?? null,
       reservation_owner: c.cache ? (c.reservationOwner ?? null) : null,
+      artifacts: c.artifacts?.length ? c.artifacts : null,
     }));
     parts.push(
       sql`c as (${rowSource("c", COMPLETION_COLUMNS, set)})`,
@@ -138,6 +144,20 @@ export function nodeWritesSql(executionId: string, writes: NodeWrites, lease: Le
          where a.execution_id = ${executionId} and a.node_id = c.node_id and a.attempt = c.attempt and ${held}
         returning 1)`,
     );
+    if (completions.some((c) => c.artifacts?.length)) {
+      // First producer wins: an artifact's lineage is where its bytes were first computed.
+      parts.push(sql`c_art as (
+        insert into artifacts (repo, digest, type, size, files, execution_id, node_id, task_digest)
+        select distinct on (a.digest) e.repo, a.digest, a.type, a.size, a.files, ${executionId}, c.node_id, n.task_digest
+          from c
+          cross join lateral jsonb_to_recordset(c.artifacts) as a(digest text, type text, size bigint, files int)
+          join executions e on e.id = ${executionId}
+          join node_executions n on n.execution_id = ${executionId} and n.node_id = c.node_id
+         where c.artifacts is not null and ${held}
+         order by a.digest, c.node_id
+        on conflict (repo, digest) do nothing
+        returning 1)`);
+    }
     const caching = completions.filter((c) => c.cache);
     // An execution overwrites the cache or does not, for all its nodes.
     const overwrite = caching.some((c) => c.cache?.overwrite);
@@ -192,6 +212,7 @@ export function nodeWritesSql(executionId: string, writes: NodeWrites, lease: Le
       inputs: s.node?.inputs ?? null,
       cache_key: s.node?.cacheKey ?? null,
       cache_status: s.node?.cacheStatus ?? null,
+      cache_reason: s.node?.cacheReason ?? null,
     }));
     parts.push(
       sql`s as (${rowSource("s", START_COLUMNS, set)})`,
@@ -205,6 +226,7 @@ export function nodeWritesSql(executionId: string, writes: NodeWrites, lease: Le
                inputs = case when s.set_node then s.inputs else n.inputs end,
                cache_key = case when s.set_node then s.cache_key else n.cache_key end,
                cache_status = case when s.set_node then s.cache_status else n.cache_status end,
+               cache_reason = case when s.set_node then s.cache_reason else n.cache_reason end,
                started_at = coalesce(n.started_at, now()), updated_at = now()
           from s
          where n.execution_id = ${executionId} and n.node_id = s.node_id and ${held}

@@ -36,12 +36,12 @@ describe("reprise migrate", () => {
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
     const first = reprise({ REPRISE_DATA_DIR: dir }, "migrate");
     expect(first.code).toBe(0);
-    expect(first.stdout).toContain(`${dir}: applied 0000_init, 0001_immutable`);
+    expect(first.stdout).toContain(`${dir}: applied 0000_init, 0001_immutable, 0002_artifacts`);
     const second = reprise({ REPRISE_DATA_DIR: dir }, "migrate", "--json");
     expect(JSON.parse(second.stdout)).toEqual({
       database: dir,
       applied: [],
-      current: ["0000_init", "0001_immutable"],
+      current: ["0000_init", "0001_immutable", "0002_artifacts"],
     });
   }, 60_000);
 
@@ -63,14 +63,14 @@ describe("reprise migrate", () => {
       const refused = await openStore({ databaseUrl: target }).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(MigrationError);
       expect((refused as Error).message).toBe(
-        "the database lacks migrations 0000_init, 0001_immutable; run `reprise migrate`",
+        "the database lacks migrations 0000_init, 0001_immutable, 0002_artifacts; run `reprise migrate`",
       );
       // The server trusts local connections, so the password is ignored; it must never be printed.
       const withPassword = new URL(target);
       withPassword.password = "s3cret-pw";
       const r = reprise({ DATABASE_URL: withPassword.toString() }, "migrate");
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain("applied 0000_init, 0001_immutable");
+      expect(r.stdout).toContain("applied 0000_init, 0001_immutable, 0002_artifacts");
       expect(r.stdout).toContain(":***@");
       expect(r.stdout + r.stderr).not.toContain("s3cret-pw");
       const open = await openStore({ databaseUrl: target });

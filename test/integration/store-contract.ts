@@ -60,7 +60,7 @@ export function storeContract(driver: Driver): void {
       const status = await migrationStatus(store.db);
       expect(status.pending).toEqual([]);
       expect(status.unknown).toEqual([]);
-      expect(status.applied).toEqual(["0000_init", "0001_immutable"]);
+      expect(status.applied).toEqual(["0000_init", "0001_immutable", "0002_artifacts"]);
       await expect(assertMigrated(store.db)).resolves.toBeUndefined();
     });
 
