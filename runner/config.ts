@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { parseLocalSecrets } from "./executors/local/secrets.js";
 
@@ -29,6 +30,14 @@ export interface Config {
    * tasks as secrets (a task's `{ secret, key }` reads `<SECRET>_<KEY>`; executors/local/README.md).
    */
   localSecrets: string[];
+  /**
+   * Where `file` and `directory` values are kept (REPRISE_ARTIFACTS): a directory (default
+   * `<dataDir>/artifacts`), or an S3 bucket and prefix reached with the standard AWS
+   * credential chain, AWS_REGION and AWS_ENDPOINT_URL (MinIO, R2, GCS interoperability).
+   */
+  artifacts:
+    | { kind: "file"; path: string }
+    | { kind: "s3"; url: string; bucket: string; prefix: string };
   /** Where tasks run: local processes (the embedded default) or Kubernetes Jobs. */
   executor: "local" | "kubernetes";
   /** The Kubernetes namespace of task Jobs; null: the kubeconfig context's, else "default". */
@@ -118,6 +127,14 @@ const schema = z.object({
         });
     }),
   // kubectl reads a list of files separated by ':'; the executor reads the first.
+  REPRISE_ARTIFACTS: z
+    .string()
+    .trim()
+    .optional()
+    .refine((v) => !v || artifactsLocation(v) !== null, {
+      message:
+        "must be file:///ABSOLUTE/PATH or s3://BUCKET/PREFIX (unset it to keep artifacts under REPRISE_DATA_DIR/artifacts)",
+    }),
   KUBECONFIG: z.string().optional(),
   HOST: z.string().trim().min(1).default("127.0.0.1"),
   PORT: z.coerce
@@ -183,9 +200,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     e.XDG_DATA_HOME && isAbsolute(e.XDG_DATA_HOME)
       ? e.XDG_DATA_HOME
       : join(e.HOME || homedir(), ".local", "share");
+  const dataDir = e.REPRISE_DATA_DIR || join(dataHome, "reprise");
   return {
     databaseUrl: e.DATABASE_URL ?? null,
-    dataDir: e.REPRISE_DATA_DIR || join(dataHome, "reprise"),
+    dataDir,
+    artifacts: (e.REPRISE_ARTIFACTS && artifactsLocation(e.REPRISE_ARTIFACTS)) || {
+      kind: "file",
+      path: join(dataDir, "artifacts"),
+    },
     logLevel: e.LOG_LEVEL,
     maxParallel: e.REPRISE_MAX_PARALLEL,
     leaseSeconds: e.REPRISE_LEASE_SECONDS,
@@ -210,6 +232,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       ? { url: serverUrl(e.REPRISE_SERVER) as string, token: e.REPRISE_TOKEN || null }
       : null,
   };
+}
+
+/** REPRISE_ARTIFACTS read: a local directory or an S3 bucket and prefix; null when neither. */
+function artifactsLocation(value: string): Config["artifacts"] | null {
+  if (value.startsWith("file://")) {
+    try {
+      const path = fileURLToPath(value);
+      return isAbsolute(path) ? { kind: "file", path } : null;
+    } catch {
+      return null;
+    }
+  }
+  const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(value);
+  if (!s3) return null;
+  const prefix = (s3[2] ?? "").replace(/^\/+|\/+$/g, "");
+  return { kind: "s3", url: value, bucket: s3[1] as string, prefix };
 }
 
 /** An http(s) URL with a host, without its trailing slashes; null when it is not one. */
