@@ -11,6 +11,7 @@
  * land; the next driver starts again from the database.
  */
 
+import { artifactsOf } from "../../core/artifacts/ref.js";
 import { attemptName } from "../../core/engine/attempt-name.js";
 import { type CachePlan, cachePlan, recoverKey } from "../../core/engine/cache-plan.js";
 import { afterFailure, type NodeView, plan } from "../../core/engine/plan.js";
@@ -27,7 +28,7 @@ import type {
   ResolvedWorkflow,
 } from "../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
-import type { AttemptOutcome, LaunchSpec } from "../executors/types.js";
+import { AttemptError, type AttemptOutcome, type LaunchSpec } from "../executors/types.js";
 import type { Engine, EngineEvent } from "./engine.js";
 
 /** A result reused instead of computed: its outputs and the node that computed them. */
@@ -40,7 +41,15 @@ interface Finished {
   task: TaskSpec;
   spec: LaunchSpec;
   outcome: AttemptOutcome;
+  /**
+   * An input artifact was gone: the upstream nodes whose outputs the store lost (each with its
+   * result's lineage), to compute again before this node runs again.
+   */
+  lost?: Array<{ nodeId: string; source: { execution: string; node: string } | null }>;
 }
+
+/** How often one node may send its producers back for lost inputs before it fails as usual. */
+const MAX_INPUT_REPAIRS = 3;
 
 /** One pass's writes, and what to do once they are committed (or if they are not). */
 class Pass {
@@ -54,6 +63,7 @@ class Pass {
       inputs: Record<string, JsonValue>;
       cacheKey: string | null;
       cacheStatus: CacheStatus;
+      cacheReason: string | null;
     }
   >();
   /** Writes with no single-statement form: they make the pass a transaction. */
@@ -89,6 +99,8 @@ export class Driver {
     { key: string; owner: string; timer: NodeJS.Timeout }
   >();
   private readonly waitingOn = new Map<string, string>();
+  /** Times each node sent its producers back to compute a lost input again. */
+  private readonly repairs = new Map<string, number>();
   private wakeUp: (() => void) | null = null;
   private readonly onSlot = () => this.wake();
   private woken = false;
@@ -297,36 +309,81 @@ export class Driver {
         cp.enabled && cp.lookup ? [{ key: cp.key, ttlSeconds: cp.ttlSeconds }] : [],
       ),
     );
-    for (const { node, inputs, cp } of ready) {
-      const recovered =
-        exec.mode === "recover"
-          ? (await this.recoverIndex(exec)).get(recoverKey(node.taskDigest, inputs))
-          : undefined;
-      const hit = cp.enabled && cp.lookup ? hits.get(cp.key) : undefined;
-      if (recovered) {
-        this.reuse(exec, pass, node.nodeId, inputs, cp, { ...recovered, status: "RECOVERED" });
-      } else if (hit) {
-        this.reuse(exec, pass, node.nodeId, inputs, cp, {
-          outputs: hit.outputs,
-          source: hit.source,
-          status: "HIT",
-        });
-      } else {
-        const cacheStatus: CacheStatus = !cp.enabled
-          ? "DISABLED"
-          : exec.overwriteCache
-            ? "SKIPPED"
-            : "MISS";
-        const row = {
-          nodeId: node.nodeId,
-          inputs,
-          cacheKey: cp.enabled ? cp.key : null,
-          cacheStatus,
-        };
-        pass.queued.set(node.nodeId, row);
-        this.set({ ...node, ...row, state: "QUEUED" });
+    const decided = await Promise.all(
+      ready.map(async ({ node, inputs, cp }) => {
+        const task = this.tasks[node.taskName] as TaskSpec;
+        let reason: string | null = null;
+        const recovered =
+          exec.mode === "recover"
+            ? (await this.recoverIndex(exec)).get(recoverKey(node.taskDigest, inputs))
+            : undefined;
+        if (recovered) {
+          reason = await this.missingArtifact(task, recovered.outputs, "the recovered result");
+          if (!reason)
+            return { node, inputs, cp, reuse: { ...recovered, status: "RECOVERED" as const } };
+        }
+        const hit = cp.enabled && cp.lookup ? hits.get(cp.key) : undefined;
+        if (hit) {
+          reason = await this.missingArtifact(task, hit.outputs, "the cached result");
+          if (!reason) {
+            const reuse = { outputs: hit.outputs, source: hit.source, status: "HIT" as const };
+            return { node, inputs, cp, reuse };
+          }
+          this.dropBrokenEntry(pass, hit.key, hit.source);
+        }
+        return { node, inputs, cp, reuse: null, reason };
+      }),
+    );
+    for (const d of decided) {
+      const { node, inputs, cp } = d;
+      if (d.reuse) {
+        this.reuse(exec, pass, node.nodeId, inputs, cp, d.reuse);
+        continue;
       }
+      const cacheStatus: CacheStatus = !cp.enabled
+        ? "DISABLED"
+        : exec.overwriteCache
+          ? "SKIPPED"
+          : "MISS";
+      const row = {
+        nodeId: node.nodeId,
+        inputs,
+        cacheKey: cp.enabled ? cp.key : null,
+        cacheStatus,
+        cacheReason: d.reason ?? null,
+      };
+      pass.queued.set(node.nodeId, row);
+      this.set({ ...node, ...row, state: "QUEUED" });
     }
+  }
+
+  /**
+   * Self-repair: a result whose artifacts are not all in the store is not served (the node runs
+   * again and stores them anew). One presence check per artifact (a stat, a HEAD), no hashing:
+   * bytes are verified when they are read. Says which artifact is missing, or null.
+   */
+  private async missingArtifact(
+    task: TaskSpec,
+    outputs: Record<string, JsonValue>,
+    what: string,
+  ): Promise<string | null> {
+    const store = this.engine.artifacts;
+    const refs = artifactsOf(task.outputs, outputs);
+    if (!store || refs.length === 0) return null;
+    const present = await Promise.all(refs.map((r) => store.has(r.ref.artifact)));
+    const i = present.indexOf(false);
+    if (i < 0) return null;
+    const missing = refs[i] as (typeof refs)[number];
+    return `${what}'s artifact ${missing.ref.artifact} (output "${missing.name}") is missing from the store ${store.location}: running the task again`;
+  }
+
+  /** A cache entry whose artifacts are gone is removed, so the node's new result can take its key. */
+  private dropBrokenEntry(
+    pass: Pass,
+    key: string,
+    source: { execution: string; node: string },
+  ): void {
+    pass.other.push((tx) => tx.dropCacheEntry(key, source));
   }
 
   /**
@@ -373,7 +430,14 @@ export class Driver {
       this.waitingOn.delete(node.nodeId);
       // The holder may have finished between our lookup and our reservation (it writes the entry
       // and releases in one statement): look again now that nobody else can be computing it.
-      const hit = cp.lookup ? await this.store.cache.lookup(cp.key, cp.ttlSeconds) : null;
+      const found = cp.lookup ? await this.store.cache.lookup(cp.key, cp.ttlSeconds) : null;
+      const broken =
+        found && (await this.missingArtifact(task, found.outputs, "the cached result"));
+      if (found && broken) {
+        this.dropBrokenEntry(pass, found.key, found.source);
+        if (queuedNow) queuedNow.cacheReason = broken;
+      }
+      const hit = broken ? null : found;
       if (hit) {
         this.engine.releaseSlot(false);
         pass.queued.delete(node.nodeId);
@@ -438,9 +502,11 @@ export class Driver {
       source: reuse.source,
       error: null,
     });
-    pass.afterCommit.push(() =>
-      this.emitNode(exec.id, nodeId, "SUCCEEDED", { cache: reuse.status, source: reuse.source }),
-    );
+    pass.afterCommit.push(() => {
+      this.emitNode(exec.id, nodeId, "SUCCEEDED", { cache: reuse.status, source: reuse.source });
+      // No attempt will end to wake the driver: what depends on this node is ready now.
+      this.woken = true;
+    });
   }
 
   /** A node that ends without running (skipped, unresolvable inputs, aborted before launch). */
@@ -454,9 +520,10 @@ export class Driver {
       tx.updateNode(nodeId, { state: to.state, error: to.error, finished: true }),
     );
     this.set({ ...this.node(nodeId), state: to.state, error: to.error });
-    pass.afterCommit.push(() =>
-      this.emitNode(exec.id, nodeId, to.state, to.error ? { error: to.error } : {}),
-    );
+    pass.afterCommit.push(() => {
+      this.emitNode(exec.id, nodeId, to.state, to.error ? { error: to.error } : {});
+      this.woken = true;
+    });
   }
 
   /** An attempt's outcome as this pass's transitions: success (with its cache entry) or failure. */
@@ -466,6 +533,10 @@ export class Driver {
     const held = this.reservations.get(nodeId);
     // The reservation ends with the node's write; the heartbeat stops now either way.
     this.dropReservation(nodeId, false);
+    if (!outcome.ok && f.lost?.length && (this.repairs.get(nodeId) ?? 0) < MAX_INPUT_REPAIRS) {
+      this.repairInputs(exec, pass, f, held);
+      return;
+    }
     if (outcome.ok) {
       const cp = cachePlan(
         exec.repo,
@@ -474,11 +545,18 @@ export class Driver {
         spec.inputs,
         exec.overwriteCache,
       );
+      const artifacts = artifactsOf(task.outputs, outcome.outputs).map(({ ref }) => ({
+        digest: ref.artifact,
+        type: ref.type,
+        size: ref.size,
+        files: ref.files ?? null,
+      }));
       pass.completions.push({
         nodeId,
         attempt,
         outputs: outcome.outputs,
         logRef: outcome.logRef,
+        ...(artifacts.length > 0 ? { artifacts } : {}),
         ...(cp.enabled
           ? {
               cache: {
@@ -524,6 +602,74 @@ export class Driver {
       systemFailures: d.systemFailures,
     });
     pass.afterCommit.push(() => this.emitNode(exec.id, nodeId, final, { attempt, error }));
+  }
+
+  /**
+   * Self-repair within an execution: the store lost an artifact an upstream node produced (or
+   * served from the cache) before this node could read it. The producers go back to PENDING,
+   * their broken cache entries are removed, and this node waits for them again: the planner
+   * then runs them (their results are not in the cache any more) and this node after them.
+   * Neither failure counts against retries; a node that keeps losing inputs fails as usual.
+   */
+  private repairInputs(
+    exec: ExecutionRecord,
+    pass: Pass,
+    f: Finished,
+    held: { key: string; owner: string } | undefined,
+  ): void {
+    const { nodeId, attempt, outcome } = f;
+    const error = (outcome as Extract<AttemptOutcome, { ok: false }>).error;
+    this.repairs.set(nodeId, (this.repairs.get(nodeId) ?? 0) + 1);
+    const lost = f.lost ?? [];
+    pass.other.push(async (tx) => {
+      await tx.finishAttempt(nodeId, attempt, { state: "FAILED", error, logRef: outcome.logRef });
+      const reset = { state: "PENDING" as const, outputs: null, source: null, error: null };
+      await tx.updateNodes([nodeId, ...lost.map((l) => l.nodeId)], {
+        ...reset,
+        cacheStatus: null,
+        cacheReason: null,
+      });
+      for (const l of lost) {
+        const n = this.node(l.nodeId);
+        if (n.cacheKey && l.source) await tx.dropCacheEntry(n.cacheKey, l.source);
+      }
+      if (held) await tx.releaseReservation(held.key, held.owner);
+    });
+    for (const id of [nodeId, ...lost.map((l) => l.nodeId)])
+      this.set({ ...this.node(id), state: "PENDING", outputs: null, source: null, error: null });
+    pass.afterCommit.push(() =>
+      this.emitNode(exec.id, nodeId, "PENDING", {
+        attempt,
+        error: {
+          ...error,
+          message: `${error.message}; computing ${lost.map((l) => `"${l.nodeId}"`).join(", ")} again`,
+        },
+      }),
+    );
+  }
+
+  /**
+   * The upstream nodes of `nodeId` whose artifact outputs are not (all) in the store any more,
+   * after an attempt found one of its inputs gone.
+   */
+  private async lostProducers(nodeId: string): Promise<NonNullable<Finished["lost"]>> {
+    const store = this.engine.artifacts;
+    const wf = this.workflow;
+    if (!store || !wf) return [];
+    const upstream = new Set<string>();
+    for (const b of Object.values(wf.spec.nodes[nodeId]?.inputs ?? {}))
+      if (b.kind === "output") upstream.add(b.node);
+    const lost: NonNullable<Finished["lost"]> = [];
+    for (const id of upstream) {
+      const n = this.node(id);
+      const task = this.tasks[n.taskName] as TaskSpec;
+      if (n.state === "SUCCEEDED" && (await this.missingArtifact(task, n.outputs ?? {}, "its")))
+        lost.push({
+          nodeId: id,
+          source: n.source ?? { execution: n.executionId, node: n.nodeId },
+        });
+    }
+    return lost;
   }
 
   /**
@@ -639,6 +785,7 @@ export class Driver {
       env: task.env,
       workdir: task.workdir,
       inputs: node.inputs ?? {},
+      inputTypes: Object.fromEntries(Object.entries(task.inputs).map(([n, d]) => [n, d.type])),
       outputs: task.outputs,
       timeoutSeconds: task.timeoutSeconds,
       secrets: {},
@@ -667,12 +814,26 @@ export class Driver {
       } catch (e) {
         outcome = {
           ok: false,
-          error: { kind: "system", reason: "executor", message: (e as Error).message },
+          error:
+            e instanceof AttemptError
+              ? e.error
+              : { kind: "system", reason: "executor", message: (e as Error).message },
           logRef: null,
         };
       }
+      const lost =
+        !outcome.ok && outcome.error.reason === "input-missing"
+          ? await this.lostProducers(nodeId).catch(() => [])
+          : [];
       this.watchers.delete(nodeId);
-      this.finished.push({ nodeId, attempt, task, spec, outcome });
+      this.finished.push({
+        nodeId,
+        attempt,
+        task,
+        spec,
+        outcome,
+        ...(lost.length ? { lost } : {}),
+      });
       // The attempt no longer runs: its slot is free for any execution of this runner.
       this.engine.releaseSlot();
       this.wake();

@@ -10,6 +10,7 @@ import { EXECUTIONS_CHANNEL } from "../../db/store/executions.js";
 import type { Store } from "../../db/store.js";
 import type { CacheStatus, ExecutionRecord, Lease, NodeError, NodeState } from "../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
+import type { BlobStore } from "../artifacts/store.js";
 import type { Executor } from "../executors/types.js";
 import { Driver } from "./driver.js";
 
@@ -47,6 +48,11 @@ export interface EngineOptions {
   onError?: (error: Error) => void;
   /** `drive` gives up after the database has failed it this long in a row (default 120 s). */
   outageMs?: number;
+  /**
+   * Where `file` and `directory` values live: a cache hit is served only while every artifact of
+   * it is there (self-repair). Absent: hits are not checked.
+   */
+  artifacts?: BlobStore;
   /** LISTEN (Database.listen): wake-ups when executions are created or asked to stop. */
   listen?: (channel: string, onPayload: (payload: string) => void) => Promise<() => Promise<void>>;
 }
@@ -54,6 +60,7 @@ export interface EngineOptions {
 export class Engine {
   readonly store: Store;
   readonly executor: Executor;
+  readonly artifacts: BlobStore | null;
   readonly owner: string;
   readonly leaseMs: number;
   readonly tickMs: number;
@@ -71,6 +78,7 @@ export class Engine {
   constructor(private readonly opts: EngineOptions) {
     this.store = opts.store;
     this.executor = opts.executor;
+    this.artifacts = opts.artifacts ?? null;
     this.owner = opts.owner;
     this.free = Math.max(1, opts.maxParallel);
     this.leaseMs = opts.leaseMs ?? 30_000;

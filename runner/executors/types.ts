@@ -4,7 +4,13 @@
  * deterministic handle *before* launching it, so launch must be idempotent by handle and a
  * restarted runner re-attaches to whatever the handle names.
  */
-import type { JsonValue, OutputDecl, Resources, SecretRef } from "../../core/spec/types.js";
+import type {
+  JsonValue,
+  OutputDecl,
+  Resources,
+  SecretRef,
+  ValueType,
+} from "../../core/spec/types.js";
 import type { NodeError } from "../../db/types.js";
 
 export interface LaunchSpec {
@@ -23,6 +29,12 @@ export interface LaunchSpec {
   /** Repository-relative working directory. */
   workdir: string;
   inputs: Record<string, JsonValue>;
+  /**
+   * The declared type of each input: `file` and `directory` inputs hold artifact values, which
+   * the executor materialises and hands to the task as paths (DESIGN: task I/O). Absent: none.
+   */
+  inputTypes?: Record<string, ValueType>;
+  /** `file` and `directory` outputs are written at REPRISE_OUTPUT_<NAME> and stored as artifacts. */
   outputs: Record<string, OutputDecl>;
   timeoutSeconds: number;
   /**
@@ -47,6 +59,17 @@ export interface LaunchSpec {
   resources?: Resources;
   /** The node's cache key, when the task is cached (labels, for finding a key's attempts). */
   cacheKey?: string | null;
+}
+
+/**
+ * A launch that could not start the task for a reason the node's error should carry as it is
+ * (an input artifact the store lost, say), instead of a generic executor failure.
+ */
+export class AttemptError extends Error {
+  override readonly name = "AttemptError";
+  constructor(readonly error: NodeError) {
+    super(error.message);
+  }
 }
 
 export type AttemptOutcome =

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { localRepoKey } from "../../core/version/repo-key.js";
 import type { ExecutionRecord } from "../../db/types.js";
+import { LocalBlobStore } from "../../runner/artifacts/local-store.js";
 import { Engine } from "../../runner/engine/engine.js";
 import { createLocalExecutor, type LocalExecutor } from "../../runner/executors/local/index.js";
 import { registerLocalCommit } from "../../runner/registry.js";
@@ -59,8 +60,16 @@ export async function runUiStory(): Promise<UiStory> {
 
   const db = await openTestStore("pglite");
   const store = db.store;
-  const executor = createLocalExecutor({ dataDir: join(work, "data"), env });
-  const engine = new Engine({ store, executor, owner: "ui-test", maxParallel: 2, tickMs: 200 });
+  const artifacts = new LocalBlobStore(join(work, "data", "artifacts"));
+  const executor = createLocalExecutor({ dataDir: join(work, "data"), env, artifacts });
+  const engine = new Engine({
+    store,
+    executor,
+    artifacts,
+    owner: "ui-test",
+    maxParallel: 2,
+    tickMs: 200,
+  });
   const repo = localRepoKey(repoDir);
   const trigger = { kind: "cli" as const, actor: "ui-test" };
   try {

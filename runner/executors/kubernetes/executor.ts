@@ -18,9 +18,10 @@ import {
   type V1Job,
   type V1Pod,
 } from "@kubernetes/client-node";
+import { usesArtifacts } from "../artifact-io.js";
 import { mask } from "../mask.js";
 import { lastBytes } from "../tail.js";
-import type { AttemptOutcome, Executor, LaunchSpec } from "../types.js";
+import { AttemptError, type AttemptOutcome, type Executor, type LaunchSpec } from "../types.js";
 import { type Agents, keepAliveClient } from "./api-client.js";
 import { type AttemptFacts, classify, type Verdict } from "./classify.js";
 import { ClusterWatch, wasDeleted } from "./cluster-watch.js";
@@ -158,6 +159,14 @@ export class KubernetesExecutor implements Executor {
     if (spec.command.length === 0) {
       throw new Error(`task "${spec.taskName}" has an empty command; give it a command to run`);
     }
+    if (usesArtifacts(spec))
+      // Pods have no filesystem in common with the runner: artifacts reach them through the
+      // store, which this executor does not do yet. Refused, never run with missing data.
+      throw new AttemptError({
+        kind: "user",
+        reason: "unsupported",
+        message: `task "${spec.taskName}" has file or directory inputs or outputs, which the kubernetes executor does not support yet: run it with REPRISE_EXECUTOR=local`,
+      });
     const code = await this.#options.codeSource(spec.repo, spec.sha);
     const objects = attemptObjects(spec, code, this.#manifest);
     const namespace = this.namespace;

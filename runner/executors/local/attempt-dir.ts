@@ -19,6 +19,7 @@
  *   aborted, timeout   markers: the runner decided to stop the attempt, and why
  *   refused       the runner would not start the task (its secrets cannot be given), and why;
  *                 such an attempt has a log saying so and no process
+ *   io/in, io/out the task's artifact inputs (materialised) and outputs (artifact-io.ts)
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -60,6 +61,8 @@ export interface AttemptSeed {
   inputs: unknown;
   firstLogLine: string;
   started: number;
+  /** A prepared io directory (artifact inputs and outputs) to move in as `io`. */
+  io?: string;
 }
 
 export class AttemptDir {
@@ -67,6 +70,7 @@ export class AttemptDir {
   readonly inputs: string;
   readonly outputs: string;
   readonly log: string;
+  readonly io: string;
 
   constructor(
     readonly attemptsRoot: string,
@@ -81,6 +85,12 @@ export class AttemptDir {
     this.inputs = join(this.path, "inputs.json");
     this.outputs = join(this.path, "outputs.json");
     this.log = join(this.path, "log");
+    this.io = join(this.path, "io");
+  }
+
+  /** A fresh directory beside the attempts to prepare an io directory in (see AttemptSeed.io). */
+  ioStaging(): string {
+    return this.#staging(".io-");
   }
 
   exists(): boolean {
@@ -113,6 +123,7 @@ export class AttemptDir {
         writeFileSync(join(staging, "inputs.json"), JSON.stringify(seed.inputs));
         writeFileSync(join(staging, "log"), seed.firstLogLine);
         writeFileSync(join(staging, "started"), String(seed.started));
+        if (seed.io) renameSync(seed.io, join(staging, "io"));
       }
       renameSync(staging, this.path);
       claimed = true;
@@ -126,8 +137,8 @@ export class AttemptDir {
   }
 
   /** A fresh staging directory; the attempts root is made on first use (and again if removed). */
-  #staging(): string {
-    const prefix = join(this.attemptsRoot, `.staging-${this.handle}-`);
+  #staging(kind = ".staging-"): string {
+    const prefix = join(this.attemptsRoot, `${kind}${this.handle}-`);
     try {
       return mkdtempSync(prefix);
     } catch (e) {

@@ -5,6 +5,7 @@
  * allows (secrets.ts), to the tasks that name them.
  */
 import { join } from "node:path";
+import type { BlobStore } from "../../artifacts/store.js";
 import { type Checkout, fileRepoCheckout } from "./checkout.js";
 import { LocalExecutor } from "./executor.js";
 import { LOCAL_SECRETS_VAR, localSecretSource, parseLocalSecrets } from "./secrets.js";
@@ -22,6 +23,8 @@ export interface LocalExecutorSetup {
    * list REPRISE_LOCAL_SECRETS of `env` gives (loadConfig has already refused a malformed one).
    */
   secrets?: readonly string[];
+  /** Where `file` and `directory` values live (runner/artifacts/configure.ts). */
+  artifacts?: BlobStore;
 }
 
 export function createLocalExecutor(setup: LocalExecutorSetup): LocalExecutor {
@@ -32,5 +35,6 @@ export function createLocalExecutor(setup: LocalExecutorSetup): LocalExecutor {
     checkout: setup.checkout ?? fileRepoCheckout(join(root, "checkouts")),
     baseEnv: baseEnvFrom(setup.env),
     secrets: localSecretSource(allowed, setup.env),
+    ...(setup.artifacts ? { artifacts: setup.artifacts } : {}),
   });
 }

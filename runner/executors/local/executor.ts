@@ -7,11 +7,21 @@
  * runs (no /proc read) and its exit event wakes that attempt's watch, and only that one.
  */
 import type { ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { formatBytes, isArtifactType, shortDigest } from "../../../core/artifacts/ref.js";
+import type { BlobStore } from "../../artifacts/store.js";
+import {
+  type AttemptIo,
+  collectOutputs,
+  inputError,
+  prepareIo,
+  usesArtifacts,
+  valueOutputs,
+} from "../artifact-io.js";
 import { Masker, mask } from "../mask.js";
 import { lastBytes } from "../tail.js";
-import type { AttemptOutcome, Executor, LaunchSpec } from "../types.js";
+import { AttemptError, type AttemptOutcome, type Executor, type LaunchSpec } from "../types.js";
 import { AttemptDir, readTail, type StopReason } from "./attempt-dir.js";
 import type { Checkout } from "./checkout.js";
 import { type AttemptFacts, classify } from "./outcome.js";
@@ -32,6 +42,8 @@ export interface LocalExecutorOptions {
    * absent. Their values are masked in every log this executor serves.
    */
   secrets?: LocalSecretSource;
+  /** Where `file` and `directory` values live; tasks that use them fail without one. */
+  artifacts?: BlobStore;
 }
 
 const NO_SECRETS: LocalSecretSource = { allowed: new Set(), values: new Map() };
@@ -52,6 +64,7 @@ export class LocalExecutor implements Executor {
   readonly #checkout: Checkout;
   readonly #baseEnv: Record<string, string>;
   readonly #secrets: LocalSecretSource;
+  readonly #artifacts: BlobStore | null;
   /** Masks every allowed secret value in logs served while (or after) attempts run. */
   readonly #allSecretValues: string[];
   /** One watch per handle, however many callers wait for it. */
@@ -73,6 +86,7 @@ export class LocalExecutor implements Executor {
     this.#checkout = options.checkout;
     this.#baseEnv = { ...options.baseEnv };
     this.#secrets = options.secrets ?? NO_SECRETS;
+    this.#artifacts = options.artifacts ?? null;
     this.#allSecretValues = [...this.#secrets.values.values()];
   }
 
@@ -96,17 +110,31 @@ export class LocalExecutor implements Executor {
       firstLogLine += `[reprise] secrets: ${refs.map((r) => `${r.env} from ${localSecretVariable(r)}`).join(", ")} (their values are masked in this log)\n`;
     if (spec.withheldSecrets?.length)
       firstLogLine += `[reprise] secrets withheld: the code comes from a fork's pull request, so ${spec.withheldSecrets.join(", ")} ${spec.withheldSecrets.length === 1 ? "is" : "are"} not set\n`;
+    const workdir = await this.#workdir(spec);
+    const io = usesArtifacts(spec) ? await this.#prepareIo(spec, attempt) : null;
     const env = taskEnv(
       this.#baseEnv,
-      { ...spec, secrets: { ...spec.secrets, ...secrets.env } },
+      { ...spec, inputs: io?.inputs ?? spec.inputs, secrets: { ...spec.secrets, ...secrets.env } },
       { inputs: attempt.inputs, outputs: attempt.outputs },
+      io?.env,
     );
     const problem = envProblem(env);
-    if (problem) throw new Error(`cannot launch task "${spec.taskName}": ${problem}`);
-    const workdir = await this.#workdir(spec);
+    if (problem) {
+      if (io) rmSync(io.staging, { recursive: true, force: true });
+      throw new Error(`cannot launch task "${spec.taskName}": ${problem}`);
+    }
 
     const startedAt = Date.now();
-    if (!attempt.claim({ inputs: spec.inputs, firstLogLine, started: startedAt })) return;
+    const seed = {
+      inputs: io?.inputs ?? spec.inputs,
+      firstLogLine: firstLogLine + (io?.logLines ?? ""),
+      started: startedAt,
+      ...(io ? { io: io.staging } : {}),
+    };
+    if (!attempt.claim(seed)) {
+      if (io) rmSync(io.staging, { recursive: true, force: true });
+      return;
+    }
 
     let pid: number;
     try {
@@ -179,6 +207,30 @@ export class LocalExecutor implements Executor {
       signalGroup(pgid, "SIGKILL");
     }
     this.#escalations.clear();
+  }
+
+  /**
+   * The attempt's artifact inputs, materialised (and checked against their digests) in a staging
+   * directory that the claim moves into the attempt, and the paths of its artifact outputs.
+   */
+  async #prepareIo(
+    spec: LaunchSpec,
+    attempt: AttemptDir,
+  ): Promise<AttemptIo & { staging: string; logLines: string }> {
+    const staging = attempt.ioStaging();
+    try {
+      const io = await prepareIo(this.#artifacts, spec, staging, attempt.io);
+      let logLines = "";
+      for (const [name, type] of Object.entries(spec.inputTypes ?? {})) {
+        const ref = spec.inputs[name] as { artifact?: string; size?: number } | undefined;
+        if (isArtifactType(type) && ref?.artifact)
+          logLines += `[reprise] input ${name}: ${type} ${shortDigest(ref.artifact)} (${formatBytes(ref.size ?? 0)}) at ${io.inputs[name]}\n`;
+      }
+      return { ...io, staging, logLines };
+    } catch (e) {
+      rmSync(staging, { recursive: true, force: true });
+      throw new AttemptError(inputError(e));
+    }
   }
 
   /**
@@ -264,8 +316,10 @@ export class LocalExecutor implements Executor {
     const values = this.#attemptSecretValues(spec);
     if (values.length > 0) await attempt.maskLog(values);
     const facts = this.#facts(attempt, exitCode);
-    const outcome = classify(facts, spec.outputs, spec.timeoutSeconds);
-    if (outcome.ok || values.length === 0) return outcome;
+    const outcome = classify(facts, valueOutputs(spec.outputs), spec.timeoutSeconds);
+    if (outcome.ok)
+      return usesArtifacts(spec) ? this.#storeOutputs(spec, attempt, outcome) : outcome;
+    if (values.length === 0) return outcome;
     let message = outcome.error.message;
     const bytes = facts.outputs?.bytes;
     if (outcome.error.reason === "outputs" && bytes) {
@@ -284,6 +338,31 @@ export class LocalExecutor implements Executor {
       if (again && !again.ok) message = again.error.message;
     }
     return { ...outcome, error: { ...outcome.error, message: mask(message, values) } };
+  }
+
+  /**
+   * Stores the artifact outputs of an attempt that succeeded, before its success is reported:
+   * the engine records it only with every artifact in the store. Stored again after a restart,
+   * which costs a hash and finds the blobs there.
+   */
+  async #storeOutputs(
+    spec: LaunchSpec,
+    attempt: AttemptDir,
+    outcome: Extract<AttemptOutcome, { ok: true }>,
+  ): Promise<AttemptOutcome> {
+    const collected = await collectOutputs(this.#artifacts, spec, attempt.io, outcome.outputs);
+    if (!collected.ok) {
+      attempt.appendLog(`[reprise] ${collected.error.message}`);
+      return { ok: false, error: collected.error, logRef: outcome.logRef };
+    }
+    for (const [name, decl] of Object.entries(spec.outputs)) {
+      const ref = collected.outputs[name] as { artifact: string; size: number; files?: number };
+      if (isArtifactType(decl.type))
+        attempt.appendLog(
+          `[reprise] output ${name}: ${decl.type} ${shortDigest(ref.artifact)} (${formatBytes(ref.size)}${ref.files !== undefined ? `, ${ref.files} files` : ""}) stored in ${this.#artifacts?.location}`,
+        );
+    }
+    return { ...outcome, outputs: collected.outputs };
   }
 
   /** The values this attempt's task received (as this runner resolves them: the same variables). */

@@ -30,6 +30,8 @@ export function taskEnv(
   base: Readonly<Record<string, string>>,
   spec: LaunchSpec,
   files: TaskFiles,
+  /** The artifact variables (artifact-io.ts): REPRISE_INPUT_<NAME>_DIGEST, REPRISE_OUTPUT_<NAME>. */
+  artifacts: Readonly<Record<string, string>> = {},
 ): Record<string, string> {
   const env: Record<string, string> = { ...base, ...spec.env, ...spec.secrets };
   for (const [name, value] of Object.entries(spec.inputs)) {
@@ -37,6 +39,7 @@ export function taskEnv(
   }
   return {
     ...env,
+    ...artifacts,
     REPRISE_INPUTS: files.inputs,
     REPRISE_OUTPUTS: files.outputs,
     REPRISE_EXECUTION_ID: spec.executionId,
