@@ -4,6 +4,7 @@
  */
 import type { Store } from "../db/store.js";
 import type { AttemptRecord, ExecutionRecord, NodeRecord } from "../db/types.js";
+import { type ExecutionArtifact, executionArtifacts } from "./artifacts/listing.js";
 import { iso, orderedNodes } from "./cli/document.js";
 import type { Executor } from "./executors/types.js";
 import { RequestError } from "./service.js";
@@ -173,6 +174,11 @@ export interface Lineage {
     finishedAt: string | null;
   } | null;
   chain: LineageStep[];
+  /**
+   * The node's file and directory inputs and outputs, each with the execution, node and task
+   * digest that first produced its bytes (null: uploaded).
+   */
+  artifacts: ExecutionArtifact[];
   problem?: string;
 }
 
@@ -226,6 +232,7 @@ export async function lineage(
     outputs: node.outputs,
     computedBy,
     chain,
+    artifacts: await executionArtifacts(store, exec, [node]),
     ...(problem ? { problem } : {}),
   };
 }

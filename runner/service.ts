@@ -4,8 +4,10 @@
  * Edges translate their input into these calls and `RequestError`s into their own answers
  * (an exit code, an HTTP status, a comment).
  */
+
+import { artifactRef, isArtifactDigest, isArtifactType } from "../core/artifacts/ref.js";
 import { resolveWorkflowInputs } from "../core/engine/inputs.js";
-import type { JsonValue } from "../core/spec/types.js";
+import type { InputDecl, JsonValue } from "../core/spec/types.js";
 import { NotFoundError } from "../db/errors.js";
 import type { Store } from "../db/store.js";
 import type { Activation, ExecutionRecord, Trigger, VersionRecord } from "../db/types.js";
@@ -91,7 +93,8 @@ export async function startExecution(store: Store, req: StartRequest): Promise<E
     );
   }
   const wf = await store.versions.resolveWorkflow(version.repo, version.sha, req.workflow);
-  const resolved = resolveWorkflowInputs(wf.spec.inputs, req.inputs);
+  const given = await artifactInputs(store, version.repo, wf.spec.inputs, req.inputs);
+  const resolved = resolveWorkflowInputs(wf.spec.inputs, given);
   if (!resolved.ok) throw new RequestError("invalid_inputs", resolved.reason);
   return store.executions.create({
     repo: version.repo,
@@ -101,6 +104,54 @@ export async function startExecution(store: Store, req: StartRequest): Promise<E
     trigger: req.trigger,
     overwriteCache: req.overwriteCache ?? false,
   });
+}
+
+/**
+ * `file` and `directory` inputs name an artifact of the repository by digest (`sha256:...`, or
+ * an artifact value): each must be one the repository holds (uploaded, or produced by one of its
+ * tasks), of the declared type, and becomes its full value. Knowing another repository's digest
+ * gives nothing: it is not this repository's artifact.
+ */
+async function artifactInputs(
+  store: Store,
+  repo: string,
+  declared: Readonly<Record<string, InputDecl>>,
+  given: Readonly<Record<string, JsonValue>>,
+): Promise<Record<string, JsonValue>> {
+  const out: Record<string, JsonValue> = { ...given };
+  for (const [name, decl] of Object.entries(declared)) {
+    const v = given[name];
+    if (!isArtifactType(decl.type) || v === undefined) continue;
+    const digest =
+      typeof v === "string"
+        ? v
+        : typeof v === "object" && v !== null && !Array.isArray(v)
+          ? (v as Record<string, JsonValue>).artifact
+          : undefined;
+    if (!isArtifactDigest(digest))
+      throw new RequestError(
+        "invalid_inputs",
+        `input "${name}" (${decl.type}) takes an artifact digest sha256:<64 hex> (or, from the CLI, -i ${name}=@PATH to upload one), got ${JSON.stringify(v).slice(0, 80)}`,
+      );
+    const held = await store.artifacts.get(repo, digest);
+    if (!held)
+      throw new RequestError(
+        "invalid_inputs",
+        `input "${name}": ${digest} is not an artifact of ${repo}: upload it (reprise run -i ${name}=@PATH, or the API's artifact upload) or name one its tasks produced`,
+      );
+    if (held.type !== decl.type)
+      throw new RequestError(
+        "invalid_inputs",
+        `input "${name}" is a ${decl.type}, but ${digest} is a ${held.type}`,
+      );
+    out[name] = artifactRef(
+      held.type,
+      held.digest,
+      held.size,
+      held.files ?? 0,
+    ) as unknown as JsonValue;
+  }
+  return out;
 }
 
 export interface RelaunchRequest {

@@ -2,6 +2,7 @@
  * The execution document of DESIGN.md section 11 — what `--json`, `status` and the API return —
  * and its human summary. Pure: the runner builds the document from the store.
  */
+import { type ArtifactRef, artifactProblem, formatBytes, shortDigest } from "../artifacts/ref.js";
 import type { ExecutionState, NodeState } from "../engine/plan.js";
 import type { JsonValue } from "../spec/types.js";
 
@@ -29,6 +30,8 @@ export interface ExecutionDocument {
     attempts: number;
     taskDigest: string;
     cacheKey: string | null;
+    /** Why a cacheable node was not served from the cache, beyond plain absence (self-repair). */
+    cacheReason?: string | null;
     inputs: Record<string, JsonValue> | null;
     outputs: Record<string, JsonValue> | null;
     source: { execution: string; node: string } | null;
@@ -52,7 +55,7 @@ export function summaryLines(doc: ExecutionDocument): string[] {
       n.cache === "HIT" || n.cache === "RECOVERED"
         ? `${n.cache === "HIT" ? "cached" : "recovered"} from ${n.source?.execution}/${n.source?.node}`
         : n.status === "SUCCEEDED"
-          ? `ran${n.attempts > 1 ? ` (${n.attempts} attempts)` : ""}`
+          ? `ran${n.attempts > 1 ? ` (${n.attempts} attempts)` : ""}${n.cacheReason ? `: ${n.cacheReason}` : ""}`
           : n.status === "FAILED"
             ? `failed: ${n.error?.message.split("\n")[0] ?? ""}`
             : n.status === "SKIPPED"
@@ -63,7 +66,7 @@ export function summaryLines(doc: ExecutionDocument): string[] {
     );
   }
   if (doc.status === "SUCCEEDED" && Object.keys(doc.outputs ?? {}).length > 0) {
-    lines.push(`outputs ${JSON.stringify(doc.outputs)}`);
+    lines.push(`outputs ${outputsText(doc.outputs ?? {})}`);
   }
   for (const n of doc.nodes) {
     if (n.status !== "FAILED" || !n.error) continue;
@@ -76,6 +79,24 @@ export function summaryLines(doc: ExecutionDocument): string[] {
     for (const l of rest.slice(-15)) lines.push(`  | ${l}`);
   }
   return lines;
+}
+
+/**
+ * Outputs as one line: artifacts as `name=file 1aa18daa3283 (348 B)` (type, digest prefix, size),
+ * other values as JSON.
+ */
+export function outputsText(outputs: Readonly<Record<string, JsonValue>>): string {
+  return Object.entries(outputs)
+    .map(([name, v]) => {
+      const t = typeof v === "object" && v !== null && !Array.isArray(v) ? v.type : undefined;
+      if ((t === "file" || t === "directory") && artifactProblem(t, v) === null) {
+        const ref = v as unknown as ArtifactRef;
+        const files = ref.files !== undefined ? `, ${ref.files} files` : "";
+        return `${name}=${t} ${shortDigest(ref.artifact)} (${formatBytes(ref.size)}${files})`;
+      }
+      return `${name}=${JSON.stringify(v)}`;
+    })
+    .join(" ");
 }
 
 /** How long a node took ("840ms", "12.5s"), or "" when it did not run. */

@@ -71,6 +71,7 @@ export function executionDocument(
       attempts: n.attempts,
       taskDigest: n.taskDigest,
       cacheKey: n.cacheKey,
+      cacheReason: n.cacheReason,
       inputs: n.inputs,
       outputs: n.outputs,
       source: n.source,

@@ -1,13 +1,22 @@
 /** `reprise run`, `relaunch` and `status`: register, create the execution, drive it, report it. */
 
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import {
+  type ArtifactRef,
+  type ArtifactType,
+  formatBytes,
+  isArtifactType,
+  shortDigest,
+} from "../../core/artifacts/ref.js";
 import { formatDiagnostic } from "../../core/spec/diagnostics.js";
 import type { InputDecl, JsonValue } from "../../core/spec/types.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
 import type { Store } from "../../db/store.js";
 import type { ExecutionRecord, VersionRecord } from "../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
+import { ArtifactShapeError, storeArtifact } from "../artifacts/ingest.js";
 import type { Config } from "../config.js";
 import { registerLocalCommitIfValid } from "../registry.js";
 import { RequestError, relaunchExecution, startExecution } from "../service.js";
@@ -33,6 +42,8 @@ export interface RunOptions extends CommonOptions {
   inputs: string[];
   inputsFile: string | null;
   overwriteCache: boolean;
+  /** Where `-i NAME=@PATH` paths are relative to. */
+  cwd?: string;
 }
 
 export async function runCommand(config: Config, opts: RunOptions, io: Io): Promise<number> {
@@ -47,15 +58,28 @@ export async function runCommand(config: Config, opts: RunOptions, io: Io): Prom
       .catch((e: Error) => {
         throw new UsageError(e.message);
       });
+    const actor = (await gitUser(root)) ?? config.user;
+    const inputs = await uploadInputs(
+      async (path, type, label) => {
+        const ref = await storeArtifact(rt.artifacts, path, type, label);
+        await rt.open.store.artifacts.recordUpload(
+          version.repo,
+          { ...ref, digest: ref.artifact },
+          actor,
+        );
+        return ref;
+      },
+      wf.spec.inputs,
+      { ...readInputsFile(opts.inputsFile), ...parseInputFlags(opts.inputs, wf.spec.inputs) },
+      io,
+      opts.cwd,
+    );
     const exec = await startExecution(rt.open.store, {
       repo: version.repo,
       at: { sha: version.sha },
       workflow: opts.workflow,
-      inputs: {
-        ...readInputsFile(opts.inputsFile),
-        ...parseInputFlags(opts.inputs, wf.spec.inputs),
-      },
-      trigger: { kind: "cli", actor: (await gitUser(root)) ?? config.user },
+      inputs,
+      trigger: { kind: "cli", actor },
       overwriteCache: opts.overwriteCache,
     }).catch(usage);
     return await finish(rt, exec, opts, io, printer);
@@ -209,7 +233,8 @@ export function parseInputFlags(
     const name = flag.slice(0, eq);
     const raw = flag.slice(eq + 1);
     const decl = declared[name];
-    if (!decl || decl.type === "string") {
+    // Artifacts are named by digest (sha256:...) or uploaded from a path (@PATH: uploadInputs).
+    if (!decl || decl.type === "string" || isArtifactType(decl.type)) {
       out[name] = raw;
       continue;
     }
@@ -220,6 +245,45 @@ export function parseInputFlags(
         `-i ${name}=${raw}: not a valid ${decl.type} (values other than strings are JSON)`,
       );
     }
+  }
+  return out;
+}
+
+/** Stores the file or directory at `path` as an artifact of the repository. */
+export type Upload = (path: string, type: ArtifactType, label: string) => Promise<ArtifactRef>;
+
+/**
+ * `-i data=@PATH` for a `file` or `directory` input: stores the file or directory (deduplicated
+ * by digest: bytes the store holds already are not sent again) as an artifact of the repository
+ * with `upload`, and passes its value. Other values pass as they are (`sha256:...` names an
+ * artifact the repository holds; startExecution checks it).
+ */
+export async function uploadInputs(
+  upload: Upload,
+  declared: Readonly<Record<string, InputDecl>>,
+  given: Record<string, JsonValue>,
+  io: Io,
+  cwd = process.cwd(),
+): Promise<Record<string, JsonValue>> {
+  const out = { ...given };
+  for (const [name, v] of Object.entries(given)) {
+    const decl = declared[name];
+    if (!decl || !isArtifactType(decl.type) || typeof v !== "string" || !v.startsWith("@"))
+      continue;
+    const path = resolve(cwd, v.slice(1));
+    let ref: ArtifactRef;
+    try {
+      ref = await upload(path, decl.type, `-i ${name}=${v}`);
+    } catch (e) {
+      if (e instanceof ArtifactShapeError) throw new UsageError(e.message);
+      if ((e as NodeJS.ErrnoException).code === "ENOENT")
+        throw new UsageError(`-i ${name}=${v}: ${path} does not exist`);
+      throw e;
+    }
+    io.err(
+      `input ${name}: ${decl.type} ${shortDigest(ref.artifact)} (${formatBytes(ref.size)}${ref.files !== undefined ? `, ${ref.files} files` : ""}) from ${path}`,
+    );
+    out[name] = ref as unknown as JsonValue;
   }
   return out;
 }

@@ -2,6 +2,8 @@
  * `reprise logs`, `lineage` and `cache` (DESIGN.md sections 5 and 11): what a node printed,
  * where a node's outputs were computed, and the repository's memo cache.
  */
+import { formatBytes } from "../../core/artifacts/ref.js";
+import { outputsText } from "../../core/report/document.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
 import type { Store } from "../../db/store.js";
 import type { ExecutionRecord } from "../../db/types.js";
@@ -144,7 +146,7 @@ export async function lineageCommand(
       return EXIT.ok;
     }
     io.out(`${exec.id}/${node.nodeId} (task ${node.taskName}): ${node.state}`);
-    if (node.outputs) io.out(`  outputs ${JSON.stringify(node.outputs)}`);
+    if (node.outputs) io.out(`  outputs ${outputsText(node.outputs)}`);
     for (const s of chain) {
       const at = `${s.execution}/${s.node}`;
       if ((s.cache === "HIT" || s.cache === "RECOVERED") && s.source) {
@@ -159,6 +161,16 @@ export async function lineageCommand(
       } else {
         io.out(`  ${at}  ${s.state}: no outputs${s.state === "FAILED" ? " (it failed)" : ""}`);
       }
+    }
+    for (const a of found.artifacts) {
+      const from = a.producer
+        ? `first produced by ${a.producer.execution}/${a.producer.node} (task ${a.producer.taskDigest})`
+        : a.uploadedBy
+          ? `uploaded by ${a.uploadedBy}`
+          : "producer unknown";
+      io.out(
+        `  ${a.direction} ${a.name}: ${a.ref.type} ${a.ref.artifact} (${formatBytes(a.ref.size)}), ${from}`,
+      );
     }
     if (problem) io.out(`  ${problem}`);
     return EXIT.ok;

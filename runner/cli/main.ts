@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { isDiskFull, StoreError } from "../../db/errors.js";
 import { ConfigError, loadConfig } from "../config.js";
 import { GitError } from "../sources/local-git.js";
+import { artifactsGc, artifactsGet, artifactsLs } from "./artifacts.js";
 import { relaunchCommand, runCommand, statusCommand } from "./execute.js";
 import { historyCommand } from "./history.js";
 import {
@@ -33,7 +34,7 @@ commands:
              [--repo DIR] [--ref REF] [--json]
              without --ref, validates the working tree as it would be committed
   run WORKFLOW   register the commit and execute a workflow
-             [-i name=value]... [--inputs FILE] [--overwrite-cache] [--detach] [--json] [--repo DIR] [--ref REF]
+             [-i name=value]... (-i name=@PATH uploads a file or directory input; -i name=sha256:... reuses one) [--inputs FILE] [--overwrite-cache] [--detach] [--json] [--repo DIR] [--ref REF]
   relaunch EXECUTION   run an execution's workflow and inputs again; the cache decides what runs
              [--ref REF] [--recover] [--overwrite-cache] [--detach] [--json]
   status EXECUTION     the execution's document [--json] [--resume: drive it here if no runner does]
@@ -44,6 +45,12 @@ commands:
   cache stats|evict    the repository's memo cache: entries and hits per task, or evict entries
              [--repo DIR] [--task NAME|DIGEST] [--key KEY] [--execution ID] [--json]
              evict removes the entries matching all of --task, --key, --execution (at least one)
+  artifacts get DIGEST -o PATH   write an artifact (a file, or a directory as its tree) to PATH [--repo DIR]
+  artifacts ls EXECUTION         the file and directory values an execution read and wrote,
+             with where each was produced [--json]
+  artifacts gc         remove the stored blobs nothing references (cache entries, executions of
+             production versions, unfinished executions), oldest first, and their records
+             [--dry-run] [--older-than 30d] [--max-size 50GiB] [--json]
   register             register the commit's version (--ref, default HEAD) [--json]
   versions             registered versions of the repository, production marked [--json] [--limit N]
   diff A B             tasks and workflows added / removed / changed / renamed between two commits [--json]
@@ -123,6 +130,7 @@ export async function main(
           ref: str(values.ref) ?? "HEAD",
           inputs: (values.input as string[] | undefined) ?? [],
           inputsFile: str(values.inputs) ?? null,
+          cwd,
         };
         return config.server
           ? await remoteRun(config, config.server, opts, io)
@@ -234,6 +242,69 @@ export async function main(
             json: values.json === true,
           },
           io,
+        );
+      }
+      case "artifacts": {
+        const { values, positionals } = parse(
+          rest,
+          {
+            output: { type: "string", short: "o" },
+            repo: { type: "string" },
+            json: { type: "boolean", default: false },
+            "dry-run": { type: "boolean", default: false },
+            "older-than": { type: "string" },
+            "max-size": { type: "string" },
+          },
+          [1, 2],
+        );
+        const [action, arg] = positionals;
+        /** gc's options given to get or ls, or theirs to gc: refused rather than ignored. */
+        const foreign = (allowed: string[]) => {
+          const given = Object.keys(values).filter(
+            (k) => !allowed.includes(k) && values[k] !== undefined && values[k] !== false,
+          );
+          if (given.length > 0)
+            throw new UsageError(`artifacts ${action} does not take --${given.join(", --")}`);
+        };
+        if (action === "get") {
+          foreign(["output", "repo", "json"]);
+          const output = str(values.output);
+          if (!arg || !output)
+            throw new UsageError("usage: reprise artifacts get DIGEST -o PATH [--repo DIR]");
+          return await artifactsGet(
+            local("artifacts get"),
+            { digest: arg, output, repo: str(values.repo) ?? null, cwd },
+            io,
+          );
+        }
+        if (action === "ls") {
+          foreign(["output", "repo", "json"]);
+          if (!arg) throw new UsageError("usage: reprise artifacts ls EXECUTION [--json]");
+          return await artifactsLs(
+            local("artifacts ls"),
+            { execution: arg, json: values.json === true },
+            io,
+          );
+        }
+        if (action === "gc") {
+          foreign(["dry-run", "older-than", "max-size", "json"]);
+          if (arg !== undefined)
+            throw new UsageError(
+              `artifacts gc takes no argument, got "${arg}": e.g. reprise artifacts gc --older-than 30d`,
+            );
+          return await artifactsGc(
+            local("artifacts gc"),
+            {
+              dryRun: values["dry-run"] === true,
+              olderThan: str(values["older-than"]) ?? null,
+              maxSize: str(values["max-size"]) ?? null,
+              json: values.json === true,
+            },
+            io,
+          );
+        }
+        throw new UsageError(
+          `unknown artifacts command "${action}": use get DIGEST -o PATH, ls EXECUTION, or gc`,
         );
       }
       case "register": {

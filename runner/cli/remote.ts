@@ -6,6 +6,8 @@
  * repository key is the GitHub repository the `origin` remote names (as the Action keys it), or
  * else `file://` and the checkout's path, as the local CLI keys it (runner/cli/README.md).
  */
+import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
 import { branchOf, originRepoKey, specAt } from "../../client/checkout.js";
 import { ApiClient, ApiClientError } from "../../client/client.js";
 import { ensureRegistered, InvalidSpecError } from "../../client/register.js";
@@ -13,12 +15,14 @@ import type { ExecutionDocument } from "../../core/report/document.js";
 import { parseSpec } from "../../core/spec/parse-spec.js";
 import type { InputDecl } from "../../core/spec/types.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
+import { type ArtifactSink, storeArtifactIn } from "../artifacts/ingest.js";
+import { hashFile } from "../artifacts/local-store.js";
 import type { Config } from "../config.js";
 import { sleep } from "../engine/engine.js";
 import { repoRoot, resolveCommit } from "../sources/local-git.js";
 import { summaryLines } from "./document.js";
 import type { RelaunchOptions, RunOptions } from "./execute.js";
-import { parseInputFlags, readInputsFile } from "./execute.js";
+import { parseInputFlags, readInputsFile, uploadInputs } from "./execute.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 import { progressPrinter } from "./progress.js";
 
@@ -107,6 +111,29 @@ async function registered(
   }
 }
 
+/**
+ * Uploads through the server's artifact API: each file hashed here first, and sent only when
+ * the repository does not hold it yet (a HEAD), streamed; a directory's manifest last, once
+ * every file it lists is there. The server verifies every digest as the bytes arrive.
+ */
+function apiSink(api: ApiClient, repo: string): ArtifactSink {
+  return {
+    async putFile(path) {
+      const hashed = await hashFile(path);
+      if (!(await api.headArtifact(repo, hashed.digest)))
+        await api.uploadFile(
+          repo,
+          hashed.digest,
+          Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>,
+        );
+      return hashed;
+    },
+    async putManifest(bytes, digest) {
+      if (!(await api.headArtifact(repo, digest))) await api.putManifest(repo, digest, bytes);
+    },
+  };
+}
+
 export async function remoteRun(
   config: Config,
   server: Server,
@@ -123,7 +150,14 @@ export async function remoteRun(
   const parsed = text === null ? null : parseSpec(text);
   const declared: Record<string, InputDecl> =
     parsed?.ok === true ? (parsed.spec.workflows[opts.workflow]?.inputs ?? {}) : {};
-  const inputs = { ...readInputsFile(opts.inputsFile), ...parseInputFlags(opts.inputs, declared) };
+  const inputs = await uploadInputs(
+    (path, type, label) =>
+      call(server, () => storeArtifactIn(apiSink(api, repo), path, type, label)),
+    declared,
+    { ...readInputsFile(opts.inputsFile), ...parseInputFlags(opts.inputs, declared) },
+    io,
+    opts.cwd,
+  );
   const doc = await call(server, () =>
     api.start(repo, {
       workflow: opts.workflow,

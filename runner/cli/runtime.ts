@@ -2,6 +2,8 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import type { OpenStore } from "../../db/store.js";
+import { openArtifactStore } from "../artifacts/configure.js";
+import type { BlobStore } from "../artifacts/store.js";
 import { type Config, ConfigError } from "../config.js";
 import { Engine, type EngineEvent } from "../engine/engine.js";
 import { createKubernetesExecutor } from "../executors/kubernetes/index.js";
@@ -13,6 +15,7 @@ import { openConfiguredStore } from "../open-store.js";
 
 export interface Runtime {
   open: OpenStore;
+  artifacts: BlobStore;
   engine: Engine;
   executor: Executor;
   close(): Promise<void>;
@@ -23,12 +26,14 @@ export async function openRuntime(
   onEvent?: (e: EngineEvent) => void,
   log?: Logger,
 ): Promise<Runtime> {
+  const artifacts = await openArtifactStore(config);
   // The executor first: a bad kubeconfig should stop the start before the store is open.
-  const executor = createConfiguredExecutor(config, log);
+  const executor = createConfiguredExecutor(config, log, artifacts);
   const open = await openConfiguredStore(config);
   const engine = new Engine({
     store: open.store,
     executor,
+    artifacts,
     owner: `${hostname()}:${process.pid}`,
     maxParallel: config.maxParallel,
     leaseMs: config.leaseSeconds * 1000,
@@ -37,6 +42,7 @@ export async function openRuntime(
   });
   return {
     open,
+    artifacts,
     engine,
     executor,
     close: async () => {
@@ -47,7 +53,11 @@ export async function openRuntime(
 }
 
 /** The executor REPRISE_EXECUTOR names: local processes, or Jobs in REPRISE_NAMESPACE. */
-export function createConfiguredExecutor(config: Config, log?: Logger): Executor {
+export function createConfiguredExecutor(
+  config: Config,
+  log?: Logger,
+  artifacts?: BlobStore,
+): Executor {
   if (config.executor === "kubernetes") {
     try {
       const codeSource = githubAppCodeSource(config, log);
@@ -67,6 +77,7 @@ export function createConfiguredExecutor(config: Config, log?: Logger): Executor
     dataDir: config.dataDir,
     env: config.environment,
     secrets: config.localSecrets,
+    ...(artifacts ? { artifacts } : {}),
     // With the GitHub App configured, GitHub repositories come from their tarball at the SHA.
     ...(github ? { checkout: github } : {}),
   });
