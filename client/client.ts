@@ -5,6 +5,7 @@
  * retried with backoff on network errors, 429 and 5xx; any other write is retried only when the
  * request never reached the server (connection refused), so nothing is started twice.
  */
+import type { ArtifactRef } from "../core/artifacts/ref.js";
 import type { ExecutionDocument } from "../core/report/document.js";
 
 export class ApiClientError extends Error {
@@ -49,6 +50,34 @@ export interface RegisterBody {
   spec: string;
   tree: Array<{ path: string; mode: string; sha: string }>;
 }
+
+/** An artifact of a repository, as `GET /repos/{repo}/artifacts/{digest}` describes it. */
+export interface ArtifactMetadata extends ArtifactRef {
+  /** Where its bytes were first produced; null for an upload. */
+  producer: { execution: string; node: string; taskDigest: string } | null;
+  uploadedBy: string | null;
+  createdAt: string;
+  /** Whether its bytes are in the server's artifact store. */
+  present: boolean;
+}
+
+/** What an upload answers: the artifact, and whether this upload recorded it (201) or not (200). */
+export interface UploadedArtifact extends ArtifactMetadata {
+  created: boolean;
+}
+
+/** One artifact an execution's node read (`input`) or wrote (`output`). */
+export interface ExecutionArtifact {
+  node: string;
+  direction: "input" | "output";
+  name: string;
+  ref: ArtifactRef;
+  producer: ArtifactMetadata["producer"];
+  uploadedBy: string | null;
+}
+
+/** A request body: JSON (sent as such), or bytes (sent as they are). */
+type Body = { json: unknown } | { bytes: Uint8Array | ReadableStream<Uint8Array>; type: string };
 
 export class ApiClient {
   private readonly base: string;
@@ -143,6 +172,73 @@ export class ApiClient {
     return this.call("POST", `/repos/${enc(repo)}/production`, body, true);
   }
 
+  /**
+   * Uploads a file's bytes as artifact `digest` (the sha256 of the bytes) of `repo`: refused
+   * (400, `digest_mismatch`) when they hash to something else. Bytes are sent again after a
+   * network error or a 5xx (the same bytes under the same digest are one artifact); a stream
+   * cannot be read twice, so it is sent once.
+   */
+  uploadFile(
+    repo: string,
+    digest: string,
+    bytes: Uint8Array | ReadableStream<Uint8Array>,
+  ): Promise<UploadedArtifact> {
+    const body = { bytes, type: "application/octet-stream" };
+    const path = `/repos/${enc(repo)}/artifacts/${enc(digest)}`;
+    return this.send("PUT", path, body, bytes instanceof Uint8Array).then((r) => this.parsed(r));
+  }
+
+  /**
+   * Records a directory of `repo` from its manifest's canonical bytes (core/artifacts/manifest.ts
+   * `manifestBytes`), whose sha256 is `digest`: every file it lists must be uploaded first
+   * (422 `missing_artifact` names the first that is not).
+   */
+  putManifest(repo: string, digest: string, manifest: Uint8Array): Promise<UploadedArtifact> {
+    const body = { bytes: manifest, type: "application/json" };
+    const path = `/repos/${enc(repo)}/artifacts/${enc(digest)}?type=directory`;
+    return this.send("PUT", path, body, true).then((r) => this.parsed(r));
+  }
+
+  /** Whether `repo` holds the artifact and the server has its bytes (an upload can be skipped). */
+  async headArtifact(repo: string, digest: string): Promise<boolean> {
+    try {
+      await this.send("HEAD", `/repos/${enc(repo)}/artifacts/${enc(digest)}`, undefined, true);
+      return true;
+    } catch (e) {
+      if (e instanceof ApiClientError && e.status === 404) return false;
+      throw e;
+    }
+  }
+
+  /** An artifact of `repo`, or null when it is not one of its artifacts. */
+  async artifactMetadata(repo: string, digest: string): Promise<ArtifactMetadata | null> {
+    try {
+      return await this.call("GET", `/repos/${enc(repo)}/artifacts/${enc(digest)}`);
+    } catch (e) {
+      if (e instanceof ApiClientError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  /** An artifact's bytes: a file's as they are, a directory's as a tar. */
+  async artifactContent(repo: string, digest: string): Promise<ReadableStream<Uint8Array>> {
+    const res = await this.send(
+      "GET",
+      `/repos/${enc(repo)}/artifacts/${enc(digest)}/content`,
+      undefined,
+      true,
+    );
+    return res.body ?? new ReadableStream({ start: (c) => c.close() });
+  }
+
+  /** The artifacts an execution's nodes read and wrote, each with where it was first produced. */
+  executionArtifacts(
+    repo: string,
+    id: string,
+  ): Promise<{ execution: string; repo: string; artifacts: ExecutionArtifact[] }> {
+    return this.call("GET", `/repos/${enc(repo)}/executions/${enc(id)}/artifacts`);
+  }
+
   /** `idempotent`: sending it twice does what sending it once does, so it is retried as a read. */
   private async call<T>(
     method: string,
@@ -150,20 +246,53 @@ export class ApiClient {
     body?: unknown,
     idempotent = method === "GET",
   ): Promise<T> {
-    const attempts = this.opts.attempts ?? 5;
+    return this.parsed(
+      await this.send(method, path, body === undefined ? undefined : { json: body }, idempotent),
+    );
+  }
+
+  private async parsed<T>(res: Response): Promise<T> {
+    const text = await res.text();
+    try {
+      return (text ? JSON.parse(text) : null) as T;
+    } catch {
+      // Not JSON: nothing this client asks for answers so; the caller sees null.
+      return null as T;
+    }
+  }
+
+  /** The response to a request that succeeded (2xx), after the retries `idempotent` allows. */
+  private async send(
+    method: string,
+    path: string,
+    body: Body | undefined,
+    idempotent: boolean,
+  ): Promise<Response> {
+    // A stream is read once: it cannot be sent a second time.
+    const once = body !== undefined && "bytes" in body && !(body.bytes instanceof Uint8Array);
+    const attempts = once ? 1 : (this.opts.attempts ?? 5);
     let wait = this.opts.backoffMs ?? 500;
     for (let attempt = 1; ; attempt++) {
       const headers: Record<string, string> = { accept: "application/json" };
       const token =
         typeof this.opts.token === "function" ? await this.opts.token() : this.opts.token;
       if (token) headers.authorization = `Bearer ${token}`;
-      if (body !== undefined) headers["content-type"] = "application/json";
+      if (body !== undefined)
+        headers["content-type"] = "json" in body ? "application/json" : body.type;
       let res: Response;
       try {
         res = await this.fetch(`${this.base}${path}`, {
           method,
           headers,
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          ...(body === undefined
+            ? {}
+            : "json" in body
+              ? { body: JSON.stringify(body.json) }
+              : // A stream body needs `duplex: "half"` in Node's fetch (a request sent as it is read).
+                {
+                  body: body.bytes as Uint8Array<ArrayBuffer>,
+                  ...(once ? { duplex: "half" } : {}),
+                }),
         });
       } catch (e) {
         const reached = !refused(e);
@@ -179,10 +308,12 @@ export class ApiClient {
         );
       }
       if (idempotent && transientStatus(res.status) && attempt < attempts) {
+        await res.body?.cancel().catch(() => undefined);
         await sleep(wait);
         wait *= 2;
         continue;
       }
+      if (res.ok) return res;
       const text = await res.text();
       let parsed: unknown = null;
       try {
@@ -190,16 +321,14 @@ export class ApiClient {
       } catch {
         // Not JSON: a proxy's error page, say; reported below with the status.
       }
-      if (!res.ok) {
-        const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
-        throw new ApiClientError(
-          res.status,
-          err?.code ?? "http_error",
-          err?.message ?? `${method} ${path} answered ${res.status}: ${text.slice(0, 200)}`,
-          parsed,
-        );
-      }
-      return parsed as T;
+      const err = (parsed as { error?: { code?: string; message?: string } } | null)?.error;
+      throw new ApiClientError(
+        res.status,
+        err?.code ?? "http_error",
+        err?.message ??
+          `${method} ${path} answered ${res.status}${text ? `: ${text.slice(0, 200)}` : ""}`,
+        parsed,
+      );
     }
   }
 }

@@ -20,55 +20,13 @@ import {
   type VersionRef,
 } from "../service.js";
 import type { ServerDeps } from "./app.js";
-import { authorize, type Principal } from "./auth.js";
+import { artifactRoutes } from "./artifacts-api.js";
+import { authorize } from "./auth.js";
 import { ApiError, errorBody, onError } from "./errors.js";
 import { finishedNodes } from "./finished-nodes.js";
+import { type Env, ExecParam, jsonResponse, ok, PathName, RepoParam } from "./openapi.js";
 
-type Env = { Variables: { principal: Principal } };
-
-const Json = z.any().openapi({ type: "object" });
-const ErrorSchema = z
-  .object({ error: z.object({ code: z.string(), message: z.string() }) })
-  .openapi("Error");
-const errorResponse = {
-  description: "an error: what to fix is in its message",
-  content: { "application/json": { schema: ErrorSchema } },
-};
-const errors = {
-  400: errorResponse,
-  401: errorResponse,
-  403: errorResponse,
-  404: errorResponse,
-  409: errorResponse,
-  413: errorResponse,
-  422: errorResponse,
-} as const;
-const jsonResponse = (description: string) => ({
-  description,
-  content: { "application/json": { schema: Json } },
-});
-const ok = <S extends 200 | 201>(description: string, status: S) =>
-  ({ [status]: jsonResponse(description), ...errors }) as {
-    [K in S]: ReturnType<typeof jsonResponse>;
-  } & typeof errors;
-
-const RepoParam = z.object({
-  repo: z
-    .string()
-    .min(1)
-    .openapi({
-      param: { name: "repo", in: "path" },
-      example: "github.com%2Facme%2Fml",
-      description: "the repository key, URL-encoded",
-    }),
-});
 const Sha = z.string().regex(/^[0-9a-f]{40}$/, "a full 40-hex commit SHA");
-const ExecParam = z.object({
-  id: z
-    .string()
-    .min(1)
-    .openapi({ param: { name: "id", in: "path" } }),
-});
 const STATES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTING", "ABORTED"] as const;
 const Limit = z.coerce.number().int().min(1).max(500).optional();
 /** Any JSON value (the body is JSON already; z.json() is recursive, which the OpenAPI generator cannot walk). */
@@ -465,7 +423,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       path: "/executions/{id}/nodes/{node}/logs",
       summary: "A node's log tail, for its last attempt or the one asked for",
       request: {
-        params: ExecParam.extend({ node: z.string().min(1) }),
+        params: ExecParam.extend({ node: PathName }),
         query: z.object({
           attempt: z.coerce.number().int().min(1).optional(),
           tail: z.coerce
@@ -496,7 +454,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       method: "get",
       path: "/executions/{id}/nodes/{node}/lineage",
       summary: "Where a node's outputs were computed, through cache hits and recoveries",
-      request: { params: ExecParam.extend({ node: z.string().min(1) }) },
+      request: { params: ExecParam.extend({ node: PathName }) },
       responses: ok("the lineage", 200),
     }),
     async (c) => {
@@ -612,6 +570,8 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       return c.json({ repo, evicted }, 200);
     },
   );
+
+  artifactRoutes(api, deps, nodesOf);
 
   api.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -8,8 +8,10 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { assertMigrated } from "../../db/migrate.js";
 import type { Store } from "../../db/store.js";
+import type { BlobStore } from "../artifacts/store.js";
 import type { Executor } from "../executors/types.js";
 import { apiRoutes } from "./api.js";
+import { isArtifactUpload } from "./artifacts-api.js";
 import type { Authenticator } from "./auth.js";
 import { errorBody, onError } from "./errors.js";
 import type { Metrics } from "./metrics.js";
@@ -27,6 +29,11 @@ export interface ServerDeps {
   store: Store;
   /** Log tails of attempts (the executor that ran them). */
   executor: Pick<Executor, "logTail">;
+  /**
+   * Where `file` and `directory` values live (runner/artifacts): uploads, downloads, previews.
+   * Absent: the artifact routes answer 503 and the execution page shows no previews.
+   */
+  artifacts?: BlobStore | undefined;
   auth: Authenticator;
   metrics: Metrics;
   /** Where users reach this server (links in check runs, the UI); null: relative links. */
@@ -48,10 +55,16 @@ export function createApp(deps: ServerDeps): Hono {
   );
   // A declared Content-Length over the limit is refused before any of the body is read; a
   // chunked body is read up to the limit and refused there. Either way nothing reaches a handler.
+  // Artifact uploads are streamed to the store and capped by their route (artifacts-api.ts): this
+  // limit would hold them in memory.
   const apiLimit = limit(MAX_BODY_BYTES, "request bodies");
   const webhookLimit = limit(MAX_WEBHOOK_BYTES, "webhook deliveries");
   app.use("/api/*", (c, next) =>
-    c.req.path === WEBHOOK_PATH ? webhookLimit(c, next) : apiLimit(c, next),
+    c.req.path === WEBHOOK_PATH
+      ? webhookLimit(c, next)
+      : isArtifactUpload(c.req.method, c.req.path)
+        ? next()
+        : apiLimit(c, next),
   );
 
   // Liveness: the process answers. Readiness: the database answers and is migrated.

@@ -15,6 +15,12 @@ import { Authenticator } from "./auth.js";
 import { Metrics } from "./metrics.js";
 import { uiRoutes } from "./ui/index.js";
 
+/**
+ * How long one request may take to arrive, body included. Node's default (300 s) would cut off an
+ * artifact upload of a few GiB; headers still have to arrive within Node's 60 s.
+ */
+const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
+
 export class ServeError extends Error {
   override readonly name = "ServeError";
 }
@@ -65,6 +71,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     const deps: ServerDeps = {
       store,
       executor: runtime.executor,
+      artifacts: runtime.artifacts,
       auth,
       metrics,
       publicUrl: config.publicUrl,
@@ -74,8 +81,14 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     deps.ui ??= uiRoutes(deps);
     const app = createApp(deps);
     const address = await new Promise<{ port: number }>((resolve, reject) => {
-      server = listen({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) =>
-        resolve(info),
+      server = listen(
+        {
+          fetch: app.fetch,
+          hostname: config.host,
+          port: config.port,
+          serverOptions: { requestTimeout: REQUEST_TIMEOUT_MS },
+        },
+        (info) => resolve(info),
       );
       server.once("error", reject);
     });

@@ -3,12 +3,16 @@
  * and over real HTTP for the server as `reprise serve` runs it. Credentials are real: API tokens
  * from the store, OIDC tokens from a local issuer with its own keys.
  */
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
+import { eq } from "drizzle-orm";
 import type { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { artifacts } from "../../db/schema.js";
+import { LocalBlobStore } from "../../runner/artifacts/local-store.js";
 import { Engine } from "../../runner/engine/engine.js";
 import { createLocalExecutor, type LocalExecutor } from "../../runner/executors/local/index.js";
 import { registerLocalCommit } from "../../runner/registry.js";
@@ -83,6 +87,7 @@ export function apiContract(driver: Driver): void {
     app = createApp({
       store: store.store,
       executor,
+      artifacts: new LocalBlobStore(join(dataDir, "artifacts")),
       auth: new Authenticator({
         store: store.store,
         open: false,
@@ -120,6 +125,9 @@ export function apiContract(driver: Driver): void {
           "/executions/{id}/nodes/{node}/lineage",
           "/repos/{repo}/production",
           "/repos/{repo}/cache",
+          "/repos/{repo}/artifacts/{digest}",
+          "/repos/{repo}/artifacts/{digest}/content",
+          "/repos/{repo}/executions/{id}/artifacts",
         ]),
       );
     });
@@ -347,6 +355,11 @@ export function apiContract(driver: Driver): void {
       );
       const id = e.body.id as string;
       const r = enc(ML);
+      const bytes = `an artifact of ML ${sha()}\n`;
+      const artifact = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+      const up = await req("PUT", `/api/v1/repos/${r}/artifacts/${artifact}`, { raw: bytes });
+      expect(up.status).toBe(201);
+      const a = `/api/v1/repos/${r}/artifacts/${artifact}`;
       return [
         ["GET", `/api/v1/repos/${r}/versions`],
         ["GET", `/api/v1/repos/${r}/versions/${at.ml}`],
@@ -363,6 +376,11 @@ export function apiContract(driver: Driver): void {
         ["POST", `/api/v1/repos/${r}/production`, { sha: at.ml }],
         ["GET", `/api/v1/repos/${r}/cache`],
         ["DELETE", `/api/v1/repos/${r}/cache?task=prep`],
+        // HEAD and the other artifact cases: test/integration/api-artifacts.test.ts.
+        ["GET", a],
+        ["GET", `${a}/content`],
+        ["GET", `/api/v1/repos/${r}/executions/${id}/artifacts`],
+        ["PUT", a, bytes],
       ];
     }
 
@@ -373,6 +391,9 @@ export function apiContract(driver: Driver): void {
         versions: (await store.store.versions.list(ML, { limit: 500 })).map((v) => v.sha).sort(),
         executions: execs.map((e) => `${e.id}:${e.state}`).sort(),
         production: (await store.store.production.history(ML)).length,
+        artifacts: (await store.store.db.select().from(artifacts).where(eq(artifacts.repo, ML)))
+          .map((a) => a.digest)
+          .sort(),
       };
     }
 

@@ -3,11 +3,16 @@
  * PGlite: what each page shows, how it answers for what does not exist, and who may see it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../runner/server/app.js";
+import { shortDigest } from "../../core/artifacts/ref.js";
+import { createApp, type ServerDeps } from "../../runner/server/app.js";
+import { Authenticator } from "../../runner/server/auth.js";
 import { finishedNodes } from "../../runner/server/finished-nodes.js";
-import { uiRoutes } from "../../runner/server/ui/index.js";
+import { Metrics } from "../../runner/server/metrics.js";
+import { paths, uiRoutes } from "../../runner/server/ui/index.js";
 import { taskHistory } from "../../runner/task-history.js";
+import { type ArtifactStory, CSV, PNG, runArtifactStory, SVG } from "../fakes/artifact-story.js";
 import { runUiStory, type UiStory } from "../fakes/ui-story.js";
+import { openTestStore, type TestStore } from "../setup/stores.js";
 
 let story: UiStory;
 let app: ReturnType<typeof createApp>;
@@ -109,7 +114,7 @@ describe("pages", () => {
       `href="/executions/${story.broken.id}?node=featurize#node" data-lineage="${story.broken.id}"`,
     );
     expect(html).toMatch(/<h3>Inputs<\/h3><dl class="kv"><dt>/);
-    expect(html).toMatch(/<h3>Outputs<\/h3><dl class="kv">.*<dt>features<\/dt>/);
+    expect(html).toMatch(/<h3>Outputs<\/h3><dl class="kv">.*<dt>features<\/dt>/s);
     expect(html).toContain("none here: its outputs were reused");
   });
 
@@ -322,5 +327,183 @@ describe("sign-in and access", () => {
     const res = await secured.request("/logout", { method: "POST" });
     expect(res.status).toBe(303);
     expect(res.headers.get("set-cookie")).toContain("reprise_token=;");
+  });
+});
+
+describe("artifacts on the execution page", () => {
+  let db: TestStore;
+  let run: ArtifactStory;
+  let app: ReturnType<typeof createApp>;
+  let mine: string;
+  let other: string;
+  const login = async (token: string) => {
+    const res = await app.request("/login", {
+      method: "POST",
+      body: new URLSearchParams({ token, next: "/" }),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    return (res.headers.get("set-cookie") ?? "").split(";")[0] as string;
+  };
+  const page = async (cookie: string) => {
+    const res = await app.request(`/executions/${run.execution.id}`, { headers: { cookie } });
+    return { res, html: await res.text() };
+  };
+  /** The artifact table's rows as `node direction name` -> the row's markup. */
+  const artifactRows = (html: string) =>
+    new Map(
+      [
+        ...html.matchAll(
+          /<tr data-artifact="([^"]+)" data-node="([^"]+)" data-direction="([^"]+)" data-name="([^"]+)">(.*?)<\/tr>/gs,
+        ),
+      ].map((m) => [`${m[2]} ${m[3]} ${m[4]}`, { digest: m[1] as string, row: m[5] as string }]),
+    );
+  const preview = (html: string, digest: string) =>
+    new RegExp(
+      `<section class="panel" data-preview="${digest}" data-kind="([a-z]+)">(.*?)</section>`,
+      "s",
+    ).exec(html);
+
+  beforeAll(async () => {
+    db = await openTestStore("pglite");
+    run = await runArtifactStory(db);
+    const deps: ServerDeps = {
+      store: db.store,
+      executor: { logTail: async () => null },
+      artifacts: run.blobs,
+      auth: new Authenticator({ store: db.store, oidc: null, open: false }),
+      metrics: new Metrics(),
+      publicUrl: null,
+      log: () => {},
+    };
+    deps.ui = uiRoutes(deps);
+    app = createApp(deps);
+    mine = await login((await db.store.tokens.create({ repos: [run.repo], readOnly: true })).token);
+    other = await login(
+      (await db.store.tokens.create({ repos: ["github.com/acme/other"], readOnly: true })).token,
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await run?.close();
+    await db?.dispose();
+  });
+
+  it("lists every artifact a node read or wrote: type, size, digest, producer and download", async () => {
+    const { res, html } = await page(mine);
+    expect(res.status).toBe(200);
+    const rows = artifactRows(html);
+    expect([...rows.keys()].sort()).toEqual(
+      [
+        "make input seed",
+        "make output blob",
+        "make output logo",
+        "make output page",
+        "make output plot",
+        "make output table",
+        "make output tree",
+        "use input table",
+      ].sort(),
+    );
+    const table = rows.get("use input table");
+    expect(table?.digest).toBe(run.outputs.table);
+    expect(table?.row).toContain(`${CSV.length + 1} B`);
+    expect(table?.row).toContain(shortDigest(run.outputs.table as string));
+    // The producer links to the node of the run that made it.
+    expect(table?.row).toContain(
+      `href="${paths.execution(run.execution.id, "make").replace("&", "&amp;")}"`,
+    );
+    expect(table?.row).toContain(
+      `href="${paths.artifact(run.repo, run.outputs.table as string, { name: "table" })}"`,
+    );
+    expect(rows.get("make input seed")?.row).toContain("uploaded by token:story");
+    expect(rows.get("make output tree")?.row).toContain("directory");
+    expect(rows.get("make output tree")?.row).toContain("(2 files)");
+    expect(rows.get("make output tree")?.row).toContain("download .tar");
+  });
+
+  it("previews text as its first 20 lines, escaped, and images as images; no preview for binary", async () => {
+    const { html } = await page(mine);
+    const csv = preview(html, run.outputs.table as string);
+    expect(csv?.[1]).toBe("text");
+    const lines = /<pre>(.*?)<\/pre>/s.exec(csv?.[2] ?? "")?.[1]?.split("\n") ?? [];
+    expect(lines).toHaveLength(20);
+    expect(lines[0]).toBe("id,label");
+    expect(lines[1]).toBe("0,&lt;b&gt;bold&lt;/b&gt;");
+    expect(csv?.[2]).toContain("the first 20 lines");
+    const htmlFile = preview(html, run.outputs.page as string);
+    expect(htmlFile?.[1]).toBe("text");
+    expect(htmlFile?.[2]).toContain("&lt;script&gt;");
+    expect(html).not.toContain('<script>alert("html")');
+    for (const name of ["plot", "logo"]) {
+      const img = preview(html, run.outputs[name] as string);
+      expect([name, img?.[1]]).toEqual([name, "image"]);
+      expect(img?.[2]).toContain(
+        `<img src="${paths.artifact(run.repo, run.outputs[name] as string, { inline: true })}"`,
+      );
+    }
+    expect(preview(html, run.outputs.blob as string)?.[1]).toBe("binary");
+    // Previews are same-origin only: the page's policy allows nothing else.
+    expect(html).not.toMatch(/(src|href)="(https?:)?\/\//);
+  });
+
+  it("downloads with the session cookie, as a sandboxed attachment or an inline image", async () => {
+    const get = (path: string, cookie = mine) => app.request(path, { headers: { cookie } });
+    const csv = await get(paths.artifact(run.repo, run.outputs.table as string, { name: "table" }));
+    expect(csv.status).toBe(200);
+    expect(await csv.text()).toBe(`${CSV}\n`);
+    expect(csv.headers.get("content-disposition")).toBe('attachment; filename="table"');
+    expect(csv.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
+    expect(csv.headers.get("x-content-type-options")).toBe("nosniff");
+    const svg = await get(paths.artifact(run.repo, run.outputs.logo as string, { inline: true }));
+    expect(svg.headers.get("content-type")).toBe("image/svg+xml");
+    expect(svg.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
+    expect(await svg.text()).toBe(SVG);
+    const png = await get(paths.artifact(run.repo, run.outputs.plot as string, { inline: true }));
+    expect(png.headers.get("content-type")).toBe("image/png");
+    expect(Buffer.from(await png.arrayBuffer()).equals(PNG)).toBe(true);
+    // An HTML file never shows inline, whatever is asked.
+    const page = await get(paths.artifact(run.repo, run.outputs.page as string, { inline: true }));
+    expect(page.headers.get("content-disposition")).toMatch(/^attachment;/);
+    expect(page.headers.get("content-type")).toBe("application/octet-stream");
+    await page.arrayBuffer();
+    const tree = await get(paths.artifact(run.repo, run.outputs.tree as string, { name: "tree" }));
+    expect(tree.headers.get("content-type")).toBe("application/x-tar");
+    expect(tree.headers.get("content-disposition")).toBe('attachment; filename="tree.tar"');
+    await tree.arrayBuffer();
+  });
+
+  it("keeps downloads to the repository's own callers: login first, 403 for others, 404 for a digest it does not hold", async () => {
+    const path = paths.artifact(run.repo, run.outputs.table as string);
+    const anonymous = await app.request(path);
+    expect(anonymous.status).toBe(303);
+    expect(anonymous.headers.get("location")).toBe(`/login?next=${enc(path)}`);
+    const theirs = await app.request(path, { headers: { cookie: other } });
+    expect(theirs.status).toBe(403);
+    expect(theirs.headers.get("content-type")).toContain("text/html");
+    // Their own repository's path does not hold it either: the same 404 as for any digest.
+    const mixed = await app.request(
+      paths.artifact("github.com/acme/other", run.outputs.table as string),
+      { headers: { cookie: other } },
+    );
+    expect(mixed.status).toBe(404);
+    const nobody = await app.request(paths.artifact(run.repo, `sha256:${"0".repeat(64)}`), {
+      headers: { cookie: mine },
+    });
+    expect(nobody.status).toBe(404);
+    const bad = await app.request(`/repos/${enc(run.repo)}/artifacts/nope`, {
+      headers: { cookie: mine },
+    });
+    expect(bad.status).toBe(400);
+  });
+
+  it("says a file's bytes are gone, on the page and on its download", async () => {
+    const digest = run.outputs.blob as string;
+    await run.blobs.delete(digest);
+    const { html } = await page(mine);
+    const gone = preview(html, digest);
+    expect(gone?.[1]).toBe("gone");
+    expect(gone?.[2]).toContain("relaunching the execution that produced it recomputes them");
+    const res = await app.request(paths.artifact(run.repo, digest), { headers: { cookie: mine } });
+    expect(res.status).toBe(404);
+    expect(await res.text()).toContain("gone from the artifact store");
   });
 });

@@ -7,9 +7,12 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { isArtifactDigest } from "../../../core/artifacts/ref.js";
 import { NotFoundError } from "../../../db/errors.js";
 import { RequestError } from "../../service.js";
 import type { ServerDeps } from "../app.js";
+import { contentResponse } from "../artifact-content.js";
+import { blobStoreOf, heldArtifact } from "../artifacts-api.js";
 import { authorize, type Principal } from "../auth.js";
 import { ApiError } from "../errors.js";
 import { finishedNodes } from "../finished-nodes.js";
@@ -130,9 +133,37 @@ export function uiRoutes(deps: ServerDeps): Hono {
         p,
         await execution(p, param(c, "id")),
         c.req.query("node") ?? null,
+        deps.artifacts ?? null,
       ),
     ),
   );
+  // An artifact's bytes for the execution page's links and previews: the API's content route
+  // (artifact-content.ts: attachment or inline image, sandboxed), reached with the UI's session.
+  ui.get("/repos/:repo/artifacts/:digest", async (c) => {
+    const p = await principalOf(c, deps.auth);
+    if (!p) {
+      const url = new URL(c.req.url);
+      return c.redirect(paths.login(`${url.pathname}${url.search}`), 303);
+    }
+    c.set("principal", p);
+    const repo = param(c, "repo");
+    const digest = param(c, "digest");
+    authorize(p, repo, false);
+    if (!isArtifactDigest(digest))
+      throw new ApiError(
+        400,
+        "bad_request",
+        `"${digest}" is not an artifact digest (sha256:<64 hex>)`,
+      );
+    const record = await heldArtifact(store, repo, digest);
+    return contentResponse(blobStoreOf(deps), record, {
+      inline: c.req.query("inline") === "1",
+      name: c.req.query("name") ?? null,
+      headOnly: c.req.method === "HEAD",
+      onStreamError: (e) =>
+        deps.log("warn", "an artifact download failed while it was sent", { err: e.message }),
+    });
+  });
   ui.get(
     "/compare",
     page(async (c, p) => {

@@ -16,6 +16,9 @@ export const paths = {
   execution: (id: string, node?: string | null) =>
     `/executions/${enc(id)}${node ? `?node=${enc(node)}#node` : ""}`,
   compare: (a?: string, b?: string) => (a && b ? `/compare?a=${enc(a)}&b=${enc(b)}` : "/compare"),
+  /** An artifact's bytes, as a download named `name`, or `inline` for an `<img>`. */
+  artifact: (repo: string, digest: string, o: { name?: string; inline?: boolean } = {}) =>
+    `/repos/${enc(repo)}/artifacts/${enc(digest)}${o.inline ? "?inline=1" : o.name ? `?name=${enc(o.name)}` : ""}`,
 };
 
 /** The execution page's address for people outside the server: check runs, job summaries. */

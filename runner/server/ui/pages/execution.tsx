@@ -1,7 +1,8 @@
 /**
  * An execution: its graph drawn and coloured by state and marked ran / cached / recovered, its
  * inputs and outputs, and the selected node's inputs, outputs, attempts, log tail and, for a
- * reused one, the execution that computed its outputs. The document is the CLI's and the API's
+ * reused one, the execution that computed its outputs; the artifacts its nodes read and wrote
+ * (ui/artifacts.tsx), with previews. The document is the CLI's and the API's
  * (runner/cli/document.ts); logs and lineage are runner/reports.ts's.
  */
 import { raw } from "hono/html";
@@ -9,12 +10,14 @@ import { dependencyMap } from "../../../../core/dag/workflow-deps.js";
 import type { Store } from "../../../../db/store.js";
 import type { AttemptRecord, ExecutionRecord, NodeRecord } from "../../../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../../../db/types.js";
+import type { BlobStore } from "../../../artifacts/store.js";
 import { type ExecutionDocument, executionDocument } from "../../../cli/document.js";
 import type { Executor } from "../../../executors/types.js";
 import { type Lineage, type LogEntry, lineage, nodeLogs, reused } from "../../../reports.js";
 import { nodeHow } from "../../../task-history.js";
 import type { Principal } from "../../auth.js";
 import type { NodesOf } from "../../finished-nodes.js";
+import { ArtifactsSection, artifactsView } from "../artifacts.js";
 import {
   type DagLayout,
   dagLayout,
@@ -45,8 +48,10 @@ export async function executionPage(
   principal: Principal,
   exec: ExecutionRecord,
   selectedId: string | null,
+  artifacts: BlobStore | null = null,
 ) {
   const nodes = await nodesOf(exec);
+  const artifactList = await artifactsView(store, artifacts, exec, nodes);
   const doc = executionDocument(exec, nodes);
   const layout = dagLayout(exec.workflowDigest, await graphOf(store, exec, nodes));
   const node = selectedId ? (nodes.find((n) => n.nodeId === selectedId) ?? null) : null;
@@ -126,6 +131,7 @@ export async function executionPage(
 
       <h2>Nodes</h2>
       {raw(markup.table)}
+      {artifactList ? <ArtifactsSection exec={exec} view={artifactList} /> : null}
     </Page>
   );
 }
