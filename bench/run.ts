@@ -8,6 +8,7 @@
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
+import { benchArtifacts } from "./artifacts.js";
 import { benchChaos } from "./chaos.js";
 import { benchEngine } from "./engine.js";
 import { benchGitHub } from "./github.js";
@@ -29,6 +30,7 @@ const BENCHES: Record<string, () => Row[] | Promise<Row[]>> = {
   kubernetes: benchKubernetes,
   github: benchGitHub,
   ui: benchUi,
+  artifacts: benchArtifacts,
 };
 
 const wanted = process.argv.slice(2);

@@ -4,6 +4,8 @@
 #   2. relaunch at `fixed` -> prepare and featurize come from the cache; train and evaluate run
 #   3. relaunch at `reshaped` (select inserted) -> only select, train and evaluate run
 #   4. revert the reshape  -> the revert is identical to `fixed`: production rolls back, all cache hits
+#   5. remove every copy of the data outside the artifact store -> a relaunch is still all hits,
+#      and the model comes back out of the store with `reprise artifacts get`
 # Everything lives in a temporary directory (REPRISE_DATA_DIR too) and is removed at the end.
 set -euo pipefail
 
@@ -39,6 +41,9 @@ step "2. reprise relaunch $first --ref fixed   (the fix changes only train)"
 reprise diff broken fixed 2>/dev/null
 second="$(reprise relaunch "$first" --ref fixed --json 2>/dev/null | id_of)"
 reprise status "$second"
+echo
+echo "the data and the model are artifacts, stored by content (sha256) in \$REPRISE_DATA_DIR/artifacts:"
+reprise artifacts ls "$second"
 reprise activate fixed 2>/dev/null
 
 step "3. reprise relaunch $second --ref reshaped   (select inserted between featurize and train)"
@@ -53,5 +58,15 @@ reprise activate HEAD 2>/dev/null
 fourth="$(reprise run train --json 2>/dev/null | id_of)"
 reprise status "$fourth"
 reprise production 2>/dev/null
+
+step "5. remove every copy of the CSVs and the model outside the store, then relaunch"
+removed="$(find "$REPRISE_DATA_DIR/local/attempts" -path '*/io/*' -type f | wc -l | tr -d ' ')"
+find "$REPRISE_DATA_DIR/local/attempts" -path '*/io' -prune -exec rm -rf {} +
+echo "removed $removed files the tasks read and wrote; the store keeps one copy of each by digest"
+fifth="$(reprise relaunch "$fourth" --json 2>/dev/null | id_of)"
+reprise status "$fifth"
+model="$(reprise status "$fifth" --json 2>/dev/null | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).outputs.model.artifact)')"
+reprise artifacts get "$model" -o "$work/model.json"
+node -e 'const m = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`model: ${m.kind}, weights for ${m.features.join(", ")}`)' "$work/model.json"
 
 step "done: every step ran on the embedded database in a temporary REPRISE_DATA_DIR"

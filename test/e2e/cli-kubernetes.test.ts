@@ -26,7 +26,7 @@ const created: Array<Record<string, string>> = [];
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "reprise-kube-story-"));
   repo = join(work, "repo");
-  execFileSync("bash", [join(ROOT, "examples/seed-pipeline/make-story-repo.sh"), repo], {
+  execFileSync("bash", [join(ROOT, "test/fixtures/seed-pipeline-paths/make-story-repo.sh"), repo], {
     stdio: "ignore",
   });
   // The first attempt of `prepare` is evicted while it runs: a system failure, retried.

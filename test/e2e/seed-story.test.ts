@@ -5,6 +5,7 @@
  * tasks honour the I/O contract of DESIGN.md section 3 when run the way an executor runs them.
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { topologicalOrder } from "../../core/dag/graph.js";
 import { type TreeEntry, TreeIndex } from "../../core/hash/sources.js";
 import { formatDiagnostic } from "../../core/spec/diagnostics.js";
-import { inputEnvName } from "../../core/spec/names.js";
+import { inputEnvName, outputEnvName } from "../../core/spec/names.js";
 import { typeMismatch } from "../../core/spec/reader.js";
 import type { Binding, JsonValue, WorkflowSpec } from "../../core/spec/types.js";
 import { buildVersion, type VersionContent } from "../../core/version/build-version.js";
@@ -83,7 +84,10 @@ interface NodeRun {
   stdout: string;
   stderr: string;
   outputsFile: string;
-  /** The parsed outputs file, or null when the node failed or wrote none. */
+  /**
+   * The parsed outputs file with each `file` output's value (what the executor would store), or
+   * null when the node failed or wrote none.
+   */
   outputs: Record<string, JsonValue> | null;
 }
 
@@ -97,8 +101,10 @@ interface WorkflowRun {
 /**
  * Runs a workflow the way an executor runs it, one node at a time in topological order: each
  * task's command in the checkout (then `workdir`), with its inputs resolved from literals,
- * workflow inputs (defaults applied) and upstream outputs. Stops at the first failed node, as the
- * engine does, so the nodes downstream of it never start.
+ * workflow inputs (defaults applied) and upstream outputs. `file` values follow the artifact
+ * contract: an output is written at REPRISE_OUTPUT_<NAME> and becomes `{ artifact: sha256 of
+ * its bytes, type, size }`; an input is handed over as the path of those bytes. Stops at the
+ * first failed node, as the engine does, so the nodes downstream of it never start.
  */
 function runWorkflow(
   checkout: string,
@@ -119,6 +125,8 @@ function runWorkflow(
   if (!order) throw new Error(`workflow ${WORKFLOW} has a cycle`);
 
   const produced = new Map<string, Record<string, JsonValue>>();
+  /** Where the bytes of each file value are, by digest. */
+  const files = new Map<string, string>();
   const resolve = (b: Binding): JsonValue => {
     switch (b.kind) {
       case "literal":
@@ -144,13 +152,24 @@ function runWorkflow(
     if (!node || !task) throw new Error(`node ${id} has no task`);
     const inputs: Record<string, JsonValue> = {};
     const inputEnv: Record<string, string> = {};
+    const given: Record<string, JsonValue> = {};
     for (const [name, decl] of Object.entries(task.inputs)) {
       const binding = node.inputs[name];
       const value = binding ? resolve(binding) : decl.default;
       if (value === undefined) throw new Error(`node ${id}: input ${name} is unbound`);
-      inputs[name] = value;
-      inputEnv[inputEnvName(name)] = typeof value === "string" ? value : JSON.stringify(value);
+      given[name] = value;
+      if (decl.type === "file") {
+        const digest = (value as { artifact: string }).artifact;
+        const path = files.get(digest);
+        if (!path) throw new Error(`node ${id}: no bytes for ${digest}`);
+        inputs[name] = path;
+        inputEnv[`${inputEnvName(name)}_DIGEST`] = digest;
+      } else inputs[name] = value;
+      inputEnv[inputEnvName(name)] =
+        typeof inputs[name] === "string" ? inputs[name] : JSON.stringify(inputs[name]);
     }
+    for (const [name, decl] of Object.entries(task.outputs))
+      if (decl.type === "file") inputEnv[outputEnvName(name)] = join(scratch, `${id}.${name}.out`);
     const inputsFile = join(scratch, `${id}.inputs.json`);
     const outputsFile = join(scratch, `${id}.outputs.json`);
     writeFileSync(inputsFile, JSON.stringify(inputs));
@@ -175,8 +194,25 @@ function runWorkflow(
     const outputs = ok
       ? (JSON.parse(readFileSync(outputsFile, "utf8")) as Record<string, JsonValue>)
       : null;
+    for (const [name, decl] of Object.entries(task.outputs)) {
+      if (decl.type !== "file" || !outputs) continue;
+      const path = inputEnv[outputEnvName(name)] as string;
+      const bytes = readFileSync(path);
+      const digest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+      files.set(digest, path);
+      outputs[name] = { artifact: digest, type: "file", size: bytes.length };
+    }
     const { status, stdout, stderr } = proc;
-    nodes.push({ id, task: node.task, inputs, status, stdout, stderr, outputsFile, outputs });
+    nodes.push({
+      id,
+      task: node.task,
+      inputs: given,
+      status,
+      stdout,
+      stderr,
+      outputsFile,
+      outputs,
+    });
     if (!outputs) return { order, nodes, outputs: null };
     produced.set(id, outputs);
   }
@@ -192,6 +228,15 @@ function expectContractHonoured(version: VersionContent, run: NodeRun): void {
   expect(run.stdout.trim(), `node ${run.id} logs what it did`).not.toBe("");
   expect(existsSync(run.outputsFile), `node ${run.id} wrote ${run.outputsFile}`).toBe(true);
   const text = readFileSync(run.outputsFile, "utf8");
+  expect(
+    Object.keys(JSON.parse(text)).sort(),
+    `node ${run.id}: $REPRISE_OUTPUTS holds the values`,
+  ).toEqual(
+    Object.entries(version.spec.tasks[run.task]?.outputs ?? {})
+      .filter(([, d]) => d.type !== "file")
+      .map(([n]) => n)
+      .sort(),
+  );
   expect(Buffer.byteLength(text), `node ${run.id} outputs size`).toBeLessThanOrEqual(
     MAX_OUTPUT_BYTES,
   );
@@ -357,7 +402,7 @@ describe("the seed pipeline story", () => {
       // reshape edits reprise.yaml, which no task's sources match, adds tasks/select.mjs, which
       // only select's sources match, and leaves every existing task's declaration alone; the
       // rewiring lives in the node bindings, which only the workflow digest covers. (The engine
-      // still re-runs train and evaluate: their `path` input now comes from select, so their
+      // still re-runs train and evaluate: their `data` input is now the CSV select writes, so their
       // cache keys change even though their task digests do not.)
       for (const name of Object.keys(before.tasks))
         expect(after.tasks[name]?.digest, name).toBe(before.tasks[name]?.digest);
@@ -381,7 +426,7 @@ describe("the seed pipeline story", () => {
 
   describe("running the train workflow under the task I/O contract", () => {
     const run = (tag: Tag, scratch: string): WorkflowRun =>
-      runWorkflow(checkout(tag), sha(tag), version(tag), { data_dir: join(root, "data") }, scratch);
+      runWorkflow(checkout(tag), sha(tag), version(tag), {}, scratch);
 
     it("at the fixed commit, runs every node to exit 0 with exactly its declared outputs, and the model passes its R² gate", () => {
       const result = run("fixed", join(root, "runs", "fixed"));
@@ -391,12 +436,12 @@ describe("the seed pipeline story", () => {
 
       const prepare = nodeRun(result, "prepare");
       expect(prepare.inputs).toMatchObject({ dataset: "housing", seed: 42 });
-      expect(nodeRun(result, "featurize").inputs.path).toBe(prepare.outputs?.path);
-      for (const id of ["prepare", "featurize"]) {
-        const path = String(nodeRun(result, id).outputs?.path);
-        expect(path.startsWith(join(root, "data")), `${id} writes under data_dir`).toBe(true);
-        expect(existsSync(path), `${id} wrote ${path}`).toBe(true);
-      }
+      expect(nodeRun(result, "featurize").inputs.data).toEqual(prepare.outputs?.data);
+      for (const id of ["prepare", "featurize"])
+        expect(nodeRun(result, id).outputs?.data, `${id} wrote its CSV`).toMatchObject({
+          type: "file",
+          size: expect.any(Number),
+        });
       expect(nodeRun(result, "evaluate").inputs.model).toEqual(
         nodeRun(result, "train").outputs?.model,
       );
@@ -439,8 +484,8 @@ describe("the seed pipeline story", () => {
         expect(nodeRun(result, id).outputs, id).toEqual(nodeRun(fixed, id).outputs);
       const selected = nodeRun(result, "select").outputs;
       expect(selected?.dropped).toEqual(["weekday_listed"]);
-      expect(nodeRun(result, "train").inputs.path).toBe(selected?.path);
-      expect(nodeRun(result, "evaluate").inputs.path).toBe(selected?.path);
+      expect(nodeRun(result, "train").inputs.data).toEqual(selected?.data);
+      expect(nodeRun(result, "evaluate").inputs.data).toEqual(selected?.data);
       expect(result.outputs?.passed).toBe(true);
     });
   });

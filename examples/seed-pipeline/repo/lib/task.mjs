@@ -2,14 +2,13 @@
  * The Reprise task I/O contract for Node.js scripts, and the data files the tasks share.
  *
  * Reprise hands a task the JSON object of its inputs (defaults applied) in the file named by
- * REPRISE_INPUTS and expects a JSON object with exactly the declared outputs in the file named by
- * REPRISE_OUTPUTS. Outputs are small values; the data itself goes to CSV files under `data_dir`
- * and only their paths travel from task to task.
+ * REPRISE_INPUTS, and expects a JSON object with exactly the declared outputs in the file named by
+ * REPRISE_OUTPUTS. The data itself are `file` values (artifacts): a `file` input arrives as the
+ * path of a read-only copy of its bytes, and a `file` output is written at the path
+ * REPRISE_OUTPUT_<NAME> names. Reprise stores it by content (sha256) once the task has exited 0,
+ * so a cache hit hands the next task the same bytes wherever and whenever they were computed.
  */
-import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
 
 /** Reprise refuses larger outputs: the Kubernetes termination message holds 4,096 bytes. */
 export const MAX_OUTPUT_BYTES = 4096;
@@ -20,6 +19,8 @@ const TYPE_CHECKS = {
   number: (v) => typeof v === "number" && Number.isFinite(v),
   boolean: (v) => typeof v === "boolean",
   json: (v) => v !== undefined,
+  // A file input is the path Reprise materialised it at.
+  file: (v) => typeof v === "string" && v !== "",
 };
 
 /**
@@ -56,11 +57,15 @@ function checked(declared, values, kind) {
   if (values === null || typeof values !== "object" || Array.isArray(values))
     throw new Error(`the task must return an object of outputs, got ${JSON.stringify(values)}`);
   for (const [name, type] of Object.entries(declared)) {
+    // File outputs are written at outputPath(name), not returned.
+    if (kind === "output" && type === "file") continue;
     if (!(name in values)) throw new Error(`${kind} "${name}" is missing`);
     if (!TYPE_CHECKS[type](values[name]))
       throw new Error(`${kind} "${name}" must be ${type}, got ${JSON.stringify(values[name])}`);
   }
-  const extra = Object.keys(values).filter((name) => !(name in declared));
+  const extra = Object.keys(values).filter(
+    (name) => !(name in declared) || (kind === "output" && declared[name] === "file"),
+  );
   if (kind === "output" && extra.length > 0)
     throw new Error(`undeclared output(s) ${extra.join(", ")}: declare them in reprise.yaml`);
   return values;
@@ -83,30 +88,23 @@ function writeOutputs(outputs) {
   writeFileSync(file, text);
 }
 
-/** The `data_dir` input, or a folder under the OS temporary directory when it is empty. */
-export function dataDir(input) {
-  return input ? resolve(input) : join(tmpdir(), "reprise-seed-pipeline");
-}
-
-/**
- * Writes rows as CSV to `<dir>/<stage>-<content hash>.csv` and returns the path. Naming the file
- * after its content gives the same data the same path on every run, so the inputs of the tasks
- * downstream, and with them their cache keys, stay the same when an upstream task re-runs.
- */
-export function writeCsv(dir, stage, columns, rows) {
-  const lines = [columns.join(","), ...rows.map((row) => columns.map((c) => row[c]).join(","))];
-  const text = `${lines.join("\n")}\n`;
-  const hash = createHash("sha256").update(text).digest("hex").slice(0, 16);
-  mkdirSync(dir, { recursive: true });
-  const path = join(dir, `${stage}-${hash}.csv`);
-  // Write, then rename: a task reading the path concurrently never sees half a file.
-  const partial = `${path}.${process.pid}.partial`;
-  writeFileSync(partial, text);
-  renameSync(partial, path);
+/** Where the task writes its `file` output `name`: REPRISE_OUTPUT_<NAME>. */
+export function outputPath(name) {
+  const variable = `REPRISE_OUTPUT_${name.toUpperCase().replaceAll("-", "_")}`;
+  const path = process.env[variable];
+  if (!path) throw new Error(`${variable} is not set: declare output "${name}" as a file`);
   return path;
 }
 
-/** Reads a CSV written by writeCsv: cells that are numbers become numbers. */
+/** Writes rows as CSV to the file output `name`; returns the number of bytes written. */
+export function writeCsv(name, columns, rows) {
+  const lines = [columns.join(","), ...rows.map((row) => columns.map((c) => row[c]).join(","))];
+  const text = `${lines.join("\n")}\n`;
+  writeFileSync(outputPath(name), text);
+  return Buffer.byteLength(text);
+}
+
+/** Reads a CSV file (a `file` input's path): cells that are numbers become numbers. */
 export function readCsv(path) {
   const [header = "", ...lines] = readFileSync(path, "utf8").trimEnd().split("\n");
   const columns = header.split(",");

@@ -1,22 +1,24 @@
 /** D: evaluate. Scores the trained model on the test rows it never saw. */
+import { readFileSync } from "node:fs";
 import { scores } from "../lib/math.mjs";
 import { readCsv, runTask } from "../lib/task.mjs";
 
 runTask(
   {
     name: "evaluate",
-    inputs: { path: "string", model: "json", min_r2: "number" },
+    inputs: { data: "file", model: "file", min_r2: "number" },
     outputs: { rmse: "number", r2: "number", passed: "boolean" },
   },
-  ({ path, model, min_r2 }) => {
+  ({ data, model: modelFile, min_r2 }) => {
+    const model = JSON.parse(readFileSync(modelFile, "utf8"));
     if (model?.kind !== "linear")
       throw new Error(`not a model from train: ${JSON.stringify(model)}`);
-    const { columns, rows } = readCsv(path);
+    const { columns, rows } = readCsv(data);
     const missing = model.features.filter((f) => !columns.includes(f));
     if (missing.length > 0)
-      throw new Error(`${path} lacks the model's feature(s) ${missing.join(", ")}`);
+      throw new Error(`${data} lacks the model's feature(s) ${missing.join(", ")}`);
     const test = rows.filter((row) => row.split === "test");
-    if (test.length === 0) throw new Error(`${path} has no test rows`);
+    if (test.length === 0) throw new Error(`${data} has no test rows`);
     const predicted = test.map((row) =>
       model.features.reduce((sum, f) => sum + row[f] * model.weights[f], model.intercept),
     );

@@ -4,21 +4,21 @@
  * writes `split, <features...>, target`.
  */
 import { mean, std } from "../lib/math.mjs";
-import { dataDir, readCsv, round, runTask, writeCsv } from "../lib/task.mjs";
+import { readCsv, round, runTask, writeCsv } from "../lib/task.mjs";
 
 const TARGET = "price";
 
 runTask(
   {
     name: "featurize",
-    inputs: { path: "string", test_fraction: "number", data_dir: "string" },
-    outputs: { path: "string", features: "json", train_rows: "integer", test_rows: "integer" },
+    inputs: { data: "file", test_fraction: "number" },
+    outputs: { data: "file", features: "json", train_rows: "integer", test_rows: "integer" },
   },
-  ({ path, test_fraction, data_dir }) => {
+  ({ data, test_fraction }) => {
     if (!(test_fraction > 0 && test_fraction < 1))
       throw new Error(`test_fraction must be between 0 and 1, got ${test_fraction}`);
-    const { columns, rows } = readCsv(path);
-    if (!columns.includes(TARGET)) throw new Error(`${path} has no "${TARGET}" column`);
+    const { columns, rows } = readCsv(data);
+    if (!columns.includes(TARGET)) throw new Error(`${data} has no "${TARGET}" column`);
     const features = columns.filter((c) => c !== TARGET);
     // Every 1/test_fraction-th row is a test row: an even spread, the same on every run.
     const split = rows.map((_, i) =>
@@ -36,11 +36,11 @@ runTask(
       for (const f of features) row[f] = round((r[f] - scale[f].mean) / scale[f].std, 6);
       return row;
     });
-    const outPath = writeCsv(dataDir(data_dir), "featurize", ["split", ...features, "target"], out);
+    writeCsv("data", ["split", ...features, "target"], out);
     const testRows = split.filter((s) => s === "test").length;
     console.log(
-      `featurize: ${features.length} features, ${train.length} train / ${testRows} test rows -> ${outPath}`,
+      `featurize: ${features.length} features, ${train.length} train / ${testRows} test rows`,
     );
-    return { path: outPath, features, train_rows: train.length, test_rows: testRows };
+    return { features, train_rows: train.length, test_rows: testRows };
   },
 );

@@ -4,7 +4,7 @@
  * to the price, the kind of column feature selection should drop.
  */
 import { normal, random } from "../lib/math.mjs";
-import { dataDir, round, runTask, writeCsv } from "../lib/task.mjs";
+import { round, runTask, writeCsv } from "../lib/task.mjs";
 
 /** The data sets this task knows: each a size and the spread of the price noise. */
 const DATASETS = {
@@ -18,10 +18,10 @@ const COLUMNS = ["sqm", "rooms", "age", "distance_km", "weekday_listed", "price"
 runTask(
   {
     name: "prepare",
-    inputs: { dataset: "string", seed: "integer", data_dir: "string" },
-    outputs: { rows: "integer", path: "string" },
+    inputs: { dataset: "string", seed: "integer" },
+    outputs: { rows: "integer", data: "file" },
   },
-  ({ dataset, seed, data_dir }) => {
+  ({ dataset, seed }) => {
     const spec = DATASETS[dataset];
     if (!spec)
       throw new Error(`unknown dataset "${dataset}"; known: ${Object.keys(DATASETS).join(", ")}`);
@@ -44,8 +44,10 @@ runTask(
         price: round(price, 1),
       });
     }
-    const path = writeCsv(dataDir(data_dir), "prepare", COLUMNS, rows);
-    console.log(`prepare: ${rows.length} rows of "${dataset}" (seed ${seed}) -> ${path}`);
-    return { rows: rows.length, path };
+    const bytes = writeCsv("data", COLUMNS, rows);
+    console.log(
+      `prepare: ${rows.length} rows of "${dataset}" (seed ${seed}), ${bytes} bytes of CSV`,
+    );
+    return { rows: rows.length };
   },
 );

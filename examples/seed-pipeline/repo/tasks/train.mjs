@@ -1,20 +1,22 @@
 /** C: train. Fits a ridge linear regression of the target on every feature column. */
+
+import { writeFileSync } from "node:fs";
 import { fitLinear, scores } from "../lib/math.mjs";
-import { readCsv, runTask } from "../lib/task.mjs";
+import { outputPath, readCsv, runTask } from "../lib/task.mjs";
 
 runTask(
   {
     name: "train",
-    inputs: { path: "string", l2: "number" },
-    outputs: { model: "json", loss: "number" },
+    inputs: { data: "file", l2: "number" },
+    outputs: { model: "file", loss: "number" },
   },
-  ({ path, l2 }) => {
-    const { columns, rows } = readCsv(path);
+  ({ data, l2 }) => {
+    const { columns, rows } = readCsv(data);
     const features = columns.filter((c) => c !== "split" && c !== "target");
     const train = rows.filter((row) => row.split === "train");
     if (train.length <= features.length)
       throw new Error(
-        `${features.length} features need more than ${features.length} training rows; got ${train.length} of ${rows.length} rows in ${path}`,
+        `${features.length} features need more than ${features.length} training rows; got ${train.length} of ${rows.length} rows in ${data}`,
       );
     const xs = train.map((row) => features.map((f) => row[f]));
     const ys = train.map((row) => row.target);
@@ -27,9 +29,10 @@ runTask(
       weights: Object.fromEntries(features.map((f, i) => [f, weights[i]])),
       intercept,
     };
+    writeFileSync(outputPath("model"), `${JSON.stringify(model, null, 2)}\n`);
     console.log(
       `train: fitted ${features.length} weights on ${train.length} rows, train MSE ${mse.toFixed(3)}`,
     );
-    return { model, loss: mse };
+    return { loss: mse };
   },
 );

@@ -3,16 +3,16 @@
  * is at least `min_corr` in absolute value, and writes `split, <kept features...>, target`.
  */
 import { correlation } from "../lib/math.mjs";
-import { dataDir, readCsv, round, runTask, writeCsv } from "../lib/task.mjs";
+import { readCsv, round, runTask, writeCsv } from "../lib/task.mjs";
 
 runTask(
   {
     name: "select",
-    inputs: { path: "string", min_corr: "number", data_dir: "string" },
-    outputs: { path: "string", features: "json", dropped: "json" },
+    inputs: { data: "file", min_corr: "number" },
+    outputs: { data: "file", features: "json", dropped: "json" },
   },
-  ({ path, min_corr, data_dir }) => {
-    const { columns, rows } = readCsv(path);
+  ({ data, min_corr }) => {
+    const { columns, rows } = readCsv(data);
     const features = columns.filter((c) => c !== "split" && c !== "target");
     const train = rows.filter((row) => row.split === "train");
     const ys = train.map((row) => row.target);
@@ -33,11 +33,11 @@ runTask(
       throw new Error(
         `min_corr ${min_corr} drops every feature (strongest: ${Math.max(...Object.values(strength))})`,
       );
-    const outPath = writeCsv(dataDir(data_dir), "select", ["split", ...kept, "target"], rows);
+    writeCsv("data", ["split", ...kept, "target"], rows);
     for (const f of features)
       console.log(
         `select: |r(${f}, target)| = ${round(strength[f], 4)} ${kept.includes(f) ? "kept" : "dropped"}`,
       );
-    return { path: outPath, features: kept, dropped };
+    return { features: kept, dropped };
   },
 );
