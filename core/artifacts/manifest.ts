@@ -42,9 +42,13 @@ export function entryPathProblem(path: string): string | null {
     if (part === "") return `an empty path segment in ${JSON.stringify(path)}`;
     if (part === "." || part === "..") return `a "${part}" segment in ${JSON.stringify(path)}`;
   }
-  if (/[\ud800-\udfff]/u.test(path.replace(/[\ud800-\udbff][\udc00-\udfff]/g, "")))
-    return `a path that is not valid Unicode (${JSON.stringify(path)})`;
+  if (hasLoneSurrogate(path)) return `a path that is not valid Unicode (${JSON.stringify(path)})`;
   return null;
+}
+
+/** JSON can carry a lone UTF-16 surrogate; UTF-8 (a path, canonical JSON) cannot. */
+function hasLoneSurrogate(s: string): boolean {
+  return /[\ud800-\udfff]/.test(s.replace(/[\ud800-\udbff][\udc00-\udfff]/g, ""));
 }
 
 export type ManifestCheck = { ok: true; manifest: Manifest } | { ok: false; reason: string };
@@ -64,7 +68,12 @@ export function buildManifest(entries: readonly ManifestEntry[]): ManifestCheck 
     if (byPath.has(e.path))
       return { ok: false, reason: `two entries for ${JSON.stringify(e.path)}` };
     if (e.kind === "symlink") {
-      if (typeof e.target !== "string" || e.target === "" || e.target.includes("\0"))
+      if (
+        typeof e.target !== "string" ||
+        e.target === "" ||
+        e.target.includes("\0") ||
+        hasLoneSurrogate(e.target)
+      )
         return { ok: false, reason: `link ${JSON.stringify(e.path)} has no valid target` };
     } else if (e.kind === "file" || e.kind === "executable") {
       if (!isArtifactDigest(e.digest))

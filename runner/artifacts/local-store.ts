@@ -273,6 +273,9 @@ export class LocalBlobStore implements BlobStore {
     });
     const source = createReadStream(blob, { highWaterMark: CHUNK });
     source.on("error", (e) => verify.destroy(e));
+    // A reader that stops early (a download cut off, a preview's first lines) destroys the
+    // verifying stream: close the file with it, or each one leaks a descriptor.
+    verify.on("close", () => source.destroy());
     return source.pipe(verify);
   }
 

@@ -107,6 +107,7 @@ export async function runUiStory(): Promise<UiStory> {
       deps: (open) => ({
         store,
         executor,
+        artifacts,
         auth: new Authenticator({ store, oidc: null, open }),
         metrics: new Metrics(),
         publicUrl: null,

@@ -125,3 +125,27 @@ describe("the local artifact store when it cannot write", () => {
     }
   });
 });
+
+describe("the local artifact store's streams", () => {
+  it("close the blob's file when a reader stops early", async () => {
+    const root = await mkdtemp(join(tmpdir(), "reprise-local-streams-"));
+    try {
+      const store = new LocalBlobStore(root);
+      const { digest } = await store.putBytes(randomBytes(3 * 1024 * 1024));
+      const open = async () => (await readdir("/proc/self/fd")).length;
+      const before = await open();
+      for (let i = 0; i < 20; i++) {
+        const stream = await store.getStream(digest);
+        await new Promise<void>((resolve) => stream.once("data", () => resolve()));
+        stream.destroy();
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      // Closing is asynchronous: give the last ones a moment.
+      for (let i = 0; i < 50 && (await open()) > before; i++)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await open()).toBeLessThanOrEqual(before);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -79,6 +79,8 @@ describe("directory manifests", () => {
     ["empty segments", [file("a//b")]],
     ["dot segments", [file("a/./b")]],
     ["NUL bytes", [file("a\0b")]],
+    ["a lone surrogate in a path", [file("a\ud800")]],
+    ["a lone surrogate in a link's target", [link("l", "\udc00x")]],
     ["duplicates", [file("a"), file("a", D2)]],
     ["entries under a file", [file("a"), file("a/b")]],
     ["entries under a link", [link("a", "."), file("a/b")]],
