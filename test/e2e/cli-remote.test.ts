@@ -5,7 +5,7 @@
  * its executor's attempt directories, its API; the CLI's own data directory is never created.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -80,8 +80,10 @@ function launches(executionId: string): Record<string, number> {
 }
 
 async function serverDoc(id: string): Promise<ExecutionDocument> {
+  // A fresh connection each time: a kept-alive one the server is closing as it idles out (5 s)
+  // fails the request ("other side closed"), which is this test's fetch, not the server.
   const res = await fetch(`${server.url}/api/v1/executions/${id}`, {
-    headers: { authorization: `Bearer ${token}` },
+    headers: { authorization: `Bearer ${token}`, connection: "close" },
   });
   expect(res.status).toBe(200);
   return (await res.json()) as ExecutionDocument;
@@ -225,6 +227,76 @@ describe("the CLI through REPRISE_SERVER", () => {
     expect(lineage.stderr).toContain("not available through REPRISE_SERVER yet");
     expect(existsSync(join(work, "cli-data"))).toBe(false);
   }, 60_000);
+});
+
+describe("artifacts through REPRISE_SERVER", () => {
+  it("-i data=@DIR uploads a directory input to the server, which runs on it; the same directory again is a cache hit", async () => {
+    // A branch of the checkout with a workflow that takes a directory.
+    const git = (...args: string[]) =>
+      execFileSync("git", ["-C", repo, ...args], {
+        encoding: "utf8",
+        env: { ...process.env, GIT_CONFIG_GLOBAL: "/dev/null" },
+      });
+    git("checkout", "-q", "-b", "files", "fixed");
+    writeFileSync(
+      join(repo, "reprise.yaml"),
+      `version: 1
+tasks:
+  count:
+    image: busybox
+    command: [sh, -c, 'printf "{\\"files\\":%s,\\"a\\":\\"%s\\"}" "$(find "$REPRISE_INPUT_DATA" -type f | wc -l | tr -d " ")" "$(cat "$REPRISE_INPUT_DATA/a.txt")" > "$REPRISE_OUTPUTS"']
+    sources: [reprise.yaml]
+    inputs: { data: directory }
+    outputs: { files: integer, a: string }
+    cache: true
+workflows:
+  count:
+    inputs: { data: directory }
+    nodes:
+      count: { task: count, inputs: { data: "\${{ inputs.data }}" } }
+    outputs: { files: "\${{ nodes.count.outputs.files }}" }
+`,
+    );
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "count files");
+    const data = join(work, "dataset");
+    mkdirSync(join(data, "sub"), { recursive: true });
+    writeFileSync(join(data, "a.txt"), "alpha");
+    writeFileSync(join(data, "sub", "b.txt"), "beta");
+
+    const r = reprise(
+      { cwd: repo, env: cli },
+      "run",
+      "count",
+      "--ref",
+      "files",
+      "-i",
+      `data=@${data}`,
+      "--json",
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const d = doc(r);
+    expect(d.inputs.data).toMatchObject({ type: "directory", files: 2, size: 9 });
+    expect(byNode(d).count?.outputs).toEqual({ files: 2, a: "alpha" });
+    expect(r.stderr).toMatch(/input data: directory [0-9a-f]{12} \(9 B, 2 files\)/);
+
+    const again = reprise(
+      { cwd: repo, env: cli },
+      "run",
+      "count",
+      "--ref",
+      "files",
+      "-i",
+      `data=@${data}`,
+      "--json",
+    );
+    expect(again.code, again.stderr).toBe(0);
+    expect(doc(again).inputs.data).toEqual(d.inputs.data);
+    expect(byNode(doc(again)).count?.cache).toBe("HIT");
+    expect(launches(doc(again).id)).toEqual({});
+    // Nothing of it went to a local store.
+    expect(existsSync(join(work, "cli-data"))).toBe(false);
+    git("checkout", "-q", "main");
+  }, 120_000);
 });
 
 describe("the repository key of a checkout's origin remote", () => {
