@@ -37,6 +37,7 @@ import {
   rm,
   stat,
   unlink,
+  utimes,
 } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { type Readable, Transform } from "node:stream";
@@ -356,6 +357,10 @@ export class LocalBlobStore implements BlobStore {
   ): Promise<{ digest: string; size: number }> {
     const final = this.path(digest);
     await chmod(tmp, 0o444);
+    // A linked output keeps the task's write time; the blob's time is when it was stored, which
+    // gc's grace period counts from (a task that wrote it hours before exiting must not lose it).
+    const now = new Date();
+    await utimes(tmp, now, now);
     try {
       await rename(tmp, final);
     } catch (e) {

@@ -65,7 +65,7 @@ const IDLE_SPEC = {
  * The race's pipeline. `make` is cached and writes bytes that depend on the word only, so its
  * results stay referenced by the cache; `stamp` is not cached and writes bytes unique to its
  * execution, garbage once the execution ends; `pause` outlasts gc's grace period (shortened to
- * one second here), so that what `read` then reads (a file and two directories) is kept by the
+ * two seconds here), so that what `read` then reads (a file and two directories) is kept by the
  * running execution's references alone.
  */
 const RACE_SPEC = {
@@ -92,7 +92,7 @@ const RACE_SPEC = {
       outputs: { stamped: "file", log: "directory" },
     },
     pause: {
-      command: ["sh", "-c", 'sleep 1.5 && echo \'{"ok": true}\' > "$REPRISE_OUTPUTS"'],
+      command: ["sh", "-c", 'sleep 3 && echo \'{"ok": true}\' > "$REPRISE_OUTPUTS"'],
       outputs: { ok: "boolean" },
     },
     read: {
@@ -607,7 +607,7 @@ export function artifactsGcContract(driver: Driver): void {
       // Shorter than `pause`, so the running executions' references are what keeps their
       // artifacts; far above the milliseconds between a task's outputs being stored and their
       // success being recorded, which only the grace period covers.
-      const graceMs = 1_000;
+      const graceMs = 2_000;
       const removed = new Map<string, number>();
       const garbage: string[] = [];
       /** Every digest an execution referenced (directories' files included), by execution. */
@@ -622,7 +622,8 @@ export function artifactsGcContract(driver: Driver): void {
             batchSize: 3,
             onRemoved: (b) => void removed.set(b.digest, Date.now()),
           });
-          passes++;
+          // A pass that ended while executions still ran: gc and the engine interleaved.
+          if (running) passes++;
           await new Promise((r) => setTimeout(r, 10));
         }
       })();
@@ -677,7 +678,7 @@ export function artifactsGcContract(driver: Driver): void {
       for (const d of cached) expect(removed.has(d), d).toBe(false);
       expect(await present(blobs, cached)).not.toContain(false);
       // And gc did work while the executions ran: the garbage seeded went.
-      expect(passes).toBeGreaterThan(3);
+      expect(passes).toBeGreaterThan(0);
       expect(garbage.slice(0, -1).every((d) => removed.has(d))).toBe(true);
 
       // Once past the grace period, the unique results of the ended executions go too, and
