@@ -7,7 +7,9 @@ import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { parseKubeSecrets } from "./executors/kubernetes/secrets.js";
 import { parseLocalSecrets } from "./executors/local/secrets.js";
+import type { SecretGrant } from "./executors/secret-grants.js";
 
 export interface Config {
   /** Postgres when set; otherwise the embedded PGlite under `dataDir`. */
@@ -27,9 +29,15 @@ export interface Config {
   environment: Readonly<Record<string, string | undefined>>;
   /**
    * REPRISE_LOCAL_SECRETS: the runner's environment variables the local executor may hand to
-   * tasks as secrets (a task's `{ secret, key }` reads `<SECRET>_<KEY>`; executors/local/README.md).
+   * tasks as secrets, each with the repositories whose tasks may have it (a task's `{ secret,
+   * key }` reads `<SECRET>_<KEY>`; executors/local/README.md).
    */
-  localSecrets: string[];
+  localSecrets: SecretGrant[];
+  /**
+   * REPRISE_KUBE_SECRETS: the Kubernetes Secrets (by name) tasks may reference, each with the
+   * repositories whose tasks may (executors/kubernetes/README.md). None: no task may name one.
+   */
+  kubeSecrets: SecretGrant[];
   /**
    * Where `file` and `directory` values are kept (REPRISE_ARTIFACTS): a directory (default
    * `<dataDir>/artifacts`), or an S3 bucket and prefix reached with the standard AWS
@@ -49,6 +57,11 @@ export interface Config {
   port: number;
   /** Where users reach the server: links in check runs and the UI. */
   publicUrl: string | null;
+  /**
+   * REPRISE_AUTH: "required" (the default: every API call needs a credential, even before the
+   * first token exists) or "none" (open to anyone who reaches it; loopback addresses only).
+   */
+  auth: "required" | "none";
   /** GitHub Actions OIDC: the issuer whose tokens are accepted, and the audience they must name. */
   oidc: { issuer: string; audience: string } | null;
   /** GitHub's host (GHE_HOST for GitHub Enterprise Server): repository keys are HOST/OWNER/NAME. */
@@ -123,7 +136,17 @@ const schema = z.object({
       for (const problem of parseLocalSecrets(v).problems)
         ctx.addIssue({
           code: "custom",
-          message: `${problem}: list the runner's environment variables tasks may receive as secrets, separated by commas, e.g. AWS_CREDS_ACCESS_KEY_ID,GH_TOKEN_TOKEN`,
+          message: `${problem} (list the runner's environment variables tasks may receive as secrets, each with a repository that may use it, separated by commas, e.g. AWS_CREDS_ACCESS_KEY_ID@github.com/acme/ml,GH_TOKEN_TOKEN@*)`,
+        });
+    }),
+  REPRISE_KUBE_SECRETS: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      for (const problem of parseKubeSecrets(v).problems)
+        ctx.addIssue({
+          code: "custom",
+          message: `${problem} (list the Kubernetes Secrets tasks may name, each with a repository that may use it, separated by commas, e.g. aws-creds@github.com/acme/ml,shared-readonly@*)`,
         });
     }),
   // kubectl reads a list of files separated by ':'; the executor reads the first.
@@ -149,6 +172,12 @@ const schema = z.object({
     .refine((v) => !v || /^https?:\/\/[^\s]+$/.test(v), {
       message: "must be an http:// or https:// URL, e.g. https://reprise.example.com",
     }),
+  REPRISE_AUTH: z
+    .enum(["required", "none"], {
+      message:
+        'must be "none" (no credentials, only on a loopback HOST) or "required" (the default)',
+    })
+    .default("required"),
   REPRISE_OIDC_ISSUER: z
     .string()
     .optional()
@@ -213,13 +242,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     leaseSeconds: e.REPRISE_LEASE_SECONDS,
     user: e.USER || "unknown",
     environment: env,
-    localSecrets: parseLocalSecrets(e.REPRISE_LOCAL_SECRETS).names,
+    localSecrets: parseLocalSecrets(e.REPRISE_LOCAL_SECRETS).grants,
+    kubeSecrets: parseKubeSecrets(e.REPRISE_KUBE_SECRETS).grants,
     executor: e.REPRISE_EXECUTOR,
     namespace: e.REPRISE_NAMESPACE || null,
     kubeconfig: e.KUBECONFIG?.split(":").find((p) => p !== "") ?? null,
     host: e.HOST,
     port: e.PORT,
     publicUrl: e.REPRISE_PUBLIC_URL ? e.REPRISE_PUBLIC_URL.replace(/\/+$/, "") : null,
+    auth: e.REPRISE_AUTH,
     oidc: e.REPRISE_OIDC_ISSUER
       ? {
           issuer: e.REPRISE_OIDC_ISSUER,

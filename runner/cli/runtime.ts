@@ -65,6 +65,7 @@ export function createConfiguredExecutor(
         kubeconfig: config.kubeconfig,
         namespace: config.namespace,
         dataDir: config.dataDir,
+        secrets: config.kubeSecrets,
         // With the GitHub App configured: GHE_HOST's tarball URL and a read-only token per repo.
         ...(codeSource ? { codeSource } : {}),
       });

@@ -102,7 +102,7 @@ beforeAll(async () => {
     GHE_PROTOCOL: "http",
     REPRISE_PUBLIC_URL: "https://reprise.test",
     REPRISE_EXECUTOR: "local",
-    REPRISE_LOCAL_SECRETS: "API_TOKEN",
+    REPRISE_LOCAL_SECRETS: `API_TOKEN@${fake.host}/${REPO}`,
     API_TOKEN: TOKEN,
   });
   served = await startWithGitHub(config, { tuning: { tickMs: 100 } });

@@ -1,14 +1,16 @@
 /**
  * Task secrets on the local executor, through the real CLI on the embedded store (DESIGN.md
- * section 2): a secret REPRISE_LOCAL_SECRETS allows reaches the task and is `***` in `reprise
- * logs`; rotating its value changes no digest, so the relaunch is all cache hits; one that is not
- * allowed fails the node, saying what to set; a malformed list stops the start (exit 2); and the
- * value is nowhere under the data directory, database included.
+ * section 2): a secret REPRISE_LOCAL_SECRETS allows for the repository reaches the task and is
+ * `***` in `reprise logs`, base64-encoded too; rotating its value changes no digest, so the
+ * relaunch is all cache hits; one that is not allowed, or allowed for another repository only,
+ * fails the node, saying what to set; a malformed list, or an entry without a repository, stops
+ * the start (exit 2); and the value is nowhere under the data directory, database included.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { localRepoKey } from "../../core/version/repo-key.js";
 import { type CliResult, reprise } from "../fakes/cli.js";
 import { type TempRepo, tempRepo } from "../fakes/git-repo.js";
 
@@ -45,6 +47,7 @@ const FILES = {
   "tasks/call.mjs": `import { writeFileSync } from "node:fs";
 const token = process.env.API_TOKEN;
 console.log("calling the API with " + token);
+console.log("and with " + Buffer.from(token).toString("base64"));
 writeFileSync(process.env.REPRISE_OUTPUTS, JSON.stringify({ length: token.length }));
 `,
 };
@@ -61,6 +64,8 @@ interface Node {
 
 let work: string;
 let repo: TempRepo;
+/** Another repository whose spec names the same secret. */
+let other: TempRepo;
 let dataDir: string;
 const cli = (extra: Record<string, string | undefined>, ...args: string[]) =>
   reprise(
@@ -70,7 +75,7 @@ const cli = (extra: Record<string, string | undefined>, ...args: string[]) =>
         REPRISE_DATA_DIR: dataDir,
         DATABASE_URL: undefined,
         REPRISE_EXECUTOR: undefined,
-        REPRISE_LOCAL_SECRETS: "API_TOKEN",
+        REPRISE_LOCAL_SECRETS: `API_TOKEN@${localRepoKey(realpathSync(repo.dir))}`,
         API_TOKEN: FIRST,
         ...extra,
       },
@@ -109,8 +114,12 @@ beforeAll(() => {
   repo = tempRepo("reprise-local-secrets-e2e-repo-");
   repo.write(FILES);
   repo.commit("a task that calls an API with a token");
+  other = tempRepo("reprise-local-secrets-e2e-other-");
+  other.write(FILES);
+  other.commit("the same spec in another repository");
 });
 afterAll(() => {
+  other.remove();
   repo.remove();
   rmSync(work, { recursive: true, force: true });
 });
@@ -130,6 +139,8 @@ describe("task secrets on the local executor, through the CLI", () => {
     const logs = cli({}, "logs", first.id, "a");
     expect(logs.code, logs.stderr).toBe(0);
     expect(logs.stdout).toContain("calling the API with ***");
+    expect(logs.stdout).toContain("and with ***");
+    expect(logs.stdout).not.toContain(Buffer.from(FIRST).toString("base64").slice(0, 20));
     expect(logs.stdout).toContain("[reprise] secrets: API_TOKEN from API_TOKEN");
     expect(logs.stdout).not.toContain(FIRST);
   }, 120_000);
@@ -154,17 +165,48 @@ describe("task secrets on the local executor, through the CLI", () => {
     expect(x).toMatchObject({ status: "FAILED", attempts: 1 });
     expect(x.error).toMatchObject({ kind: "user", reason: "secrets" });
     expect(x.error?.message).toContain(
-      "secret vault-creds/root.token (as API_TOKEN) is read from the runner's environment variable VAULT_CREDS_ROOT_TOKEN, which REPRISE_LOCAL_SECRETS does not allow: set VAULT_CREDS_ROOT_TOKEN where reprise runs and add it to REPRISE_LOCAL_SECRETS",
+      `secret vault-creds/root.token (as API_TOKEN) is read from the runner's environment variable VAULT_CREDS_ROOT_TOKEN, which REPRISE_LOCAL_SECRETS does not allow: set VAULT_CREDS_ROOT_TOKEN where reprise runs and add VAULT_CREDS_ROOT_TOKEN@${localRepoKey(realpathSync(repo.dir))} to REPRISE_LOCAL_SECRETS`,
     );
     const logs = cli({}, "logs", d.id, "x");
     expect(logs.stdout).toContain("REPRISE_LOCAL_SECRETS does not allow");
   }, 120_000);
 
-  it("a malformed REPRISE_LOCAL_SECRETS stops the start with what to fix (exit 2)", () => {
-    const r = cli({ REPRISE_LOCAL_SECRETS: "API_TOKEN,api-token" }, "run", "w");
+  it("another repository's spec naming the secret is refused, saying what to set", () => {
+    const key = localRepoKey(realpathSync(other.dir));
+    const r = reprise(
+      {
+        cwd: other.dir,
+        env: {
+          REPRISE_DATA_DIR: dataDir,
+          DATABASE_URL: undefined,
+          REPRISE_EXECUTOR: undefined,
+          REPRISE_LOCAL_SECRETS: `API_TOKEN@${localRepoKey(realpathSync(repo.dir))}`,
+          API_TOKEN: FIRST,
+        },
+      },
+      "run",
+      "w",
+      "--json",
+    );
+    expect(r.code, r.stderr).toBe(1);
+    const a = json<{ nodes: Node[] }>(r).nodes[0] as Node;
+    expect(a).toMatchObject({ status: "FAILED", error: { kind: "user", reason: "secrets" } });
+    expect(a.error?.message).toContain(
+      `which REPRISE_LOCAL_SECRETS allows only for ${localRepoKey(realpathSync(repo.dir))}, not for ${key}: add API_TOKEN@${key} to REPRISE_LOCAL_SECRETS`,
+    );
+    expect(r.stdout + r.stderr).not.toContain(FIRST);
+  }, 120_000);
+
+  it("a malformed REPRISE_LOCAL_SECRETS, or an entry without a repository, stops the start (exit 2)", () => {
+    const r = cli({ REPRISE_LOCAL_SECRETS: "API_TOKEN@*,api-token@*" }, "run", "w");
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
       'REPRISE_LOCAL_SECRETS: "api-token" is not an environment variable name',
+    );
+    const bare = cli({ REPRISE_LOCAL_SECRETS: "API_TOKEN" }, "run", "w");
+    expect(bare.code).toBe(2);
+    expect(bare.stderr).toContain(
+      'REPRISE_LOCAL_SECRETS: "API_TOKEN" names no repository: write API_TOKEN@REPOSITORY for each repository that may use it',
     );
   }, 60_000);
 

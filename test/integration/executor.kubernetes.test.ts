@@ -2,7 +2,8 @@
  * The kubernetes executor against the fake kube-apiserver (test/fakes/kube), reached through a
  * kubeconfig file as a cluster would be: the Executor contract first, then what only this
  * executor does (the Job it creates, faults the kubelet injects, 409 adoption, 410 relists,
- * Background deletion, owner-reference garbage collection, re-attachment after a restart).
+ * Background deletion, owner-reference garbage collection, re-attachment after a restart, the
+ * Secrets a repository may name, masking of encoded secret values).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,7 +17,12 @@ import {
   type KubernetesExecutor,
   LABELS,
 } from "../../runner/executors/kubernetes/index.js";
-import type { AttemptOutcome, LaunchSpec } from "../../runner/executors/types.js";
+import type { SecretGrant } from "../../runner/executors/secret-grants.js";
+import {
+  AttemptError,
+  type AttemptOutcome,
+  type LaunchSpec,
+} from "../../runner/executors/types.js";
 import { tempRepo } from "../fakes/git-repo.js";
 import { type FakeKube, type Fault, startFakeKube } from "../fakes/kube/index.js";
 import { CONTRACT_FILES, type ExecutorHarness, executorContract } from "./executor-contract.js";
@@ -28,7 +34,10 @@ interface KubeSetup {
   kube: FakeKube;
   sha: string;
   repoKey: string;
-  executor(tuning?: Parameters<typeof createKubernetesExecutor>[0]["tuning"]): KubernetesExecutor;
+  executor(
+    tuning?: Parameters<typeof createKubernetesExecutor>[0]["tuning"],
+    secrets?: readonly SecretGrant[],
+  ): KubernetesExecutor;
   spec(overrides: Partial<LaunchSpec>): LaunchSpec;
   /** Gives the next pods of this attempt a fault. */
   fault(handle: string, fault: Fault): void;
@@ -51,11 +60,12 @@ async function kubeSetup(files: Record<string, string> = {}): Promise<KubeSetup>
     kube,
     sha,
     repoKey,
-    executor(tuning) {
+    executor(tuning, secrets) {
       const executor = createKubernetesExecutor({
         kubeconfig: kube.kubeconfig,
         namespace: null,
         dataDir,
+        ...(secrets ? { secrets } : {}),
         tuning: { pendingTimeoutSeconds: 1, terminationGracePeriodSeconds: 2, ...tuning },
       });
       executors.push(executor);
@@ -118,6 +128,12 @@ describe("KubernetesExecutor, beyond the contract", () => {
   beforeAll(async () => {
     k = await kubeSetup({
       "tasks/secret.mjs": `console.log("the token is " + process.env.API_TOKEN);\n`,
+      "tasks/encode.sh": `printf %s "$API_TOKEN" | base64
+printf 'x%s' "$API_TOKEN" | base64 | tr '+/' '-_'
+printf %s "$API_TOKEN" | xxd -p
+printf %s "$API_TOKEN" | od -An -tx1
+"$NODE" -e 'console.log("url=" + encodeURIComponent(process.env.API_TOKEN))'
+`,
     });
     executor = k.executor();
   });
@@ -224,6 +240,68 @@ describe("KubernetesExecutor, beyond the contract", () => {
     );
     if (!outcome.ok) throw new Error(outcome.error.message);
     expect(await executor.logTail(outcome.logRef, 1000)).toBe("the token is ***\n");
+  });
+
+  it("masks the base64, hex and URL encodings of the attempt's secret values too", async () => {
+    const value = "tok/with+special chars&=?-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ";
+    const outcome = await run(
+      fresh({
+        command: ["/bin/sh", "tasks/encode.sh"],
+        env: { NODE },
+        secrets: { API_TOKEN: value },
+      }),
+    );
+    if (!outcome.ok) throw new Error(outcome.error.message);
+    const kept = (await executor.logTail(outcome.logRef, 64 * 1024)) ?? "";
+    expect(kept).toContain("url=***");
+    const b = Buffer.from(value);
+    const compact = kept.replace(/\s+/g, "");
+    for (const form of [
+      b.toString("base64"),
+      Buffer.from(`x${value}`).toString("base64url"),
+      b.toString("hex"),
+      encodeURIComponent(value),
+    ])
+      for (let i = 0; i + 12 <= form.length; i++)
+        expect(compact).not.toContain(form.slice(i, i + 12));
+  });
+
+  it("refuses at launch a Secret REPRISE_KUBE_SECRETS does not allow for the repository: no Job", async () => {
+    // The user's Secret exists in the namespace; another repository's spec names it.
+    k.kube.cluster.create("secrets", {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "api", namespace: NS },
+      stringData: { token: "the-api-token-9f8e7d" },
+    } as never);
+    const ref = { env: "API_TOKEN", secret: "api", key: "token" };
+    for (const [grants, expected] of [
+      [
+        undefined,
+        `task "task" cannot use its secrets on the kubernetes executor: Secret api (key token, as API_TOKEN) is not one REPRISE_KUBE_SECRETS allows: add api@${k.repoKey} to REPRISE_KUBE_SECRETS where reprise runs`,
+      ],
+      [
+        [{ name: "api", repos: ["github.com/acme/ml"] }],
+        `Secret api (key token, as API_TOKEN) is one REPRISE_KUBE_SECRETS allows only for github.com/acme/ml, not for ${k.repoKey}: add api@${k.repoKey} to REPRISE_KUBE_SECRETS if this repository may use it`,
+      ],
+    ] as const) {
+      const on = k.executor({}, grants);
+      const spec = fresh({ command: [NODE, "tasks/secret.mjs"], secretRefs: [ref] });
+      const error = await on.launch(spec).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(AttemptError);
+      expect((error as AttemptError).error).toMatchObject({ kind: "user", reason: "secrets" });
+      expect((error as AttemptError).error.message).toContain(expected);
+      expect(objectsOf(spec.handle).job).toBeUndefined();
+    }
+    // The repository it is allowed for gets it, resolved by the pod.
+    const allowed = k.executor({}, [{ name: "api", repos: ["github.com/acme/ml", k.repoKey] }]);
+    const spec = fresh({ command: [NODE, "tasks/secret.mjs"], secretRefs: [ref] });
+    const outcome = await run(spec, allowed);
+    if (!outcome.ok) throw new Error(outcome.error.message);
+    expect(await allowed.logTail(outcome.logRef, 1000)).toBe("the token is the-api-token-9f8e7d\n");
   });
 
   it("reports OOMKilled as such, a user failure", async () => {

@@ -5,6 +5,8 @@
  */
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
+import type { SecretGrant } from "../secret-grants.js";
+import { grantMap } from "../secret-grants.js";
 import { type CodeSource, defaultCodeSource } from "./code-source.js";
 import { KubernetesExecutor, type KubernetesExecutorOptions } from "./executor.js";
 
@@ -16,9 +18,14 @@ export interface KubernetesExecutorSetup {
   /** The runner's data directory; the executor keeps log tails in `<dataDir>/kubernetes/logs`. */
   dataDir: string;
   codeSource?: CodeSource;
+  /** The Secrets tasks may name and by which repositories (Config.kubeSecrets); none by default. */
+  secrets?: readonly SecretGrant[];
   /** Anything else of KubernetesExecutorOptions (timeouts, images, resources). */
   tuning?: Partial<
-    Omit<KubernetesExecutorOptions, "kubeConfig" | "namespace" | "codeSource" | "logDir">
+    Omit<
+      KubernetesExecutorOptions,
+      "kubeConfig" | "namespace" | "codeSource" | "logDir" | "secrets"
+    >
   >;
 }
 
@@ -48,5 +55,6 @@ export function createKubernetesExecutor(setup: KubernetesExecutorSetup): Kubern
     namespace: setup.namespace ?? context?.namespace ?? "default",
     codeSource: setup.codeSource ?? defaultCodeSource(),
     logDir: join(setup.dataDir, "kubernetes", "logs"),
+    secrets: grantMap(setup.secrets ?? []),
   });
 }

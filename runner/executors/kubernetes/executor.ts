@@ -33,6 +33,7 @@ import {
   owned,
   sameAttempt,
 } from "./manifests.js";
+import { kubeSecretsProblem } from "./secrets.js";
 
 export interface KubernetesExecutorOptions {
   kubeConfig: KubeConfig;
@@ -47,6 +48,11 @@ export interface KubernetesExecutorOptions {
   resources?: ManifestOptions["resources"];
   serviceAccountName?: string;
   terminationGracePeriodSeconds?: number;
+  /**
+   * The Secrets tasks may name, by name, with the repositories whose tasks may
+   * (REPRISE_KUBE_SECRETS, secrets.ts); absent: none, a task that names one is refused.
+   */
+  secrets?: ReadonlyMap<string, readonly string[]>;
   /** Where the executor reports trouble it works around (a watch that broke and restarts). */
   warn?: (message: string, fields: Record<string, unknown>) => void;
 }
@@ -64,6 +70,8 @@ const LOG_TAIL_LINES = 20_000;
 const MESSAGE_LOG_BYTES = 2_048;
 const MESSAGE_LOG_LINES = 20;
 const READ_RETRIES_MS = [200, 1_000, 3_000] as const;
+
+const NONE: ReadonlyMap<string, readonly string[]> = new Map();
 
 const LOG_REF =
   /^kubernetes:\/\/([a-z0-9]([-a-z0-9]*[a-z0-9])?)\/([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/;
@@ -159,6 +167,10 @@ export class KubernetesExecutor implements Executor {
     if (spec.command.length === 0) {
       throw new Error(`task "${spec.taskName}" has an empty command; give it a command to run`);
     }
+    // Every Job runs in one namespace, where any Secret could be named: only what
+    // REPRISE_KUBE_SECRETS allows for the repository, refused before anything is created.
+    const refused = kubeSecretsProblem(spec, spec.secretRefs ?? [], this.#options.secrets ?? NONE);
+    if (refused) throw new AttemptError({ kind: "user", reason: "secrets", message: refused });
     if (usesArtifacts(spec))
       // Pods have no filesystem in common with the runner: artifacts reach them through the
       // store, which this executor does not do yet. Refused, never run with missing data.

@@ -7,3 +7,4 @@ export {
   type KubernetesExecutorOptions,
 } from "./executor.js";
 export { attemptObjects, FETCH_SCRIPT, LABELS, PATHS } from "./manifests.js";
+export { KUBE_SECRETS_VAR, kubeSecretsProblem, parseKubeSecrets } from "./secrets.js";

@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import type { BlobStore } from "../../artifacts/store.js";
+import type { SecretGrant } from "../secret-grants.js";
 import { type Checkout, fileRepoCheckout } from "./checkout.js";
 import { LocalExecutor } from "./executor.js";
 import { LOCAL_SECRETS_VAR, localSecretSource, parseLocalSecrets } from "./secrets.js";
@@ -19,17 +20,18 @@ export interface LocalExecutorSetup {
   /** The environment to take the basics and secret values from (Config.environment: config.ts reads the environment). */
   env: Readonly<Record<string, string | undefined>>;
   /**
-   * The variables of `env` tasks may receive as secrets (Config.localSecrets); by default the
-   * list REPRISE_LOCAL_SECRETS of `env` gives (loadConfig has already refused a malformed one).
+   * The variables of `env` tasks may receive as secrets and the repositories whose tasks may
+   * (Config.localSecrets); by default what REPRISE_LOCAL_SECRETS of `env` says (a malformed
+   * entry throws, as loadConfig refuses it).
    */
-  secrets?: readonly string[];
+  secrets?: readonly SecretGrant[];
   /** Where `file` and `directory` values live (runner/artifacts/configure.ts). */
   artifacts?: BlobStore;
 }
 
 export function createLocalExecutor(setup: LocalExecutorSetup): LocalExecutor {
   const root = join(setup.dataDir, "local");
-  const allowed = setup.secrets ?? parseLocalSecrets(setup.env[LOCAL_SECRETS_VAR]).names;
+  const allowed = setup.secrets ?? localSecretsOf(setup.env);
   return new LocalExecutor({
     root,
     checkout: setup.checkout ?? fileRepoCheckout(join(root, "checkouts")),
@@ -37,4 +39,10 @@ export function createLocalExecutor(setup: LocalExecutorSetup): LocalExecutor {
     secrets: localSecretSource(allowed, setup.env),
     ...(setup.artifacts ? { artifacts: setup.artifacts } : {}),
   });
+}
+
+function localSecretsOf(env: Readonly<Record<string, string | undefined>>): SecretGrant[] {
+  const { grants, problems } = parseLocalSecrets(env[LOCAL_SECRETS_VAR]);
+  if (problems.length > 0) throw new Error(`${LOCAL_SECRETS_VAR}: ${problems.join("; ")}`);
+  return grants;
 }

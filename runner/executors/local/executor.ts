@@ -46,7 +46,7 @@ export interface LocalExecutorOptions {
   artifacts?: BlobStore;
 }
 
-const NO_SECRETS: LocalSecretSource = { allowed: new Set(), values: new Map() };
+const NO_SECRETS: LocalSecretSource = { allowed: new Map(), values: new Map() };
 
 /** How often a wait looks at an attempt's files when no exit event will tell it. */
 const POLL_MS = 100;
@@ -99,7 +99,7 @@ export class LocalExecutor implements Executor {
     }
     let firstLogLine = `[reprise] local executor: image "${spec.image}" is ignored; running ${displayCommand(spec.command)} in ${spec.workdir} at ${spec.sha}\n`;
     const refs = spec.secretRefs ?? [];
-    const secrets = resolveLocalSecrets(spec.taskName, refs, this.#secrets);
+    const secrets = resolveLocalSecrets(spec, refs, this.#secrets);
     if (!secrets.ok) {
       // A user failure with the reason in the log and the node's error; nothing runs.
       attempt.claim({ refused: secrets.problem, firstLogLine });
