@@ -1,9 +1,15 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     globalSetup: ["test/setup/global-setup.ts"],
+    // The test projects' tasks count their runs and wait on gate files in scratch directories
+    // under this one (test/fakes/task-project.ts): sandboxed tasks may write there, as an
+    // operator would open a shared cache (runner/executors/local/README.md, "Sandbox").
+    env: { REPRISE_SANDBOX_WRITABLE: join(tmpdir(), "reprise-task-scratch") },
     // CI reads its closing "N passed, N failed" line from this JSON report (.ci/run).
     reporters: ["default", ["json", { outputFile: "reports/vitest.json" }]],
     testTimeout: 30_000,

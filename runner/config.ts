@@ -8,6 +8,7 @@ import { isAbsolute, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { parseKubeSecrets } from "./executors/kubernetes/secrets.js";
+import { parseSandboxWritable } from "./executors/local/sandbox.js";
 import { parseLocalSecrets } from "./executors/local/secrets.js";
 import type { SecretGrant } from "./executors/secret-grants.js";
 
@@ -48,6 +49,14 @@ export interface Config {
     | { kind: "s3"; url: string; bucket: string; prefix: string };
   /** Where tasks run: local processes (the embedded default) or Kubernetes Jobs. */
   executor: "local" | "kubernetes";
+  /** REPRISE_SANDBOX: how local tasks are sandboxed (executors/local/README.md, "Sandbox"). */
+  sandbox: "auto" | "bwrap" | "none";
+  /** REPRISE_LOG_MAX_BYTES: a local attempt's log beyond this is cut in the middle. */
+  logMaxBytes: number;
+  /** REPRISE_SANDBOX_WRITABLE: directories every sandboxed local task may also write. */
+  sandboxWritable: string[];
+  /** REPRISE_CHECKOUT_MAX_BYTES: the most file bytes one local checkout of a GitHub commit holds. */
+  checkoutMaxBytes: number;
   /** The Kubernetes namespace of task Jobs; null: the kubeconfig context's, else "default". */
   namespace: string | null;
   /** A kubeconfig file for the kubernetes executor; null: the in-cluster service account. */
@@ -62,8 +71,12 @@ export interface Config {
    * first token exists) or "none" (open to anyone who reaches it; loopback addresses only).
    */
   auth: "required" | "none";
-  /** GitHub Actions OIDC: the issuer whose tokens are accepted, and the audience they must name. */
-  oidc: { issuer: string; audience: string } | null;
+  /**
+   * GitHub Actions OIDC: the issuer whose tokens are accepted, the audience they must name, and
+   * REPRISE_OIDC_RULES, the file of what tokens may do by ref, environment and workflow
+   * (runner/server/oidc-rules.ts; read at start).
+   */
+  oidc: { issuer: string; audience: string; rulesPath: string | null } | null;
   /** GitHub's host (GHE_HOST for GitHub Enterprise Server): repository keys are HOST/OWNER/NAME. */
   githubHost: string;
   /** The GitHub App (Probot's own variables); null when APP_ID is not set: no webhooks. */
@@ -119,6 +132,29 @@ const schema = z.object({
     .max(1_000, { message: "must be at most 1000" })
     .default(4),
   USER: z.string().optional(),
+  REPRISE_SANDBOX: z
+    .enum(["auto", "bwrap", "none"], { message: 'must be "auto", "bwrap" or "none"' })
+    .default("auto"),
+  REPRISE_SANDBOX_WRITABLE: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      for (const problem of parseSandboxWritable(v).problems)
+        ctx.addIssue({
+          code: "custom",
+          message: `${problem}: list absolute directories, separated by ":"`,
+        });
+    }),
+  REPRISE_LOG_MAX_BYTES: z.coerce
+    .number({ message: "must be a whole number of bytes, e.g. 67108864" })
+    .int({ message: "must be a whole number of bytes, e.g. 67108864" })
+    .min(65_536, { message: "must be at least 65536" })
+    .default(64 * 1024 * 1024),
+  REPRISE_CHECKOUT_MAX_BYTES: z.coerce
+    .number({ message: "must be a whole number of bytes, e.g. 4294967296" })
+    .int({ message: "must be a whole number of bytes, e.g. 4294967296" })
+    .min(1_048_576, { message: "must be at least 1048576" })
+    .default(4 * 1024 ** 3),
   REPRISE_EXECUTOR: z
     .enum(["local", "kubernetes"], { message: 'must be "local" or "kubernetes"' })
     .default("local"),
@@ -185,6 +221,7 @@ const schema = z.object({
       message: "must be the issuer URL, e.g. https://token.actions.githubusercontent.com",
     }),
   REPRISE_OIDC_AUDIENCE: z.string().optional(),
+  REPRISE_OIDC_RULES: z.string().optional(),
   GHE_HOST: z
     .string()
     .optional()
@@ -245,6 +282,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     localSecrets: parseLocalSecrets(e.REPRISE_LOCAL_SECRETS).grants,
     kubeSecrets: parseKubeSecrets(e.REPRISE_KUBE_SECRETS).grants,
     executor: e.REPRISE_EXECUTOR,
+    sandbox: e.REPRISE_SANDBOX,
+    logMaxBytes: e.REPRISE_LOG_MAX_BYTES,
+    sandboxWritable: parseSandboxWritable(e.REPRISE_SANDBOX_WRITABLE).dirs,
+    checkoutMaxBytes: e.REPRISE_CHECKOUT_MAX_BYTES,
     namespace: e.REPRISE_NAMESPACE || null,
     kubeconfig: e.KUBECONFIG?.split(":").find((p) => p !== "") ?? null,
     host: e.HOST,
@@ -255,6 +296,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       ? {
           issuer: e.REPRISE_OIDC_ISSUER,
           audience: e.REPRISE_OIDC_AUDIENCE || (e.REPRISE_PUBLIC_URL ?? "reprise"),
+          rulesPath: e.REPRISE_OIDC_RULES || null,
         }
       : null,
     githubHost: e.GHE_HOST || "github.com",

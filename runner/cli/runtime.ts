@@ -1,6 +1,7 @@
 /** Wiring for commands that execute: the configured store and executor, an engine. */
 import { hostname } from "node:os";
 import type { Logger } from "pino";
+import { rootCause } from "../../db/errors.js";
 import type { OpenStore } from "../../db/store.js";
 import { openArtifactStore } from "../artifacts/configure.js";
 import type { BlobStore } from "../artifacts/store.js";
@@ -11,6 +12,7 @@ import { createLocalExecutor } from "../executors/local/index.js";
 import type { Executor } from "../executors/types.js";
 import { githubAppCodeSource } from "../github/code-source.js";
 import { githubAppCheckout } from "../github/tarball-checkout.js";
+import { defaultLog } from "../log.js";
 import { openConfiguredStore } from "../open-store.js";
 
 export interface Runtime {
@@ -39,6 +41,7 @@ export async function openRuntime(
     leaseMs: config.leaseSeconds * 1000,
     listen: open.database.listen,
     ...(onEvent ? { onEvent } : {}),
+    onError: engineErrorLog(log ?? defaultLog(config)),
   });
   return {
     open,
@@ -50,6 +53,12 @@ export async function openRuntime(
       await open.close();
     },
   };
+}
+
+/** Errors the engine survived, with the execution they stopped (stderr, JSON lines). */
+export function engineErrorLog(log: Logger): (e: Error, executionId?: string) => void {
+  return (e, executionId) =>
+    log.error({ executionId, err: e.stack ?? e.message }, `engine error: ${rootCause(e).message}`);
 }
 
 /** The executor REPRISE_EXECUTOR names: local processes, or Jobs in REPRISE_NAMESPACE. */
@@ -78,6 +87,10 @@ export function createConfiguredExecutor(
     dataDir: config.dataDir,
     env: config.environment,
     secrets: config.localSecrets,
+    sandbox: config.sandbox,
+    logMaxBytes: config.logMaxBytes,
+    writable: config.sandboxWritable,
+    ...(log ? { warn: (message: string) => log.warn(message) } : {}),
     ...(artifacts ? { artifacts } : {}),
     // With the GitHub App configured, GitHub repositories come from their tarball at the SHA.
     ...(github ? { checkout: github } : {}),

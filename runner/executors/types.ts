@@ -55,6 +55,11 @@ export interface LaunchSpec {
    * says so in the attempt's log.
    */
   withheldSecrets?: string[];
+  /**
+   * The code comes from a fork's pull request: it runs only where it cannot reach the runner
+   * (the local executor's sandbox, a pod); without one, the attempt is refused (reason `sandbox`).
+   */
+  untrusted?: boolean;
   /** The task's `resources` (requests; memory is also the limit). */
   resources?: Resources;
   /** The node's cache key, when the task is cached (labels, for finding a key's attempts). */

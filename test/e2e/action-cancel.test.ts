@@ -8,7 +8,6 @@
  * accepting OIDC tokens from a local issuer.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecutionDocument } from "../../core/report/document.js";
@@ -17,6 +16,8 @@ import { type Background, repriseBackground } from "../fakes/cli.js";
 import { type TempRepo, tempRepo } from "../fakes/git-repo.js";
 import { appPrivateKey, FakeGitHub } from "../fakes/github/index.js";
 import { type OidcIssuer, startOidcIssuer } from "../fakes/oidc-issuer.js";
+import { taskScratchRoot } from "../fakes/task-project.js";
+import { processesWithEnv } from "../integration/executor-contract.js";
 
 const REPOSITORY = "acme/cancel";
 
@@ -48,7 +49,8 @@ let dir: string;
 const pids: number[] = [];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "reprise-action-cancel-"));
+  // Where sandboxed tasks may write (vitest.config.ts): the slow task says it started there.
+  dir = mkdtempSync(join(taskScratchRoot(), "reprise-action-cancel-"));
   fake = await FakeGitHub.start();
   repo = tempRepo("reprise-action-cancel-repo-");
   mkdirSync(join(dir, "pids"));
@@ -132,12 +134,21 @@ async function until<T>(what: string, fn: () => Promise<T | null>, ms = 60_000):
   }
 }
 
-/** The pid of the slow task of execution `id`, once it runs. */
+/**
+ * The pid, as this machine sees it, of the slow task of execution `id`, once it runs: the pid it
+ * wrote is its sandbox's own, so it is found by the environment only its processes carry.
+ */
 function taskPid(id: string): Promise<number> {
   return until(`node s of ${id} to run`, async () => {
-    const file = join(dir, "pids", `${id}.pid`);
-    const text = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
-    return /^\d+$/.test(text) ? Number(text) : null;
+    if (!existsSync(join(dir, "pids", `${id}.pid`))) return null;
+    const sleeping = processesWithEnv(`REPRISE_EXECUTION_ID=${id}`).filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "sleep";
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+    return sleeping[0] ?? null;
   });
 }
 

@@ -49,7 +49,9 @@ workflows:
     "c.mjs": task("c", 0),
   });
   repo.commit("chain");
-  env = { REPRISE_DATA_DIR: join(work, "data"), DATABASE_URL: undefined };
+  // Unsandboxed: the tasks count their runs in a file of the test's, which a sandboxed task
+  // cannot write (executor.local-sandbox.test.ts covers the sandbox).
+  env = { REPRISE_DATA_DIR: join(work, "data"), DATABASE_URL: undefined, REPRISE_SANDBOX: "none" };
 });
 afterAll(() => {
   repo?.remove();

@@ -16,7 +16,7 @@
  * - otherwise the outputs are `{ value: "<TAG or ran> <inputs as JSON>" }`, merged with the JSON
  *   object in the repository file `EXTRA_OUTPUTS` (a path relative to the checkout) when set.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TempRepo, tempRepo } from "./git-repo.js";
@@ -107,7 +107,7 @@ export interface TaskProject {
 
 export function taskProject(): TaskProject {
   const repo = tempRepo("reprise-engine-repo-");
-  const scratch = mkdtempSync(join(tmpdir(), "reprise-engine-scratch-"));
+  const scratch = mkdtempSync(join(taskScratchRoot(), "reprise-engine-scratch-"));
   const counter = join(scratch, "runs.txt");
   let commits = 0;
   return {
@@ -154,4 +154,14 @@ export function taskProject(): TaskProject {
       rmSync(scratch, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Where task projects keep their scratch: the directory vitest.config.ts opens to sandboxed
+ * tasks with REPRISE_SANDBOX_WRITABLE (made here when missing).
+ */
+export function taskScratchRoot(): string {
+  const root = process.env.REPRISE_SANDBOX_WRITABLE || join(tmpdir(), "reprise-task-scratch");
+  mkdirSync(root, { recursive: true });
+  return root;
 }

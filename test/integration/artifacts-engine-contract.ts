@@ -27,6 +27,7 @@ import { Engine } from "../../runner/engine/engine.js";
 import { createLocalExecutor, type LocalExecutor } from "../../runner/executors/local/index.js";
 import { registerLocalCommit } from "../../runner/registry.js";
 import { type TempRepo, tempRepo } from "../fakes/git-repo.js";
+import { taskScratchRoot } from "../fakes/task-project.js";
 import { type Driver, openTestStore, type TestStore } from "../setup/stores.js";
 
 type Nodes = Record<string, NodeRecord>;
@@ -90,6 +91,7 @@ export function artifactsEngineContract(
   let counter: string;
   const repos: TempRepo[] = [];
   const executors: LocalExecutor[] = [];
+  let scratch = "";
 
   beforeAll(async () => {
     t = await openTestStore(driver);
@@ -97,7 +99,9 @@ export function artifactsEngineContract(
     dataDir = mkdtempSync(join(tmpdir(), "reprise-artifacts-engine-"));
     harness = await (backend ?? localBackend)(dataDir);
     blobs = harness.blobs;
-    counter = join(dataDir, "runs.txt");
+    // Outside the data directory, which the sandbox hides from tasks (task-project.ts).
+    scratch = mkdtempSync(join(taskScratchRoot(), "reprise-artifacts-runs-"));
+    counter = join(scratch, "runs.txt");
   });
 
   afterAll(async () => {
@@ -106,6 +110,7 @@ export function artifactsEngineContract(
     await t?.dispose();
     for (const r of repos) r.remove();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
   function engine(artifacts = blobs): Engine {

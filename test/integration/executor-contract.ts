@@ -7,7 +7,7 @@
  * report what they see through their outputs, their log, or files under a scratch directory the
  * test passes in their env (both executors run the processes on this machine).
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -374,6 +374,21 @@ export function executorContract(name: string, make: () => Promise<ExecutorHarne
  * Whether a process runs. A zombie is not running, though `kill(pid, 0)` still finds it until
  * its parent reaps it; /proc tells the difference where there is one.
  */
+/** The pids of this machine's processes whose environment holds `entry` (NAME=value). */
+export function processesWithEnv(entry: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/environ`, "latin1").split("\0").includes(entry))
+        pids.push(Number(name));
+    } catch {
+      // Gone meanwhile, or not ours to read.
+    }
+  }
+  return pids;
+}
+
 export function processRunning(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

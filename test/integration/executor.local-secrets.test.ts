@@ -6,7 +6,15 @@
  * (for that repository) or not set fails the attempt without running it; withheld secrets (a
  * fork's code) leave the variable unset and say so. Real processes in a real git checkout.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -136,6 +144,7 @@ beforeAll(() => {
 afterAll(async () => {
   for (const e of executors) await e.close();
   rmSync(work, { recursive: true, force: true });
+  for (const gate of ["-gate", "-gate-encoded"]) rmSync(`${work}${gate}`, { force: true });
   repo.remove();
 });
 
@@ -151,7 +160,8 @@ describe("local executor secrets", () => {
 
   it("gives an allowed secret as the task's env and masks it in the log, served and stored", async () => {
     const ex = executor(allowed);
-    const gate = join(work, "gate");
+    // Beside the data directory (work), which the sandbox hides from tasks.
+    const gate = `${work}-gate`;
     const s = spec({ env: { GATE: gate } });
     await ex.launch(s);
     const logRef = join(work, "local", "attempts", s.handle, "log");
@@ -178,11 +188,12 @@ describe("local executor secrets", () => {
     expect(stored).toContain(
       "[reprise] secrets: API_TOKEN from API_TOKEN (their values are masked in this log)",
     );
-    // Nothing else in the attempt's files has it.
-    for (const f of readdirSync(join(work, "local", "attempts", s.handle)))
-      expect(readFileSync(join(work, "local", "attempts", s.handle, f), "utf8")).not.toContain(
-        VALUE,
-      );
+    // Nothing else in the attempt's files has it (task/ included: its outputs, HOME, TMPDIR).
+    const dir = join(work, "local", "attempts", s.handle);
+    for (const f of readdirSync(dir, { recursive: true, encoding: "utf8" })) {
+      if (!statSync(join(dir, f)).isFile()) continue;
+      expect(readFileSync(join(dir, f), "utf8")).not.toContain(VALUE);
+    }
   });
 
   it("masks the value in a failure's message that quotes the outputs", async () => {
@@ -265,7 +276,7 @@ describe("local executor secrets", () => {
       REPRISE_LOCAL_SECRETS: `API_TOKEN@${localRepoKey(repo.dir)}`,
       API_TOKEN: ENCODED,
     });
-    const gate = join(work, "gate-encoded");
+    const gate = `${work}-gate-encoded`;
     const s = spec({
       command: ["/bin/sh", "tasks/encode.sh"],
       env: { GATE: gate, NODE },

@@ -3,7 +3,8 @@
  * instead of creating and migrating its own (creating a PGlite database costs about 5 s; loading
  * a dumped one about 1 s; CREATE DATABASE ... TEMPLATE on Postgres is a file copy).
  */
-import { writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +24,7 @@ declare module "vitest" {
 }
 
 export default async function setup(project: TestProject) {
+  ensureBubblewrap();
   const pgliteTemplate = join(tmpdir(), `reprise-pglite-template-${process.pid}.tar`);
   const client = await PGlite.create();
   await migrate(drizzle(client) as unknown as Db);
@@ -53,4 +55,27 @@ export default async function setup(project: TestProject) {
       await admin.end();
     }
   };
+}
+
+/**
+ * The local executor's sandbox tests need Debian's bubblewrap (/usr/bin/bwrap): installed here
+ * when missing, as root with apt-get, or the run stops saying how to install it (never a skip).
+ */
+function ensureBubblewrap(): void {
+  if (existsSync("/usr/bin/bwrap")) return;
+  const root = process.getuid?.() === 0;
+  const install = root
+    ? spawnSync(
+        "/bin/sh",
+        [
+          "-c",
+          "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap",
+        ],
+        { stdio: "ignore" },
+      )
+    : null;
+  if (install?.status === 0 && existsSync("/usr/bin/bwrap")) return;
+  throw new Error(
+    `the local executor's sandbox tests need /usr/bin/bwrap, which is missing${root ? " and apt-get install -y bubblewrap failed" : ""}: install it (sudo apt-get install bubblewrap) and run the tests again`,
+  );
 }

@@ -10,7 +10,8 @@
  * on a small machine was as much as the task's own process start. See README.md, "Overhead".
  *
  *   inputs.json   the node's inputs ($REPRISE_INPUTS)
- *   outputs.json  what the task wrote ($REPRISE_OUTPUTS), absent until it does
+ *   task/         what the task may write (in the sandbox too): outputs.json ($REPRISE_OUTPUTS,
+ *                 absent until the task writes it), home/ ($HOME), tmp/ ($TMPDIR)
  *   log           stdout and stderr, interleaved as written, plus the runner's "[reprise]" lines
  *   started       start time, ms since the epoch: the timeout counts from here
  *   pid           the wrapper's pid, which is also its process group id
@@ -25,10 +26,12 @@ import { randomBytes } from "node:crypto";
 import {
   appendFileSync,
   closeSync,
+  constants,
   createReadStream,
   createWriteStream,
   existsSync,
   fstatSync,
+  ftruncateSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -36,7 +39,9 @@ import {
   readSync,
   renameSync,
   rmSync,
+  type Stats,
   writeFileSync,
+  writeSync,
 } from "node:fs";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -51,10 +56,12 @@ export type StopReason = "aborted" | "timeout";
 /** Far above the 4,096-byte limit, so any plausible mistake gets checkOutputs' exact message. */
 const READ_OUTPUTS_UP_TO = 1024 * 1024;
 
-/** `bytes` is absent when the file is too large to be worth reading. */
+/** `bytes` is absent when the file is too large to be worth reading, or is no regular file. */
 export interface OutputsFile {
   size: number;
   bytes?: Uint8Array;
+  /** What was there instead of a regular file: "a FIFO", "a symbolic link", "a device"... */
+  problem?: string;
 }
 
 export interface AttemptSeed {
@@ -69,6 +76,8 @@ export class AttemptDir {
   readonly path: string;
   readonly inputs: string;
   readonly outputs: string;
+  /** The task's writable directory: its outputs file, HOME and TMPDIR. */
+  readonly task: string;
   readonly log: string;
   readonly io: string;
 
@@ -83,7 +92,8 @@ export class AttemptDir {
     }
     this.path = join(attemptsRoot, handle);
     this.inputs = join(this.path, "inputs.json");
-    this.outputs = join(this.path, "outputs.json");
+    this.task = join(this.path, "task");
+    this.outputs = join(this.task, "outputs.json");
     this.log = join(this.path, "log");
     this.io = join(this.path, "io");
   }
@@ -107,7 +117,7 @@ export class AttemptDir {
       | AttemptSeed
       | { aborted: string }
       | { lost: string }
-      | { refused: string; firstLogLine: string },
+      | { refused: string; firstLogLine: string; reason?: string },
   ): boolean {
     const staging = this.#staging();
     let claimed = false;
@@ -119,10 +129,13 @@ export class AttemptDir {
       } else if ("refused" in seed) {
         writeFileSync(join(staging, "log"), `${seed.firstLogLine}[reprise] ${seed.refused}\n`);
         writeFileSync(join(staging, "refused"), seed.refused);
+        if (seed.reason) writeFileSync(join(staging, "refused-reason"), seed.reason);
       } else {
         writeFileSync(join(staging, "inputs.json"), JSON.stringify(seed.inputs));
         writeFileSync(join(staging, "log"), seed.firstLogLine);
         writeFileSync(join(staging, "started"), String(seed.started));
+        mkdirSync(join(staging, "task", "home"), { recursive: true });
+        mkdirSync(join(staging, "task", "tmp"));
         if (seed.io) renameSync(seed.io, join(staging, "io"));
       }
       renameSync(staging, this.path);
@@ -212,6 +225,11 @@ export class AttemptDir {
     }
   }
 
+  /** The node error's reason for a refused attempt: `secrets` unless the refusal said another. */
+  readRefusedReason(): string {
+    return readText(join(this.path, "refused-reason")) ?? "secrets";
+  }
+
   /** Abort wins over timeout: the engine asked for it, whatever the clock said. */
   readStop(): StopReason | null {
     if (existsSync(join(this.path, "aborted"))) return "aborted";
@@ -220,20 +238,70 @@ export class AttemptDir {
   }
 
   /**
-   * The outputs file, or null when the task wrote none. A huge file is not read whole: its
-   * size is all that is needed to refuse it.
+   * The outputs file, or null when the task wrote none. The task made it, so it is opened
+   * without following a symlink and without blocking (a FIFO would hold the runner forever),
+   * and only a regular file is read, at most READ_OUTPUTS_UP_TO + 1 bytes (a device never ends):
+   * a huge file's size is all that is needed to refuse it.
    */
   readOutputs(): OutputsFile | null {
     let fd: number;
     try {
-      fd = openSync(this.outputs, "r");
+      fd = openSync(this.outputs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (e) {
       if (errno(e) === "ENOENT") return null;
+      if (errno(e) === "ELOOP") return { size: 0, problem: "a symbolic link" };
+      throw e;
+    }
+    try {
+      const stat = fstatSync(fd);
+      if (!stat.isFile()) return { size: 0, problem: fileKind(stat) };
+      const buffer = Buffer.alloc(Math.min(stat.size, READ_OUTPUTS_UP_TO) + 1);
+      let length = 0;
+      while (length < buffer.length) {
+        const n = readSync(fd, buffer, length, buffer.length - length, length);
+        if (n === 0) break;
+        length += n;
+      }
+      if (length > READ_OUTPUTS_UP_TO) return { size: Math.max(stat.size, length) };
+      return { size: length, bytes: buffer.subarray(0, length) };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Keeps the log within `maxBytes` while the task writes it: over the cap, the first quarter
+   * and the last half are kept and a note in between says how many bytes were dropped. The
+   * wrapper appends (O_APPEND), so after the truncation its writes land after the kept tail;
+   * what the task writes during the few system calls of a cut is dropped too, and counted.
+   */
+  capLog(maxBytes: number): void {
+    let fd: number;
+    try {
+      fd = openSync(this.log, "r+");
+    } catch (e) {
+      if (errno(e) === "ENOENT") return;
       throw e;
     }
     try {
       const size = fstatSync(fd).size;
-      return size > READ_OUTPUTS_UP_TO ? { size } : { size, bytes: readFileSync(fd) };
+      if (size <= maxBytes) return;
+      const head = Math.floor(maxBytes / 4);
+      const tail = Buffer.alloc(Math.floor(maxBytes / 2));
+      const read = readSync(fd, tail, 0, tail.length, size - tail.length);
+      const now = fstatSync(fd).size;
+      ftruncateSync(fd, head);
+      const dropped = now - head - read;
+      const note = Buffer.from(
+        `\n[reprise] log over ${maxBytes} bytes (REPRISE_LOG_MAX_BYTES): ${dropped} bytes dropped here\n`,
+      );
+      const out = openSync(this.log, "a");
+      try {
+        writeSync(out, note);
+        writeSync(out, tail, 0, read);
+      } finally {
+        closeSync(out);
+      }
     } finally {
       closeSync(fd);
     }
@@ -265,6 +333,15 @@ export function readTail(path: string, maxBytes: number): string | null {
   } finally {
     closeSync(fd);
   }
+}
+
+function fileKind(stat: Stats): string {
+  if (stat.isFIFO()) return "a FIFO";
+  if (stat.isSymbolicLink()) return "a symbolic link";
+  if (stat.isCharacterDevice() || stat.isBlockDevice()) return "a device";
+  if (stat.isSocket()) return "a socket";
+  if (stat.isDirectory()) return "a directory";
+  return "not a regular file";
 }
 
 function writeAtomic(path: string, content: string): void {

@@ -9,6 +9,12 @@ import type { BlobStore } from "../../artifacts/store.js";
 import type { SecretGrant } from "../secret-grants.js";
 import { type Checkout, fileRepoCheckout } from "./checkout.js";
 import { LocalExecutor } from "./executor.js";
+import {
+  detectSandbox,
+  parseSandboxWritable,
+  SANDBOX_WRITABLE_VAR,
+  type SandboxMode,
+} from "./sandbox.js";
 import { LOCAL_SECRETS_VAR, localSecretSource, parseLocalSecrets } from "./secrets.js";
 import { baseEnvFrom } from "./task-env.js";
 
@@ -27,12 +33,34 @@ export interface LocalExecutorSetup {
   secrets?: readonly SecretGrant[];
   /** Where `file` and `directory` values live (runner/artifacts/configure.ts). */
   artifacts?: BlobStore;
+  /** REPRISE_SANDBOX (Config.sandbox); by default `auto`: bwrap when it works here. */
+  sandbox?: SandboxMode;
+  /** REPRISE_LOG_MAX_BYTES (Config.logMaxBytes); by default 64 MiB. */
+  logMaxBytes?: number;
+  /**
+   * Directories every sandboxed task may write (Config.sandboxWritable); by default what
+   * REPRISE_SANDBOX_WRITABLE of `env` says (a malformed entry throws, as loadConfig refuses it).
+   */
+  writable?: readonly string[];
+  /** Told once, at creation, when tasks will run unsandboxed. */
+  warn?: (message: string) => void;
 }
 
 export function createLocalExecutor(setup: LocalExecutorSetup): LocalExecutor {
   const root = join(setup.dataDir, "local");
   const allowed = setup.secrets ?? localSecretsOf(setup.env);
+  const sandbox = detectSandbox(setup.sandbox ?? "auto");
+  if (sandbox.kind === "none")
+    (setup.warn ?? console.warn)(
+      `local executor: tasks run unsandboxed (${sandbox.why}): they can read the runner's processes and files as its user, and a fork's pull request is refused; install bubblewrap (apt-get install bubblewrap) to sandbox them`,
+    );
+  const key = setup.env.PRIVATE_KEY_PATH;
   return new LocalExecutor({
+    sandbox,
+    hide: [setup.dataDir],
+    blank: key ? [key] : [],
+    shared: setup.writable ?? sandboxWritableOf(setup.env),
+    ...(setup.logMaxBytes ? { logMaxBytes: setup.logMaxBytes } : {}),
     root,
     checkout: setup.checkout ?? fileRepoCheckout(join(root, "checkouts")),
     baseEnv: baseEnvFrom(setup.env),
@@ -45,4 +73,10 @@ function localSecretsOf(env: Readonly<Record<string, string | undefined>>): Secr
   const { grants, problems } = parseLocalSecrets(env[LOCAL_SECRETS_VAR]);
   if (problems.length > 0) throw new Error(`${LOCAL_SECRETS_VAR}: ${problems.join("; ")}`);
   return grants;
+}
+
+function sandboxWritableOf(env: Readonly<Record<string, string | undefined>>): string[] {
+  const { dirs, problems } = parseSandboxWritable(env[SANDBOX_WRITABLE_VAR]);
+  if (problems.length > 0) throw new Error(`${SANDBOX_WRITABLE_VAR}: ${problems.join("; ")}`);
+  return dirs;
 }

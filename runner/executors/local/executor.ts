@@ -27,6 +27,7 @@ import type { Checkout } from "./checkout.js";
 import { type AttemptFacts, classify } from "./outcome.js";
 import { isInside, workdirIn } from "./paths.js";
 import { signalGroup, wrapperAliveNow } from "./process-group.js";
+import { detectSandbox, type Sandbox, sandboxArgs, scratchDirs } from "./sandbox.js";
 import { type LocalSecretSource, localSecretVariable, resolveLocalSecrets } from "./secrets.js";
 import { envProblem, taskEnv } from "./task-env.js";
 import { spawnWrapper } from "./wrapper.js";
@@ -44,7 +45,24 @@ export interface LocalExecutorOptions {
   secrets?: LocalSecretSource;
   /** Where `file` and `directory` values live; tasks that use them fail without one. */
   artifacts?: BlobStore;
+  /**
+   * The sandbox tasks run in (sandbox.ts); by default bwrap when it works here. Without one,
+   * untrusted code (a fork's pull request) is refused.
+   */
+  sandbox?: Sandbox;
+  /** Hidden from tasks besides the root (the runner's data directory, README.md "Sandbox"). */
+  hide?: readonly string[];
+  /** Files tasks must not read (PRIVATE_KEY_PATH): /dev/null in their place. */
+  blank?: readonly string[];
+  /** Directories every task may write besides its own (REPRISE_SANDBOX_WRITABLE). */
+  shared?: readonly string[];
+  /** A log longer than this is cut in the middle (REPRISE_LOG_MAX_BYTES); default 64 MiB. */
+  logMaxBytes?: number;
 }
+
+export const DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024;
+/** Unsandboxed, what a task leaves behind gets TERM, then KILL this many seconds later. */
+const UNSANDBOXED_KILL_GRACE_SECONDS = 2;
 
 const NO_SECRETS: LocalSecretSource = { allowed: new Map(), values: new Map() };
 
@@ -77,9 +95,17 @@ export class LocalExecutor implements Executor {
   readonly #checkouts = new Map<string, string>();
   /** Working directories by checkout directory and workdir, resolved and checked (paths.ts). */
   readonly #workdirs = new Map<string, string>();
+  /** The checkout directory of each resolved working directory (the sandbox binds it). */
+  readonly #checkoutOfWorkdir = new Map<string, string>();
   /** SIGKILLs due after the grace period, by process group. */
   readonly #escalations = new Map<number, NodeJS.Timeout>();
   #closed = false;
+  readonly sandbox: Sandbox;
+  readonly #root: string;
+  readonly #hide: readonly string[];
+  readonly #blank: readonly string[];
+  readonly #shared: readonly string[];
+  readonly #logMaxBytes: number;
 
   constructor(options: LocalExecutorOptions) {
     this.#attempts = join(resolve(options.root), "attempts");
@@ -88,6 +114,12 @@ export class LocalExecutor implements Executor {
     this.#secrets = options.secrets ?? NO_SECRETS;
     this.#artifacts = options.artifacts ?? null;
     this.#allSecretValues = [...this.#secrets.values.values()];
+    this.sandbox = options.sandbox ?? detectSandbox("auto");
+    this.#root = resolve(options.root);
+    this.#hide = options.hide ?? [];
+    this.#blank = options.blank ?? [];
+    this.#shared = options.shared ?? [];
+    this.#logMaxBytes = options.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
   }
 
   async launch(spec: LaunchSpec): Promise<void> {
@@ -98,6 +130,15 @@ export class LocalExecutor implements Executor {
       throw new Error(`task "${spec.taskName}" has an empty command; give it a command to run`);
     }
     let firstLogLine = `[reprise] local executor: image "${spec.image}" is ignored; running ${displayCommand(spec.command)} in ${spec.workdir} at ${spec.sha}\n`;
+    if (spec.untrusted && this.sandbox.kind === "none") {
+      attempt.claim({
+        refused: `task "${spec.taskName}" runs code from a fork's pull request, which the local executor runs only in a sandbox, and there is none (${this.sandbox.why}): install bubblewrap (apt-get install bubblewrap) and restart the runner, or use the kubernetes executor`,
+        reason: "sandbox",
+        firstLogLine,
+      });
+      this.#wake(spec.handle);
+      return;
+    }
     const refs = spec.secretRefs ?? [];
     const secrets = resolveLocalSecrets(spec, refs, this.#secrets);
     if (!secrets.ok) {
@@ -118,6 +159,10 @@ export class LocalExecutor implements Executor {
       { inputs: attempt.inputs, outputs: attempt.outputs },
       io?.env,
     );
+    // The task's scratch, in its own directory: a later task never sees what this one left.
+    const scratch = scratchDirs(attempt.task);
+    env.HOME = scratch.home;
+    env.TMPDIR = scratch.tmp;
     const problem = envProblem(env);
     if (problem) {
       if (io) rmSync(io.staging, { recursive: true, force: true });
@@ -142,8 +187,9 @@ export class LocalExecutor implements Executor {
         spawnWrapper({
           attemptDir: attempt.path,
           workdir,
-          command: spec.command,
+          command: this.#sandboxed(attempt, workdir, io !== null, spec.command),
           env,
+          killGraceSeconds: this.sandbox.kind === "bwrap" ? 0 : UNSANDBOXED_KILL_GRACE_SECONDS,
         }),
         () => {
           this.#running.delete(spec.handle);
@@ -210,6 +256,36 @@ export class LocalExecutor implements Executor {
   }
 
   /**
+   * The command behind bwrap (sandbox.ts): the machine read-only, the data directory and the
+   * executor's root hidden, then this attempt's checkout and inputs bound back read-only, and
+   * what it writes (task/, io/out) writable.
+   */
+  #sandboxed(
+    attempt: AttemptDir,
+    workdir: string,
+    hasIo: boolean,
+    command: readonly string[],
+  ): readonly string[] {
+    if (this.sandbox.kind !== "bwrap") return command;
+    const checkout = this.#checkoutOfWorkdir.get(workdir) ?? workdir;
+    const readOnly = [checkout, attempt.inputs];
+    const writable = [attempt.task];
+    if (hasIo) {
+      readOnly.push(join(attempt.io, "in"));
+      writable.push(join(attempt.io, "out"));
+    }
+    const view = {
+      hide: [this.#root, ...this.#hide],
+      blank: this.#blank,
+      shared: this.#shared,
+      readOnly,
+      writable,
+      chdir: existsSync(workdir) ? workdir : checkout,
+    };
+    return [...sandboxArgs(this.sandbox, view), ...command];
+  }
+
+  /**
    * The attempt's artifact inputs, materialised (and checked against their digests) in a staging
    * directory that the claim moves into the attempt, and the paths of its artifact outputs.
    */
@@ -250,6 +326,7 @@ export class LocalExecutor implements Executor {
     if (workdir === undefined) {
       workdir = await workdirIn(checkout, spec.workdir);
       this.#workdirs.set(where, workdir);
+      this.#checkoutOfWorkdir.set(workdir, checkout);
     }
     return workdir;
   }
@@ -275,6 +352,7 @@ export class LocalExecutor implements Executor {
     let signalled = false;
     let exitCode: number | null = null;
     for (;;) {
+      attempt.capLog(this.#logMaxBytes);
       exitCode = attempt.readExit();
       if (exitCode !== null) break;
       const pid = this.#running.get(spec.handle)?.pid ?? attempt.readPid();
@@ -313,6 +391,7 @@ export class LocalExecutor implements Executor {
     attempt: AttemptDir,
     exitCode: number | null,
   ): Promise<AttemptOutcome> {
+    attempt.capLog(this.#logMaxBytes);
     const values = this.#attemptSecretValues(spec);
     if (values.length > 0) await attempt.maskLog(values);
     const facts = this.#facts(attempt, exitCode);
@@ -401,7 +480,18 @@ export class LocalExecutor implements Executor {
     const tail = quoted ? readTail(attempt.log, MESSAGE_LOG_BYTES) : null;
     const logTail =
       tail === null ? null : tail.trimEnd().split("\n").slice(-MESSAGE_LOG_LINES).join("\n");
-    return { stop, refused, exitCode, pid, outputs, logTail, log: attempt.log, hasLog };
+    const refusedReason = refused === null ? undefined : attempt.readRefusedReason();
+    return {
+      stop,
+      refused,
+      ...(refusedReason ? { refusedReason } : {}),
+      exitCode,
+      pid,
+      outputs,
+      logTail,
+      log: attempt.log,
+      hasLog,
+    };
   }
 
   #markStopped(attempt: AttemptDir, reason: StopReason, why: string): void {

@@ -14,6 +14,8 @@ export interface AttemptFacts {
   stop: StopReason | null;
   /** The runner would not start the task, and why (its secrets cannot be given). */
   refused: string | null;
+  /** The error's reason for a refusal: `secrets` (its secrets cannot be given) or `sandbox`. */
+  refusedReason?: string;
   /** The command's exit status; null when the wrapper never wrote one. */
   exitCode: number | null;
   outputs: OutputsFile | null;
@@ -38,7 +40,7 @@ export function classify(
   }
   if (facts.refused !== null) {
     // Nothing ran: retrying cannot help until the runner's configuration changes.
-    return fail({ kind: "user", reason: "secrets", message: facts.refused });
+    return fail({ kind: "user", reason: facts.refusedReason ?? "secrets", message: facts.refused });
   }
   if (facts.stop === "timeout") {
     return fail({ kind: "user", reason: "timeout", message: `timed out after ${timeoutSeconds}s` });
@@ -56,6 +58,10 @@ export function classify(
       facts.logTail,
     );
     return fail({ kind: "user", reason: "exit", message, exitCode: facts.exitCode });
+  }
+  if (facts.outputs?.problem !== undefined) {
+    const message = `$REPRISE_OUTPUTS must be a regular file the task writes its outputs to as JSON, but the task left ${facts.outputs.problem} there`;
+    return fail({ kind: "user", reason: "outputs", message });
   }
   if (facts.outputs !== null && facts.outputs.bytes === undefined) {
     // Too large to have been read (attempt-dir.ts); checkOutputs would say the same, smaller.

@@ -19,14 +19,16 @@ import { type ChildProcess, spawn } from "node:child_process";
 
 export const WRAPPER_NAME = "reprise-task";
 
-const SCRIPT = `dir=$1 workdir=$2
-shift 2
-{ cd -- "$workdir" && "$@"; } >>"$dir/log" 2>&1
+const SCRIPT = `dir=$1 workdir=$2 grace=$3
+shift 3
+{ cd -- "$workdir" && "$@"; } >>"$dir/log" 2>&1 </dev/null
 status=$?
 printf '%s\\n' "$status" >"$dir/exit"
-# Like a pod that ends, take down what the task left running in the background.
+# Like a pod that ends, take down what the task left running in the background. In a sandbox,
+# its pid namespace ended with the command; unsandboxed, what ignores TERM gets KILL.
 trap '' TERM
 kill -s TERM 0 2>/dev/null
+[ "$grace" = 0 ] || { sleep "$grace"; kill -s KILL 0; }
 exit 0
 `;
 
@@ -35,6 +37,11 @@ export interface WrapperArgs {
   workdir: string;
   command: readonly string[];
   env: Record<string, string>;
+  /**
+   * Seconds between the TERM and the KILL of what the task left in the wrapper's process group
+   * after it exits; 0: TERM only (a sandboxed task's namespace is gone already).
+   */
+  killGraceSeconds: number;
 }
 
 /**
@@ -45,7 +52,15 @@ export interface WrapperArgs {
 export function spawnWrapper(args: WrapperArgs): ChildProcess {
   const child = spawn(
     "/bin/sh",
-    ["-c", SCRIPT, WRAPPER_NAME, args.attemptDir, args.workdir, ...args.command],
+    [
+      "-c",
+      SCRIPT,
+      WRAPPER_NAME,
+      args.attemptDir,
+      args.workdir,
+      String(args.killGraceSeconds),
+      ...args.command,
+    ],
     { cwd: args.attemptDir, env: args.env, detached: true, stdio: "ignore" },
   );
   child.unref();
