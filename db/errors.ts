@@ -59,3 +59,36 @@ export function isDiskFull(e: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * The database could not be reached or could not serve anyone right now (a connection lost or
+ * refused, a shutdown, no resources, a disk full, a serialization failure), as opposed to a
+ * statement it refused for what it carries. The first passes for every execution alike and
+ * says nothing about the one being driven.
+ */
+export function isUnavailable(e: unknown): boolean {
+  const code = pgCode(e);
+  if (code) return /^(08|53|57|58)/.test(code) || code === "40001" || code === "40P01";
+  if (isDiskFull(e)) return true;
+  for (let x: unknown = e; x && typeof x === "object"; x = (x as { cause?: unknown }).cause) {
+    const errno = (x as { code?: unknown }).code;
+    if (typeof errno === "string" && /^E[A-Z]+$/.test(errno)) return true;
+    const message = (x as { message?: unknown }).message;
+    if (
+      typeof message === "string" &&
+      /connection|terminated|timeout|closed|ECONN|socket/i.test(message)
+    )
+      return true;
+  }
+  return false;
+}
+
+/**
+ * The innermost error of a cause chain: what the database said, rather than the query builder's
+ * wrapper (drizzle's "Failed query: <the SQL> params: <the values>").
+ */
+export function rootCause(e: Error): Error {
+  let x = e;
+  while (x.cause instanceof Error) x = x.cause;
+  return x;
+}

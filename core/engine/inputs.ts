@@ -4,6 +4,8 @@
  */
 import { typeMismatch } from "../spec/reader.js";
 import type { Binding, InputDecl, JsonValue, TaskSpec } from "../spec/types.js";
+import { inputsEnvProblem } from "./input-env.js";
+import { UNSTORABLE_HINT, unstorable } from "./storable.js";
 
 export type Resolved =
   | { ok: true; inputs: Record<string, JsonValue> }
@@ -49,6 +51,10 @@ export function resolveNodeInputs(
       return { ok: false, reason: `input "${name}" is not bound and has no default` };
     }
   }
+  // Upstream outputs are at most 4,096 bytes each, but a task may join many of them.
+  const types = Object.fromEntries(Object.entries(task.inputs).map(([n, d]) => [n, d.type]));
+  const tooBig = inputsEnvProblem(types, out);
+  if (tooBig) return { ok: false, reason: tooBig };
   return { ok: true, inputs: out };
 }
 
@@ -71,6 +77,8 @@ export function resolveWorkflowInputs(
     if (name in given) {
       const mismatch = typeMismatch(decl.type, given[name]);
       if (mismatch) return { ok: false, reason: `input "${name}": ${mismatch}` };
+      const bad = unstorable(given[name] as JsonValue, name);
+      if (bad) return { ok: false, reason: `input "${name}": ${bad}, ${UNSTORABLE_HINT}` };
       out[name] = given[name] as JsonValue;
     } else if (decl.default !== undefined) out[name] = decl.default;
     else
@@ -79,5 +87,8 @@ export function resolveWorkflowInputs(
         reason: `input "${name}" (${decl.type}) is required: pass -i ${name}=VALUE`,
       };
   }
+  const types = Object.fromEntries(Object.entries(declared).map(([n, d]) => [n, d.type]));
+  const tooBig = inputsEnvProblem(types, out);
+  if (tooBig) return { ok: false, reason: tooBig };
   return { ok: true, inputs: out };
 }

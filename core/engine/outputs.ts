@@ -1,10 +1,11 @@
 /**
  * Validation of what a task wrote to REPRISE_OUTPUTS (DESIGN.md section 3), shared by every
  * executor: a JSON object with exactly the declared outputs, each of its declared type, at most
- * 4,096 bytes (the Kubernetes termination-message limit).
+ * 4,096 bytes (the Kubernetes termination-message limit), and storable (storable.ts).
  */
 import { typeMismatch } from "../spec/reader.js";
 import type { JsonValue, OutputDecl } from "../spec/types.js";
+import { UNSTORABLE_HINT, unstorable } from "./storable.js";
 
 export const MAX_OUTPUTS_BYTES = 4_096;
 
@@ -48,11 +49,14 @@ export function checkOutputs(
     if (!(name in obj)) problems.push(`missing output "${name}"`);
     else {
       const mismatch = typeMismatch(decl.type, obj[name]);
+      const bad = mismatch ? null : unstorable(obj[name] as JsonValue, name);
       if (mismatch) problems.push(`output "${name}": ${mismatch}`);
+      else if (bad) problems.push(`output "${name}": ${bad}, ${UNSTORABLE_HINT}`);
     }
   }
+  // JSON.stringify: a name may hold characters the failure's message could not be stored with.
   for (const name of Object.keys(obj))
-    if (!(name in declared)) problems.push(`undeclared output "${name}"`);
+    if (!(name in declared)) problems.push(`undeclared output ${JSON.stringify(name)}`);
   if (problems.length > 0) return { ok: false, reason: problems.join("; ") };
   return { ok: true, outputs: obj as Record<string, JsonValue> };
 }

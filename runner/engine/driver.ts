@@ -15,6 +15,7 @@ import { artifactsOf } from "../../core/artifacts/ref.js";
 import { attemptName } from "../../core/engine/attempt-name.js";
 import { type CachePlan, cachePlan, recoverKey } from "../../core/engine/cache-plan.js";
 import { afterFailure, type NodeView, plan } from "../../core/engine/plan.js";
+import { storableText } from "../../core/engine/storable.js";
 import type { Digest } from "../../core/hash/digest.js";
 import type { JsonValue, TaskSpec } from "../../core/spec/types.js";
 import { LeaseLostError } from "../../db/errors.js";
@@ -107,6 +108,8 @@ export class Driver {
   /** When the execution row was last read (ms); 0: read it at the next pass. */
   private execReadAt = 0;
   private lost = false;
+  /** A write of this driver landed: a failure after it is not one more in a row (engine.ts). */
+  progressed = false;
 
   constructor(
     private readonly engine: Engine,
@@ -575,7 +578,8 @@ export class Driver {
       pass.afterCommit.push(() => this.emitNode(exec.id, nodeId, "SUCCEEDED", { attempt }));
       return;
     }
-    const error = outcome.error;
+    // An executor's message may quote what a task wrote; the database must be able to store it.
+    const error = { ...outcome.error, message: storableText(outcome.error.message) };
     const aborted = error.reason === "aborted";
     const d = afterFailure(task, node, error);
     const final: NodeState = aborted ? "ABORTED" : d.retry ? "QUEUED" : "FAILED";
@@ -692,6 +696,7 @@ export class Driver {
         for (const u of pass.undo) u();
         throw e;
       }
+      this.progressed = true;
     }
     for (const t of pass.afterCommit) await t();
   }
@@ -793,6 +798,7 @@ export class Driver {
       ...(fromFork && task.secrets.length > 0
         ? { withheldSecrets: task.secrets.map((s) => s.env) }
         : {}),
+      ...(fromFork ? { untrusted: true } : {}),
       resources: task.resources,
       cacheKey: node.cacheKey,
     };

@@ -5,7 +5,10 @@
  */
 
 import { setMaxListeners } from "node:events";
-import { NotFoundError } from "../../db/errors.js";
+import { attemptName } from "../../core/engine/attempt-name.js";
+import { TERMINAL_NODE_STATES } from "../../core/engine/plan.js";
+import { storableText } from "../../core/engine/storable.js";
+import { isUnavailable, NotFoundError, rootCause } from "../../db/errors.js";
 import { EXECUTIONS_CHANNEL } from "../../db/store/executions.js";
 import type { Store } from "../../db/store.js";
 import type { CacheStatus, ExecutionRecord, Lease, NodeError, NodeState } from "../../db/types.js";
@@ -42,10 +45,11 @@ export interface EngineOptions {
   heartbeatMs?: number;
   onEvent?: (event: EngineEvent) => void;
   /**
-   * An error the engine survived (the database went away, say): the driver of that execution
-   * stopped, and the execution is claimed again on a later tick. Default: ignored.
+   * An error the engine survived (the database went away, say), with the execution it was
+   * driving when there was one: the driver of that execution stopped, and the execution is
+   * claimed again on a later tick (and ended after MAX_DRIVER_FAILURES, `giveUp`). Default: ignored.
    */
-  onError?: (error: Error) => void;
+  onError?: (error: Error, executionId?: string) => void;
   /** `drive` gives up after the database has failed it this long in a row (default 120 s). */
   outageMs?: number;
   /**
@@ -56,6 +60,12 @@ export interface EngineOptions {
   /** LISTEN (Database.listen): wake-ups when executions are created or asked to stop. */
   listen?: (channel: string, onPayload: (payload: string) => void) => Promise<() => Promise<void>>;
 }
+
+/**
+ * A driver that fails this many times in a row on one execution, while the database answers,
+ * ends it (`Engine.giveUp`): whatever it carries that cannot be written would be retried forever.
+ */
+export const MAX_DRIVER_FAILURES = 3;
 
 export class Engine {
   readonly store: Store;
@@ -74,6 +84,8 @@ export class Engine {
   /** Drivers waiting for a slot, in the order they asked. */
   private readonly slotWaiters = new Set<() => void>();
   private wakeClaimLoop: (() => void) | null = null;
+  /** Drivers of an execution that failed in a row, with nothing written in between. */
+  private readonly failures = new Map<string, number>();
 
   constructor(private readonly opts: EngineOptions) {
     this.store = opts.store;
@@ -220,17 +232,89 @@ export class Engine {
   private start(lease: Lease, signal?: AbortSignal): Promise<ExecutionRecord | null> {
     const existing = this.drivers.get(lease.executionId);
     if (existing) return existing.done;
+    const id = lease.executionId;
     const driver = new Driver(this, lease, signal);
     const done = driver
       .run()
-      .catch((e: Error) => {
-        // The driver stopped on an error (its lease stays this runner's and is reclaimed).
-        this.opts.onError?.(e);
-        throw e;
+      .then((r) => {
+        this.failures.delete(id);
+        return r;
       })
-      .finally(() => this.drivers.delete(lease.executionId));
+      .catch(async (e: Error) => {
+        // The driver stopped on an error; the execution is claimed again on a later tick.
+        this.opts.onError?.(e, id);
+        if (isUnavailable(e)) throw e;
+        const n = (driver.progressed ? 0 : (this.failures.get(id) ?? 0)) + 1;
+        this.failures.set(id, n);
+        if (n < MAX_DRIVER_FAILURES) throw e;
+        const ended = await this.giveUp(id, e, n).catch((e2: Error) => {
+          this.opts.onError?.(e2, id);
+          return null;
+        });
+        if (!ended) throw e;
+        this.failures.delete(id);
+        return ended;
+      })
+      .finally(() => this.drivers.delete(id));
     this.drivers.set(lease.executionId, { driver, done });
     return done;
+  }
+  /**
+   * Ends an execution its drivers keep failing on (a write the database refuses for what it
+   * carries, a bug): every node still active ends with a system error saying why and the
+   * execution FAILED, or everything ABORTED when it was asked to stop. These writes carry no
+   * value of the execution's, so they land where the failing ones did not. Running attempts are
+   * stopped. Null when another runner holds the execution now.
+   */
+  async giveUp(
+    executionId: string,
+    cause: Error,
+    failures: number,
+  ): Promise<ExecutionRecord | null> {
+    const [lease] = await this.store.executions.claim(this.owner, {
+      leaseMs: this.leaseMs,
+      ids: [executionId],
+      reclaim: [],
+    });
+    if (!lease) return null;
+    const message = storableText(
+      `the engine failed ${failures} times in a row driving this execution, and stopped: ${rootCause(cause).message}`,
+    );
+    const error: NodeError = { kind: "system", reason: "engine", message };
+    const ended: Array<{ nodeId: string; state: NodeState; handle: string | null }> = [];
+    await this.store.executions.withLease(lease, async (tx) => {
+      const exec = await tx.get();
+      if (TERMINAL_EXECUTION_STATES.includes(exec.state)) return;
+      const final = exec.state === "ABORTING" ? "ABORTED" : "FAILED";
+      const state: NodeState = final === "ABORTED" ? "ABORTED" : "FAILED";
+      for (const n of await tx.nodes()) {
+        if (TERMINAL_NODE_STATES.includes(n.state)) continue;
+        const running = n.state === "RUNNING";
+        if (running)
+          await tx.finishAttempt(n.nodeId, n.attempts, {
+            state: state === "ABORTED" ? "ABORTED" : "FAILED",
+            error,
+          });
+        await tx.updateNode(n.nodeId, { state, error, finished: true });
+        if (n.cacheKey)
+          await tx.releaseReservation(n.cacheKey, `${executionId}/${n.nodeId}/${n.attempts}`);
+        ended.push({
+          nodeId: n.nodeId,
+          state,
+          handle: running ? attemptName(executionId, n.nodeId, n.attempts) : null,
+        });
+      }
+      await tx.setState(final, { outputs: null, error: { message } });
+    });
+    await this.store.executions.release(lease).catch(() => undefined);
+    for (const n of ended) {
+      if (n.handle) void this.executor.abort(n.handle).catch(() => undefined);
+      this.emit({ type: "node", executionId, nodeId: n.nodeId, state: n.state, error });
+    }
+    const exec = await this.store.executions.get(executionId);
+    if (exec && TERMINAL_EXECUTION_STATES.includes(exec.state))
+      this.emit({ type: "execution", executionId, state: exec.state });
+    return exec;
   }
 }
 
