@@ -4,7 +4,7 @@
  * The listing is parsed by core, as the runner's own git reader does. Node-only (git runs as a
  * child process); client.ts is plain fetch.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import type { TreeEntry } from "../core/hash/sources.js";
 import { parseTreeListing } from "../core/hash/tree-listing.js";
@@ -48,6 +48,62 @@ export async function readCommit(dir: string, sha: string): Promise<Commit> {
     ? await git(dir, "cat-file", "blob", `${sha}:${SPEC_FILE}`)
     : null;
   return { sha, parents: parents.trim().split(" ").slice(1), subject: subject.trim(), spec, tree };
+}
+
+/**
+ * The raw objects a server recomputes the commit's id from (core/version/git-objects.ts): the
+ * commit object and every tree it reaches, base64, read with `git cat-file --batch`.
+ */
+export async function readObjects(
+  dir: string,
+  sha: string,
+): Promise<{ commit: string; trees: string[] }> {
+  const listing = await git(dir, "ls-tree", "-r", "-t", "-z", "--full-tree", sha);
+  const treeIds = new Set([(await git(dir, "rev-parse", `${sha}^{tree}`)).trim()]);
+  for (const record of listing.split("\0")) {
+    const [, type, id] = record.slice(0, record.indexOf("\t")).split(" ");
+    if (type === "tree" && id) treeIds.add(id);
+  }
+  const ids = [sha, ...treeIds];
+  const out = await catFileBatch(dir, ids);
+  return {
+    commit: (out[0] as Buffer).toString("base64"),
+    trees: out.slice(1).map((b) => b.toString("base64")),
+  };
+}
+
+/** The bytes of each object, in order (`git cat-file --batch`: "<id> <type> <size>\n<bytes>\n"). */
+function catFileBatch(dir: string, ids: string[]): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("git", ["cat-file", "--batch"], {
+      cwd: dir,
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const chunks: Buffer[] = [];
+    let stderr = "";
+    child.stdout.on("data", (b: Buffer) => chunks.push(b));
+    child.stderr.on("data", (b: Buffer) => {
+      stderr += b.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`git cat-file --batch in ${dir}: ${stderr.trim()}`));
+      const all = Buffer.concat(chunks);
+      const objects: Buffer[] = [];
+      let i = 0;
+      for (const id of ids) {
+        const nl = all.indexOf(0x0a, i);
+        const header = all.toString("utf8", i, nl);
+        const m = /^([0-9a-f]+) (\w+) (\d+)$/.exec(header);
+        if (!m) return reject(new Error(`git cat-file --batch in ${dir}: ${id}: ${header}`));
+        const size = Number(m[3]);
+        objects.push(all.subarray(nl + 1, nl + 1 + size));
+        i = nl + 1 + size + 1;
+      }
+      resolve(objects);
+    });
+    child.stdin.end(`${ids.join("\n")}\n`);
+  });
 }
 
 /** The branch `ref` names (or HEAD is on), else null: what a registered version records as its ref. */

@@ -44,11 +44,14 @@ export interface ClientOptions {
 
 export interface RegisterBody {
   sha: string;
-  parents: string[];
+  /** The branch to record; from an OIDC token, only its own `ref` claim at its `sha`. */
   ref: string | null;
-  message: string | null;
+  /** reprise.yaml at the commit. */
   spec: string;
-  tree: Array<{ path: string; mode: string; sha: string }>;
+  /** `git cat-file commit <sha>`, base64. */
+  commit: string;
+  /** Every tree object the commit reaches, base64. */
+  trees: string[];
 }
 
 /** An artifact of a repository, as `GET /repos/{repo}/artifacts/{digest}` describes it. */

@@ -1,11 +1,12 @@
 /**
  * Registration from a git checkout: what the Action and the CLI (through REPRISE_SERVER) do
  * before starting at a commit the server may not know (no GitHub App, or a commit not pushed to
- * it). One GET when the server has the version; otherwise the spec and the tree listing are
- * posted, and the server builds the version as registration from GitHub would.
+ * it). One GET when the server has the version; otherwise the spec and the commit's raw git
+ * objects are posted, and the server checks them against the SHA and builds the version as
+ * registration from GitHub would.
  */
 import { type Diagnostic, formatDiagnostic, SPEC_FILE } from "../core/spec/diagnostics.js";
-import { readCommit } from "./checkout.js";
+import { readCommit, readObjects } from "./checkout.js";
 import { type ApiClient, ApiClientError } from "./client.js";
 
 /** The commit has no spec, or the server found it invalid: nothing to run. */
@@ -39,14 +40,7 @@ export async function ensureRegistered(
       [],
     );
   try {
-    await client.register(repo, {
-      sha,
-      parents: commit.parents,
-      ref,
-      message: commit.subject,
-      spec: commit.spec,
-      tree: commit.tree,
-    });
+    await client.register(repo, { sha, ref, spec: commit.spec, ...(await readObjects(dir, sha)) });
     return "registered";
   } catch (e) {
     if (e instanceof ApiClientError && e.status === 422) {

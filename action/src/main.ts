@@ -301,8 +301,7 @@ async function explain<T>(fn: () => Promise<T>): Promise<T> {
     if (e.status === 0) throw new Error(e.message);
     if (e.status === 401)
       throw new Error(`the Reprise server refused the credential: ${e.message}`);
-    if (e.status === 403)
-      throw new Error(`the Reprise server refused this repository: ${e.message}`);
+    if (e.status === 403) throw new Error(`the Reprise server refused: ${e.message}`);
     throw new Error(`the Reprise server said ${e.status} ${e.code}: ${e.message}`);
   }
 }
@@ -316,7 +315,12 @@ async function ensureRegistered(
   deps: ActionDeps,
 ): Promise<void> {
   try {
-    const r = await register(ctx.client, ctx.repo, workspace, sha, env.GITHUB_REF_NAME ?? null);
+    // The branch is recorded only as GitHub's OIDC claims state it: this run's branch, at its commit.
+    const branch = env.GITHUB_REF?.startsWith("refs/heads/")
+      ? env.GITHUB_REF.slice("refs/heads/".length)
+      : null;
+    const ref = branch !== null && env.GITHUB_SHA === sha ? branch : null;
+    const r = await register(ctx.client, ctx.repo, workspace, sha, ref);
     if (r === "registered") deps.info(`registered ${sha.slice(0, 12)} from the checkout`);
   } catch (e) {
     if (!(e instanceof InvalidSpecError)) throw e;

@@ -8,7 +8,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { diffVersions } from "../../core/diff/diff-versions.js";
-import { buildVersion } from "../../core/version/build-version.js";
+import { GitObjectError, verifyCommit } from "../../core/version/git-objects.js";
 import type { ExecutionRecord, ExecutionState, VersionRecord } from "../../db/types.js";
 import { diffable, executionDocument, iso, versionDocument } from "../cli/document.js";
 import { lineage, nodeLogs } from "../reports.js";
@@ -19,15 +19,18 @@ import {
   startExecution,
   type VersionRef,
 } from "../service.js";
+import { specWorkers } from "../spec-worker.js";
 import type { ServerDeps } from "./app.js";
 import { artifactRoutes } from "./artifacts-api.js";
-import { authorize } from "./auth.js";
+import { type Action, authorize, type Principal } from "./auth.js";
+import { readableOr404 } from "./by-id.js";
 import { ApiError, errorBody, onError } from "./errors.js";
 import { finishedNodes } from "./finished-nodes.js";
 import { type Env, ExecParam, jsonResponse, ok, PathName, RepoParam } from "./openapi.js";
 
 const Sha = z.string().regex(/^[0-9a-f]{40}$/, "a full 40-hex commit SHA");
 const STATES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTING", "ABORTED"] as const;
+const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "base64");
 const Limit = z.coerce.number().int().min(1).max(500).optional();
 /** Any JSON value (the body is JSON already; z.json() is recursive, which the OpenAPI generator cannot walk). */
 const JsonValue = z.unknown().openapi({ description: "any JSON value" });
@@ -60,12 +63,13 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
     await next();
   });
 
-  const can = (c: Context<Env>, repo: string, write = false) =>
-    authorize(c.get("principal"), repo, write);
-  const execution = async (c: Context<Env>, id: string, write = false) => {
+  const can = (c: Context<Env>, repo: string, action: Action = "read") =>
+    authorize(c.get("principal"), repo, action);
+  const execution = async (c: Context<Env>, id: string, action: Action = "read") => {
     const exec = await store.executions.get(id);
     if (!exec) throw new ApiError(404, "not_found", `no execution "${id}"`);
-    can(c, exec.repo, write);
+    readableOr404(c.get("principal"), exec.repo, `no execution "${id}"`);
+    can(c, exec.repo, action);
     return exec;
   };
   // A finished execution's nodes never change: read and ordered once (finished-nodes.ts).
@@ -181,7 +185,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       method: "post",
       path: "/repos/{repo}/versions",
       summary:
-        "Register a version from its reprise.yaml and tree listing (the Action, when the App has not)",
+        "Register a version from its raw git objects (the Action, when the App has not): the server recomputes their ids",
       request: {
         params: RepoParam,
         body: {
@@ -189,19 +193,17 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
             "application/json": {
               schema: z.object({
                 sha: Sha,
-                parents: z.array(Sha).max(16).default([]),
-                ref: z.string().max(255).nullable().default(null),
-                message: z.string().max(10_000).nullable().default(null),
-                spec: z.string(),
-                tree: z
-                  .array(
-                    z.object({
-                      path: z.string().min(1).max(4096),
-                      mode: z.string().regex(/^[0-7]{6}$/),
-                      sha: z.string().regex(/^[0-9a-f]{40}$/),
-                    }),
-                  )
-                  .max(100_000),
+                ref: z.string().min(1).max(255).nullable().default(null),
+                commit: Base64.openapi({
+                  description: "`git cat-file commit <sha>`, base64: it must hash to sha",
+                }),
+                trees: z.array(Base64).max(100_000).openapi({
+                  description:
+                    "every tree object the commit reaches (`git cat-file tree <id>`), base64",
+                }),
+                spec: z.string().openapi({
+                  description: "reprise.yaml at the commit: it must hash to the root tree's entry",
+                }),
               }),
             },
           },
@@ -210,20 +212,25 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       responses: {
         ...ok("registered", 201),
         200: jsonResponse("already registered"),
-        422: jsonResponse("the spec is invalid: its errors, as diagnostics"),
+        422: jsonResponse(
+          "the objects do not hash to the commit (verification_failed), or the spec is invalid: its errors, as diagnostics",
+        ),
       },
     }),
     async (c) => {
       const { repo } = c.req.valid("param");
-      can(c, repo, true);
+      can(c, repo, "register");
       const body = c.req.valid("json");
-      const result = buildVersion(body.spec, body.tree);
+      const ref = claimedRef(c.get("principal"), body.sha, body.ref);
+      const commit = verifiedCommit(body);
+      // Off the event loop: a 1,000-task spec takes seconds to read (runner/spec-worker.ts).
+      const result = await specWorkers().build(body.spec, commit.tree);
       const { version: v, created } = await store.versions.register({
         repo,
         sha: body.sha,
-        parents: body.parents,
-        ref: body.ref,
-        message: body.message,
+        parents: commit.parents,
+        ref,
+        message: commit.subject,
         result,
       });
       if (v.status !== "registered")
@@ -314,7 +321,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
     }),
     async (c) => {
       const { repo } = c.req.valid("param");
-      can(c, repo, true);
+      can(c, repo, "start");
       const body = c.req.valid("json");
       let at: VersionRef;
       if (body.sha) at = { sha: body.sha };
@@ -380,7 +387,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       responses: ok("the new execution's document", 201),
     }),
     async (c) => {
-      const parent = await execution(c, c.req.valid("param").id, true);
+      const parent = await execution(c, c.req.valid("param").id, "start");
       const body = c.req.valid("json") ?? { recover: false, overwriteCache: false };
       const exec = await relaunchExecution(store, {
         parent: parent.id,
@@ -406,7 +413,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       responses: ok("the document", 200),
     }),
     async (c) => {
-      const exec = await execution(c, c.req.valid("param").id, true);
+      const exec = await execution(c, c.req.valid("param").id, "start");
       if (!(await store.executions.requestAbort(exec.id)))
         throw new ApiError(
           409,
@@ -500,7 +507,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
     }),
     async (c) => {
       const { repo } = c.req.valid("param");
-      can(c, repo, true);
+      can(c, repo, "activate");
       const body = c.req.valid("json");
       const { activation, changed } = await activateVersion(store, {
         repo,
@@ -559,7 +566,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
     }),
     async (c) => {
       const { repo } = c.req.valid("param");
-      can(c, repo, true);
+      can(c, repo, "evict");
       const q = c.req.valid("query");
       const task = q.task;
       const evicted = await store.cache.evict(repo, {
@@ -579,6 +586,54 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
     security: [{ bearer: [] }],
   });
   return api;
+}
+
+/** Tree objects, decoded, at most this many bytes in all (100,000 entries take about 7 MB). */
+const MAX_TREE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The posted objects, checked against their ids (core/version/git-objects.ts): 422 naming the
+ * object that does not match, so nothing but the commit's own content is ever registered.
+ */
+function verifiedCommit(body: { sha: string; commit: string; trees: string[]; spec: string }) {
+  const trees = body.trees.map((t) => Buffer.from(t, "base64"));
+  const total = trees.reduce((n, t) => n + t.length, 0);
+  if (total > MAX_TREE_BYTES)
+    throw new ApiError(
+      413,
+      "payload_too_large",
+      `the tree objects take ${total} bytes, over the ${MAX_TREE_BYTES}-byte limit: register this commit through the GitHub App`,
+    );
+  try {
+    return verifyCommit({
+      sha: body.sha,
+      commit: Buffer.from(body.commit, "base64"),
+      trees,
+      spec: Buffer.from(body.spec, "utf8"),
+    });
+  } catch (e) {
+    if (e instanceof GitObjectError)
+      throw new ApiError(422, "verification_failed", `${body.sha.slice(0, 12)}: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * The branch a client's registration records. An OIDC token's is GitHub's word: a posted ref
+ * must be its `ref` claim's branch, at its `sha` claim. An API token's is recorded as it is
+ * posted (a write token may do anything in its repositories); the App's push records its own.
+ */
+function claimedRef(p: Principal, sha: string, ref: string | null): string | null {
+  if (ref === null || p.kind !== "oidc") return ref;
+  const claims = p.claims ?? { ref: null, sha: null };
+  // GitHub's tokens always carry `sha`; an issuer's that lacks it is held to the ref alone.
+  if (claims.ref !== `refs/heads/${ref}` || (claims.sha !== null && claims.sha !== sha))
+    throw new ApiError(
+      403,
+      "forbidden",
+      `this OIDC token is for ${claims.ref ?? "no ref"} at ${claims.sha?.slice(0, 12) ?? "no sha"}: it may record ${sha.slice(0, 12)} on branch "${ref}" only from a workflow run of that branch at that commit (post ref: null otherwise)`,
+    );
+  return ref;
 }
 
 function executionSummary(e: ExecutionRecord) {

@@ -135,7 +135,7 @@ export function artifactRoutes(api: OpenAPIHono<Env>, deps: ServerDeps, nodesOf:
     async (c) => {
       const { repo, digest } = c.req.valid("param");
       const { type } = c.req.valid("query");
-      authorize(c.get("principal"), repo, true);
+      authorize(c.get("principal"), repo, "start");
       const blobs = blobStoreOf(deps);
       const held = await store.artifacts.get(repo, digest);
       if (held && held.type !== type)
@@ -193,7 +193,7 @@ export function artifactRoutes(api: OpenAPIHono<Env>, deps: ServerDeps, nodesOf:
     }),
     async (c) => {
       const { repo, digest } = c.req.valid("param");
-      authorize(c.get("principal"), repo, false);
+      authorize(c.get("principal"), repo, "read");
       const blobs = blobStoreOf(deps);
       const record = await heldArtifact(store, repo, digest);
       const present = await blobs.has(digest);
@@ -235,7 +235,7 @@ export function artifactRoutes(api: OpenAPIHono<Env>, deps: ServerDeps, nodesOf:
     async (c) => {
       const { repo, digest } = c.req.valid("param");
       const q = c.req.valid("query");
-      authorize(c.get("principal"), repo, false);
+      authorize(c.get("principal"), repo, "read");
       const blobs = blobStoreOf(deps);
       const record = await heldArtifact(store, repo, digest);
       return contentResponse(blobs, record, {
@@ -258,7 +258,7 @@ export function artifactRoutes(api: OpenAPIHono<Env>, deps: ServerDeps, nodesOf:
     }),
     async (c) => {
       const { repo, id } = c.req.valid("param");
-      authorize(c.get("principal"), repo, false);
+      authorize(c.get("principal"), repo, "read");
       const exec = await store.executions.get(id);
       if (!exec || exec.repo !== repo)
         throw new ApiError(404, "not_found", `no execution "${id}" of ${repo}`);

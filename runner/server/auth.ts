@@ -8,6 +8,9 @@ import { createRemoteJWKSet, type JWTPayload, jwtVerify } from "jose";
 import { githubRepoKey } from "../../core/version/repo-key.js";
 import type { Store } from "../../db/store.js";
 import { ApiError } from "./errors.js";
+import { type Action, type OidcRule, oidcActions } from "./oidc-rules.js";
+
+export type { Action } from "./oidc-rules.js";
 
 export interface Principal {
   kind: "token" | "oidc" | "open";
@@ -15,7 +18,12 @@ export interface Principal {
   subject: string;
   /** Repository keys it may act on; "*" for an open server. */
   repos: "*" | readonly string[];
+  /** No action but `read` (the UI shows it). */
   readOnly: boolean;
+  /** What it may do in its repositories: an API token all or `read`, an OIDC token by rules. */
+  actions: readonly Action[];
+  /** An OIDC token's `ref` and `sha` claims: what a registration it posts may record. */
+  claims?: { ref: string | null; sha: string | null };
 }
 
 export interface OidcConfig {
@@ -23,16 +31,26 @@ export interface OidcConfig {
   audience: string;
   /** Repository keys from the `repository` claim are `${githubHost}/OWNER/NAME`. */
   githubHost: string;
+  /** REPRISE_OIDC_RULES, parsed at start (oidc-rules.ts); none: the default actions. */
+  rules?: readonly OidcRule[];
 }
 
 export interface AuthOptions {
   store: Store;
   oidc: OidcConfig | null;
-  /** No credentials needed (loopback, nothing configured): every caller may do anything. */
+  /** No credentials needed (REPRISE_AUTH=none, loopback only): every caller may do anything. */
   open: boolean;
 }
 
-const OPEN: Principal = { kind: "open", subject: "anonymous", repos: "*", readOnly: false };
+const ALL: readonly Action[] = ["read", "start", "register", "activate", "evict"];
+
+const OPEN: Principal = {
+  kind: "open",
+  subject: "anonymous",
+  repos: "*",
+  readOnly: false,
+  actions: ALL,
+};
 
 export class Authenticator {
   private jwks: ReturnType<typeof createRemoteJWKSet> | null = null;
@@ -50,7 +68,7 @@ export class Authenticator {
       throw new ApiError(
         401,
         "unauthorized",
-        "send Authorization: Bearer <API token or OIDC token>",
+        "send Authorization: Bearer <API token or OIDC token> (`reprise token create --repo OWNER/NAME` makes one; a server on a loopback address runs without credentials with REPRISE_AUTH=none)",
       );
     }
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
@@ -66,6 +84,7 @@ export class Authenticator {
       subject: `token:${found.id}`,
       repos: found.repos,
       readOnly: found.readOnly,
+      actions: found.readOnly ? ["read"] : ALL,
     };
   }
 
@@ -100,11 +119,15 @@ export class Authenticator {
         `OIDC repository claim "${repository}" is not OWNER/NAME`,
       );
     }
+    const actions = oidcActions(cfg.rules ?? [], { ...payload, repository });
+    const claim = (v: unknown) => (typeof v === "string" ? v : null);
     return {
       kind: "oidc",
       subject: payload.sub ?? `repo:${repository}`,
       repos: [key],
-      readOnly: false,
+      readOnly: !actions.some((a) => a !== "read"),
+      actions,
+      claims: { ref: claim(payload.ref), sha: claim(payload.sha) },
     };
   }
 }
@@ -119,10 +142,17 @@ async function jwksUri(issuer: string): Promise<URL> {
   return new URL(doc.jwks_uri);
 }
 
-/** 403 unless `p` may read (or, with `write`, change) repository `repo`. */
-export function authorize(p: Principal, repo: string, write: boolean): void {
+/** 403 unless `p` may do `action` in repository `repo`. */
+export function authorize(p: Principal, repo: string, action: Action): void {
   if (p.repos !== "*" && !p.repos.includes(repo))
     throw new ApiError(403, "forbidden", `this credential is not for ${repo}`);
-  if (write && p.readOnly)
-    throw new ApiError(403, "forbidden", `this credential is read-only for ${repo}`);
+  if (p.actions.includes(action)) return;
+  if (p.readOnly) throw new ApiError(403, "forbidden", `this credential is read-only for ${repo}`);
+  throw new ApiError(
+    403,
+    "forbidden",
+    p.kind === "oidc"
+      ? `this OIDC token may not ${action} in ${repo} (it may: ${p.actions.join(", ")}; REPRISE_OIDC_RULES grants more, by ref, environment or workflow)`
+      : `this credential may not ${action} in ${repo}`,
+  );
 }

@@ -11,7 +11,14 @@ export interface OidcIssuer {
   /** A token for `repository` (OWNER/NAME); `overrides` change any claim or the signing key. */
   token(
     repository: string,
-    overrides?: { audience?: string; issuer?: string; expiresIn?: string; foreignKey?: boolean },
+    overrides?: {
+      audience?: string;
+      issuer?: string;
+      expiresIn?: string;
+      foreignKey?: boolean;
+      /** GitHub's other claims (`ref`, `sha`, `environment`, `job_workflow_ref`...), replacing the defaults. */
+      claims?: Record<string, unknown>;
+    },
   ): Promise<string>;
   /** JWKS requests served so far (the server caches keys: it should not ask per request). */
   jwksRequests(): number;
@@ -31,7 +38,12 @@ export async function startOidcIssuer(audience: string): Promise<OidcIssuer> {
   let issuer = "";
   const requestTokens = new Map<string, string>();
   const sign = (repository: string, o: Parameters<OidcIssuer["token"]>[1] = {}) =>
-    new SignJWT({ repository, repository_owner: repository.split("/")[0], ref: "refs/heads/main" })
+    new SignJWT({
+      repository,
+      repository_owner: repository.split("/")[0],
+      ref: "refs/heads/main",
+      ...o.claims,
+    })
       .setProtectedHeader({ alg: "RS256", kid: "test-key" })
       .setIssuer(o.issuer ?? issuer)
       .setAudience(o.audience ?? audience)

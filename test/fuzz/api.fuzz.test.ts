@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../runner/server/app.js";
 import { Authenticator } from "../../runner/server/auth.js";
 import { Metrics } from "../../runner/server/metrics.js";
-import { pipeline, sha, TREE } from "../fixtures/specs.js";
+import { gitRegistration, pipeline } from "../fixtures/specs.js";
 import { openTestStore, type TestStore } from "../setup/stores.js";
 
 const REPO = encodeURIComponent("github.com/acme/fuzz");
@@ -31,16 +31,15 @@ beforeAll(async () => {
     publicUrl: null,
     log: (_level, message, extra) => errors.push(`${message} ${JSON.stringify(extra)}`),
   });
-  const s = sha();
+  const reg = gitRegistration(pipeline());
+  const s = reg.sha;
   const post = (path: string, body: unknown) =>
     app.request(path, {
       method: "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: JSON.stringify(body),
     });
-  expect(
-    (await post(`/api/v1/repos/${REPO}/versions`, { sha: s, spec: pipeline(), tree: TREE })).status,
-  ).toBe(201);
+  expect((await post(`/api/v1/repos/${REPO}/versions`, reg)).status).toBe(201);
   const started = await post(`/api/v1/repos/${REPO}/executions`, { workflow: "train", sha: s });
   execution = ((await started.json()) as { id: string }).id;
 }, 60_000);

@@ -28,7 +28,7 @@ import { digestOf } from "../../runner/server/artifact-content.js";
 import { Authenticator } from "../../runner/server/auth.js";
 import { Metrics } from "../../runner/server/metrics.js";
 import { type ArtifactStory, runArtifactStory } from "../fakes/artifact-story.js";
-import { sha, pipeline as spec, TREE } from "../fixtures/specs.js";
+import { gitRegistration, sha, pipeline as spec } from "../fixtures/specs.js";
 import { type Driver, openTestStore, POSTGRES_AVAILABLE, type TestStore } from "../setup/stores.js";
 
 const ML = "github.com/acme/ml";
@@ -495,12 +495,13 @@ function artifactsContract(driver: Driver): void {
     async function registered(repo: string): Promise<string> {
       const known = shas.get(repo);
       if (known) return known;
-      const s = sha();
+      const reg = gitRegistration(spec());
+      const s = reg.sha;
       const r = await json(
         req("POST", `/api/v1/repos/${enc(repo)}/versions`, {
           token: tokenFor(repo),
           headers: { "content-type": "application/json" },
-          body: JSON.stringify({ sha: s, spec: spec(), tree: TREE }),
+          body: JSON.stringify(reg),
         }),
       );
       expect(r.status).toBe(201);

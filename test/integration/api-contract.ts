@@ -21,7 +21,7 @@ import { Authenticator } from "../../runner/server/auth.js";
 import { Metrics } from "../../runner/server/metrics.js";
 import { type OidcIssuer, startOidcIssuer } from "../fakes/oidc-issuer.js";
 import { type TaskProject, taskProject } from "../fakes/task-project.js";
-import { pipeline, sha, TREE } from "../fixtures/specs.js";
+import { gitRegistration, pipeline, sha, TREE } from "../fixtures/specs.js";
 import { type Driver, openTestStore, type TestStore } from "../setup/stores.js";
 
 const ML = "github.com/acme/ml";
@@ -64,11 +64,12 @@ export function apiContract(driver: Driver): void {
     const res = await r;
     return { status: res.status, body: (await res.json()) as Body };
   };
-  const register = (repo: string, s: string, spec = pipeline(), token?: string) =>
+  /** Posts a registration: real git objects (test/fixtures/specs.ts), a fresh commit unless given. */
+  const register = (repo: string, reg = gitRegistration(pipeline()), token?: string) =>
     json(
       req("POST", `/api/v1/repos/${enc(repo)}/versions`, {
         ...(token !== undefined ? { token } : {}),
-        body: { sha: s, parents: [], ref: "main", message: "m", spec, tree: TREE },
+        body: reg,
       }),
     );
 
@@ -97,10 +98,11 @@ export function apiContract(driver: Driver): void {
       publicUrl: null,
       log: (_level, message, extra) => logged.push(`${message} ${JSON.stringify(extra)}`),
     });
-    at.ml = sha();
-    at.other = sha();
-    expect((await register(ML, at.ml)).status).toBe(201);
-    expect((await register(OTHER, at.other, pipeline(), tok.other)).status).toBe(201);
+    const [ml, other] = [gitRegistration(pipeline()), gitRegistration(pipeline())];
+    at.ml = ml.sha;
+    at.other = other.sha;
+    expect((await register(ML, ml)).status).toBe(201);
+    expect((await register(OTHER, other, tok.other)).status).toBe(201);
   }, 60_000);
 
   afterAll(async () => {
@@ -177,32 +179,23 @@ export function apiContract(driver: Driver): void {
 
   describe(`versions [${driver}]`, () => {
     it("registers a posted version once (201, then 200), and refuses an invalid spec with 422 and its diagnostics", async () => {
-      const s = sha();
-      const first = await register(ML, s);
+      const reg = gitRegistration(pipeline());
+      const s = reg.sha;
+      const first = await register(ML, reg);
       expect(first.status).toBe(201);
       expect(first.body).toMatchObject({ sha: s, created: true, identicalTo: at.ml });
       expect(Object.keys(first.body.tasks).sort()).toEqual(["fit", "prep"]);
-      expect((await register(ML, s)).status).toBe(200);
-      const bad = await register(ML, sha(), "version: 1\ntasks: { a: { command: 3 } }\n");
+      expect((await register(ML, reg)).status).toBe(200);
+      const bad = await register(ML, gitRegistration("version: 1\ntasks: { a: { command: 3 } }\n"));
       expect(bad.status).toBe(422);
       expect(bad.body.error.code).toBe("invalid_spec");
       expect(bad.body.errors[0]).toMatchObject({ severity: "error", line: expect.any(Number) });
     });
 
     it("lists versions and shows one with its diff against its parent", async () => {
-      const child = sha();
-      const posted = await json(
-        req("POST", `/api/v1/repos/${enc(ML)}/versions`, {
-          body: {
-            sha: child,
-            parents: [at.ml],
-            ref: "main",
-            message: "new fit",
-            spec: pipeline("fit2.py"),
-            tree: TREE,
-          },
-        }),
-      );
+      const reg = gitRegistration(pipeline("fit2.py"), TREE, { parents: [at.ml] });
+      const child = reg.sha;
+      const posted = await json(req("POST", `/api/v1/repos/${enc(ML)}/versions`, { body: reg }));
       expect(posted.status).toBe(201);
       const one = await json(req("GET", `/api/v1/repos/${enc(ML)}/versions/${child}`));
       expect(one.status).toBe(200);
@@ -266,6 +259,25 @@ export function apiContract(driver: Driver): void {
       expect(prod).toMatchObject({ status: 409, body: { error: { code: "conflict" } } });
     });
 
+    it("refuses inputs the database cannot store or a task's environment cannot hold with 422 invalid_inputs, not a 500", async () => {
+      const base = `/api/v1/repos/${enc(ML)}/executions`;
+      const post = (inputs: string) =>
+        json(
+          req("POST", base, { raw: `{"workflow":"train","sha":"${at.ml}","inputs":${inputs}}` }),
+        );
+      const nul = await post('{"dataset":"a\\u0000b"}');
+      expect(nul).toMatchObject({ status: 422, body: { error: { code: "invalid_inputs" } } });
+      expect(nul.body.error.message).toContain(
+        'input "dataset": the string at dataset contains U+0000',
+      );
+      const lone = await post('{"dataset":"\\ud800"}');
+      expect(lone).toMatchObject({ status: 422, body: { error: { code: "invalid_inputs" } } });
+      expect(lone.body.error.message).toContain("a lone surrogate U+D800");
+      const big = await post(JSON.stringify({ dataset: "x".repeat(200 * 1024) }));
+      expect(big).toMatchObject({ status: 422, body: { error: { code: "invalid_inputs" } } });
+      expect(big.body.error.message).toContain("pass large data as a file input");
+    });
+
     it("serves a run's logs and the lineage of a cached node through to the execution that computed it", async () => {
       project.commit({
         tasks: { t: project.task({ cache: true }) },
@@ -316,10 +328,11 @@ export function apiContract(driver: Driver): void {
     it("activates a SHA with the actor, reads the history, and names a revert a rollback", async () => {
       const repo = `github.com/acme/prod-${sha().slice(0, 8)}`;
       const token = (await store.store.tokens.create({ repos: [repo], readOnly: false })).token;
-      const [a, b, revert] = [sha(), sha(), sha()];
-      await register(repo, a, pipeline(), token);
-      await register(repo, b, pipeline("fit2.py"), token);
-      await register(repo, revert, pipeline(), token);
+      const regs = [pipeline(), pipeline("fit2.py"), pipeline()].map((spec) =>
+        gitRegistration(spec),
+      );
+      const [a, b, revert] = regs.map((r) => r.sha) as [string, string, string];
+      for (const r of regs) await register(repo, r, token);
       const path = `/api/v1/repos/${enc(repo)}/production`;
       for (const s of [a, b, revert])
         expect((await json(req("POST", path, { token, body: { sha: s } }))).status).toBe(200);
@@ -363,7 +376,7 @@ export function apiContract(driver: Driver): void {
       return [
         ["GET", `/api/v1/repos/${r}/versions`],
         ["GET", `/api/v1/repos/${r}/versions/${at.ml}`],
-        ["POST", `/api/v1/repos/${r}/versions`, { sha: sha(), spec: pipeline(), tree: TREE }],
+        ["POST", `/api/v1/repos/${r}/versions`, gitRegistration(pipeline())],
         ["GET", `/api/v1/repos/${r}/diff?from=${at.ml}&to=${at.ml}`],
         ["GET", `/api/v1/repos/${r}/executions`],
         ["POST", `/api/v1/repos/${r}/executions`, { workflow: "train", sha: at.ml }],
@@ -397,16 +410,18 @@ export function apiContract(driver: Driver): void {
       };
     }
 
-    it("forbids a token of another repository every route, reading or writing (403), and changes nothing", async () => {
+    it("forbids a token of another repository every route, reading or writing (403; 404 for an execution id), and changes nothing", async () => {
       const list = await routes();
       const before = await snapshot();
       for (const [method, path, body] of list) {
         const r = await json(req(method, path, { token: tok.other, body }));
+        // An execution's id of another repository answers as an unknown one (issue 14).
+        const byId = path.startsWith("/api/v1/executions/");
         expect([method, path, r.status, r.body.error?.code]).toEqual([
           method,
           path,
-          403,
-          "forbidden",
+          byId ? 404 : 403,
+          byId ? "not_found" : "forbidden",
         ]);
       }
       expect(await snapshot()).toEqual(before);
