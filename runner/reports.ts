@@ -19,7 +19,11 @@ export interface LogEntry {
   attempt: number | null;
   /** The attempt's state, or the node's when it has no attempt. */
   state: string;
-  logRef: string | null;
+  /**
+   * The attempt started a process, so it has a log (`log` null then: it is gone). Never the
+   * executor's reference: on the local executor that is the runner's filesystem path.
+   */
+  logged: boolean;
   log: string | null;
   /** The log is longer than what is shown (`--tail`). */
   truncated: boolean;
@@ -84,7 +88,7 @@ function noAttempt(n: NodeRecord): LogEntry {
     task: n.taskName,
     attempt: null,
     state: n.state,
-    logRef: null,
+    logged: false,
     log: null,
     truncated: false,
     error: n.error
@@ -122,7 +126,7 @@ async function attemptEntry(
     task: n.taskName,
     attempt: a.attempt,
     state: a.state,
-    logRef: a.logRef,
+    logged: a.logRef !== null,
     log,
     truncated,
     error:

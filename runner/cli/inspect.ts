@@ -97,9 +97,7 @@ function logLines(executionId: string, e: LogEntry, tail: number): string[] {
   }
   const lines = [`== ${e.node} (${e.task}) attempt ${e.attempt}: ${e.state}`];
   if (e.log === null) {
-    lines.push(
-      e.logRef === null ? "(no log: the attempt did not start a process)" : "(the log is gone)",
-    );
+    lines.push(!e.logged ? "(no log: the attempt did not start a process)" : "(the log is gone)");
   } else {
     if (e.truncated)
       lines.push(

@@ -10,6 +10,7 @@ import type { Delivery } from "../../db/types.js";
 import type { GitHubAppConfig } from "../config.js";
 import { sleep } from "../engine/engine.js";
 import type { Executor } from "../executors/types.js";
+import { MAX_WEBHOOK_BYTES } from "../server/app.js";
 import { GitHubClient } from "./client.js";
 import type { AppContext, Outcome } from "./context.js";
 import { type CheckRunPayload, onCheckRun } from "./on-check-run.js";
@@ -19,6 +20,7 @@ import { onPush, type PushPayload } from "./on-push.js";
 import { makeStorable, payloadProblem } from "./payloads.js";
 import { onReport, queueReports, REPORT_EVENT } from "./report.js";
 import { onSchedule, queueSchedules, SCHEDULE_EVENT, type SchedulePayload } from "./schedules.js";
+import { InFlight, readSigned, unsignedSize } from "./signed-body.js";
 
 export interface GitHubAppOptions {
   config: GitHubAppConfig;
@@ -97,18 +99,44 @@ export class GitHubApp {
    * POST /api/github/webhooks: 401 unsigned, 400 malformed, 202 stored, 200 seen before. The
    * body's size is limited before this is called (runner/server/app.ts: 413 over 25 MiB).
    */
+  /** Bytes of deliveries being received whose signature is not checked yet. */
+  readonly inFlight = new InFlight();
+
   readonly webhooks = async (req: Request): Promise<Response> => {
     this.#lastRequest = performance.now();
     const signature = req.headers.get("x-hub-signature-256");
-    // Without a signature there is nothing to verify: refused before the body is read.
-    if (!signature) return unsigned();
-    let body: string;
-    try {
-      body = await req.text();
-    } catch (e) {
-      return error(400, "bad_request", `the body could not be read (${(e as Error).message})`);
+    // Without a signature there is nothing to verify: refused before the body is read (one of
+    // unknown length is counted, not kept, to tell one over the limit).
+    if (!signature) {
+      if ((await unsignedSize(req, MAX_WEBHOOK_BYTES)) === "over")
+        return Response.json(
+          {
+            error: {
+              code: "payload_too_large",
+              message: `webhook deliveries are limited to ${MAX_WEBHOOK_BYTES} bytes (${MAX_WEBHOOK_BYTES / 1024 / 1024} MiB)`,
+            },
+          },
+          { status: 413, headers: { connection: "close" } },
+        );
+      return unsigned();
     }
-    if (!(await this.ctx.client.verify(body, signature))) return unsigned();
+    // Verified as it streams, with the bytes of unverified deliveries capped (signed-body.ts).
+    const read = await readSigned(req, {
+      secret: this.#opts.config.webhookSecret,
+      signature,
+      maxBytes: MAX_WEBHOOK_BYTES,
+      inFlight: this.inFlight,
+    });
+    if (!read.ok)
+      return Response.json(
+        { error: { code: read.code, message: read.message } },
+        {
+          status: read.status,
+          // The rest of a refused body is not worth reading to keep the connection.
+          headers: read.status === 401 ? {} : { connection: "close", "retry-after": "10" },
+        },
+      );
+    const body = read.body;
     const id = req.headers.get("x-github-delivery");
     const event = req.headers.get("x-github-event");
     if (!id || !event)

@@ -14,10 +14,16 @@ import { apiRoutes } from "./api.js";
 import { isArtifactUpload } from "./artifacts-api.js";
 import type { Authenticator } from "./auth.js";
 import { errorBody, onError } from "./errors.js";
+import { hostCheck } from "./hosts.js";
 import type { Metrics } from "./metrics.js";
 
 /** Request bodies above this are refused with 413 (DESIGN.md section 9). */
 export const MAX_BODY_BYTES = 1024 * 1024;
+/**
+ * A registration (POST /repos/{repo}/versions): the spec plus the commit's raw tree objects,
+ * base64-encoded (the tree objects themselves are capped at MAX_TREE_BYTES by the route).
+ */
+export const MAX_REGISTRATION_BYTES = 48 * 1024 * 1024;
 /**
  * GitHub delivers webhook payloads up to 25 MB (a push of many commits, a big pull request); the
  * webhook route takes that much, the rest of the API keeps MAX_BODY_BYTES.
@@ -38,6 +44,11 @@ export interface ServerDeps {
   metrics: Metrics;
   /** Where users reach this server (links in check runs, the UI); null: relative links. */
   publicUrl: string | null;
+  /**
+   * Host names answered besides loopback ones and the public URL's (runner/server/hosts.ts):
+   * the address listened on, when it is one.
+   */
+  hosts?: readonly string[] | undefined;
   log: (level: "info" | "warn" | "error", message: string, extra?: Record<string, unknown>) => void;
   /** The GitHub App's webhook handler, mounted at /api/github/webhooks when configured. */
   webhooks?: ((req: Request) => Promise<Response>) | undefined;
@@ -53,18 +64,30 @@ export function createApp(deps: ServerDeps): Hono {
   app.notFound((c) =>
     c.json(errorBody("not_found", `no route ${c.req.method} ${c.req.path}`), 404),
   );
+  // Before anything else: a rebound name or another site's form reaches nothing (hosts.ts).
+  app.use("*", hostCheck(deps.publicUrl, deps.hosts));
   // A declared Content-Length over the limit is refused before any of the body is read; a
   // chunked body is read up to the limit and refused there. Either way nothing reaches a handler.
   // Artifact uploads are streamed to the store and capped by their route (artifacts-api.ts): this
   // limit would hold them in memory.
   const apiLimit = limit(MAX_BODY_BYTES, "request bodies");
-  const webhookLimit = limit(MAX_WEBHOOK_BYTES, "webhook deliveries");
+  // Webhooks: only a declared length is checked here; hono's bodyLimit would buffer a chunked
+  // body whole before its signature is checked, so the App counts it as it streams
+  // (runner/github/signed-body.ts).
+  const webhookLimit = declaredLimit(
+    limit(MAX_WEBHOOK_BYTES, "webhook deliveries"),
+    MAX_WEBHOOK_BYTES,
+  );
+  // A registration carries the commit's raw tree objects (api.ts): a larger limit, that route only.
+  const registrationLimit = limit(MAX_REGISTRATION_BYTES, "registrations");
   app.use("/api/*", (c, next) =>
     c.req.path === WEBHOOK_PATH
       ? webhookLimit(c, next)
       : isArtifactUpload(c.req.method, c.req.path)
         ? next()
-        : apiLimit(c, next),
+        : c.req.method === "POST" && /^\/api\/v1\/repos\/[^/]+\/versions\/?$/.test(c.req.path)
+          ? registrationLimit(c, next)
+          : apiLimit(c, next),
   );
 
   // Liveness: the process answers. Readiness: the database answers and is migrated.
@@ -90,6 +113,17 @@ export function createApp(deps: ServerDeps): Hono {
   app.route("/api/v1", apiRoutes(deps));
   if (deps.ui) app.route("/", deps.ui);
   return app;
+}
+
+/** `refuse` for a declared Content-Length over `maxSize`; a body without one passes unread. */
+function declaredLimit(refuse: MiddlewareHandler, maxSize: number): MiddlewareHandler {
+  return (c, next) => {
+    const declared = c.req.header("content-length");
+    const chunked = c.req.header("transfer-encoding") !== undefined;
+    return !chunked && declared !== undefined && Number.parseInt(declared, 10) > maxSize
+      ? refuse(c, next)
+      : next();
+  };
 }
 
 function limit(maxSize: number, what: string): MiddlewareHandler {

@@ -1,8 +1,8 @@
 /**
  * `reprise serve`: the Hono app over HTTP with the engine running beside it, in one process.
- * Authentication is decided at start: with OIDC configured or any API token stored, every API
- * call needs a credential; with neither, a server on a loopback address runs open (with a
- * warning) and one on any other address refuses to start.
+ * Authentication is explicit: every API call needs a credential (an API token or an OIDC token)
+ * unless REPRISE_AUTH=none, which only a server on a loopback address accepts (with a warning).
+ * Having no token yet, or revoking the last one, never opens it.
  */
 import { serve as listen, type ServerType } from "@hono/node-server";
 import type { Logger } from "pino";
@@ -12,7 +12,9 @@ import type { Config } from "../config.js";
 import { defaultLog } from "../log.js";
 import { createApp, type ServerDeps } from "./app.js";
 import { Authenticator } from "./auth.js";
+import { isLoopback } from "./hosts.js";
 import { Metrics } from "./metrics.js";
+import { loadOidcRules } from "./oidc-rules.js";
 import { uiRoutes } from "./ui/index.js";
 
 /**
@@ -40,9 +42,7 @@ export interface ServeOptions {
   log?: Logger;
 }
 
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
-}
+export { isLoopback } from "./hosts.js";
 
 export async function startServer(config: Config, opts: ServeOptions = {}): Promise<Served> {
   const log = opts.log ?? defaultLog(config);
@@ -53,20 +53,31 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
   let working: Promise<void> | null = null;
   try {
     const store = runtime.open.store;
-    const tokens = (await store.tokens.list()).length;
-    const secured = config.oidc !== null || tokens > 0;
-    if (!secured && !isLoopback(config.host))
+    const open = config.auth === "none";
+    if (open && !isLoopback(config.host))
       throw new ServeError(
-        `refusing to serve on ${config.host} without authentication: create an API token (\`reprise token create --repo OWNER/NAME\`) or set REPRISE_OIDC_ISSUER and REPRISE_OIDC_AUDIENCE, or listen on 127.0.0.1`,
+        `refusing REPRISE_AUTH=none on ${config.host}: an open server listens only on a loopback address (HOST=127.0.0.1); elsewhere create an API token (\`reprise token create --repo OWNER/NAME\`) or set REPRISE_OIDC_ISSUER and REPRISE_OIDC_AUDIENCE`,
       );
-    if (!secured)
+    if (open)
       log.warn(
-        `no API token and no OIDC issuer configured: the API on ${config.host} is open to anyone who can reach it. \`reprise token create\` secures it (restart to apply).`,
+        `REPRISE_AUTH=none: the API on ${config.host} is open to anyone who can reach this machine, with no credential`,
+      );
+    else if (config.oidc === null && (await store.tokens.list()).length === 0)
+      log.warn(
+        "no API token and no OIDC issuer: every API call answers 401 until `reprise token create --repo OWNER/NAME` makes one (or restart with REPRISE_AUTH=none on a loopback address)",
       );
     const auth = new Authenticator({
       store,
-      open: !secured,
-      oidc: config.oidc ? { ...config.oidc, githubHost: config.githubHost } : null,
+      open,
+      oidc: config.oidc
+        ? {
+            issuer: config.oidc.issuer,
+            audience: config.oidc.audience,
+            githubHost: config.githubHost,
+            // A bad rules file refuses the start, naming the line to fix.
+            rules: config.oidc.rulesPath ? loadOidcRules(config.oidc.rulesPath) : [],
+          }
+        : null,
     });
     const deps: ServerDeps = {
       store,
@@ -75,6 +86,10 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
       auth,
       metrics,
       publicUrl: config.publicUrl,
+      // A HOST that is one address (not 0.0.0.0 or ::) is a name clients may use.
+      hosts: /^(0\.0\.0\.0|::|\[::\])$/.test(config.host)
+        ? []
+        : [config.host.includes(":") ? `[${config.host}]` : config.host],
       log: (level, message, extra) => log[level](extra ?? {}, message),
     };
     Object.assign(deps, opts.extend?.(deps) ?? {});
@@ -97,7 +112,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     });
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
     const url = `http://${host}:${address.port}`;
-    log.info({ url, owner: runtime.engine.owner, auth: secured ? "required" : "open" }, "serving");
+    log.info({ url, owner: runtime.engine.owner, auth: open ? "open" : "required" }, "serving");
     return {
       url,
       runtime,

@@ -19,26 +19,38 @@ afterEach(() => {
 });
 
 describe("reprise serve", () => {
-  it("refuses to listen beyond loopback without authentication, saying how to add it", () => {
+  it("refuses REPRISE_AUTH=none beyond loopback, saying how to add authentication", () => {
     const data = dataDir();
     const r = reprise(
-      { cwd: data, env: { REPRISE_DATA_DIR: data, DATABASE_URL: "", HOST: "0.0.0.0", PORT: "0" } },
+      {
+        cwd: data,
+        env: {
+          REPRISE_DATA_DIR: data,
+          DATABASE_URL: "",
+          HOST: "0.0.0.0",
+          PORT: "0",
+          REPRISE_AUTH: "none",
+        },
+      },
       "serve",
     );
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("refusing to serve on 0.0.0.0 without authentication");
+    expect(r.stderr).toContain("refusing REPRISE_AUTH=none on 0.0.0.0");
     expect(r.stderr).toContain("reprise token create");
   }, 60_000);
 
-  it("runs open on loopback with a warning; once a token exists it requires one, scoped to its repository", async () => {
+  it("runs open on loopback with REPRISE_AUTH=none and a warning; otherwise requires a token, scoped to its repository", async () => {
     const data = dataDir();
     const env = { REPRISE_DATA_DIR: data, DATABASE_URL: "", PORT: "0", LOG_LEVEL: "warn" };
-    const open = await repriseBackground({ cwd: data, env }, "serve");
+    const open = await repriseBackground(
+      { cwd: data, env: { ...env, REPRISE_AUTH: "none" } },
+      "serve",
+    );
     const anonymous = await fetch(`${open.url}/api/v1/repos`);
     expect(anonymous.status).toBe(200);
     const stopped = await open.stop();
     expect(stopped.code).toBe(0);
-    expect(stopped.stderr).toContain("is open to anyone who can reach it");
+    expect(stopped.stderr).toContain("is open to anyone who can reach this machine");
 
     const created = reprise(
       { cwd: data, env },

@@ -171,8 +171,8 @@ describe("webhook deliveries by size", () => {
       attempts: 1,
       outcome: "no reprise.yaml",
     });
-    // The rest of the API keeps its limit.
-    const api = await post("/api/v1/repos/x/versions", Buffer.from(body), {});
+    // The rest of the API keeps its limit (registration has its own, for a spec and its trees).
+    const api = await post("/api/v1/repos/x/executions", Buffer.from(body), {});
     expect(api.status).toBe(413);
     expect(api.body.error?.message).toContain("1048576 bytes");
   }, 60_000);

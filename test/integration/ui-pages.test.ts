@@ -11,6 +11,7 @@ import { Metrics } from "../../runner/server/metrics.js";
 import { paths, uiRoutes } from "../../runner/server/ui/index.js";
 import { taskHistory } from "../../runner/task-history.js";
 import { type ArtifactStory, CSV, PNG, runArtifactStory, SVG } from "../fakes/artifact-story.js";
+import { csrfOf, postLogin } from "../fakes/ui-login.js";
 import { runUiStory, type UiStory } from "../fakes/ui-story.js";
 import { openTestStore, type TestStore } from "../setup/stores.js";
 
@@ -246,11 +247,7 @@ describe("sign-in and access", () => {
   });
 
   const login = (token: string, next = "/") =>
-    secured.request("/login", {
-      method: "POST",
-      body: new URLSearchParams({ token, next }),
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-    });
+    postLogin((path, init) => secured.request(path, init), token, next);
   const cookieOf = (res: Response) => (res.headers.get("set-cookie") ?? "").split(";")[0] as string;
 
   it("sends a caller without a credential to the login form, and back after it", async () => {
@@ -301,12 +298,19 @@ describe("sign-in and access", () => {
       `/repos/${enc(story.repo)}`,
       `/repos/${enc(story.repo)}/tasks/train`,
       `/repos/${enc(story.repo)}/workflows/train`,
-      `/executions/${story.fixed.id}`,
-      `/compare?a=${story.broken.id}&b=${story.fixed.id}`,
     ]) {
       const res = await secured.request(path, { headers: { cookie } });
       expect(res.status, path).toBe(403);
       expect(await res.text(), path).toContain(`this credential is not for ${story.repo}`);
+    }
+    // Another repository's execution id answers as an unknown one: a 403 would say it exists.
+    for (const path of [
+      `/executions/${story.fixed.id}`,
+      `/compare?a=${story.broken.id}&b=${story.fixed.id}`,
+    ]) {
+      const res = await secured.request(path, { headers: { cookie } });
+      expect(res.status, path).toBe(404);
+      expect(await res.text(), path).toContain("no execution");
     }
   });
 
@@ -323,8 +327,16 @@ describe("sign-in and access", () => {
     expect(res.headers.get("set-cookie")).toContain("reprise_token=;");
   });
 
-  it("signs out by clearing the cookie", async () => {
-    const res = await secured.request("/logout", { method: "POST" });
+  it("signs out by clearing the cookie, from its own form only", async () => {
+    const forged = await secured.request("/logout", { method: "POST" });
+    expect(forged.status).toBe(403);
+    expect(forged.headers.get("set-cookie") ?? "").not.toContain("reprise_token=;");
+    const { cookie, csrf } = await csrfOf((path, init) => secured.request(path, init));
+    const res = await secured.request("/logout", {
+      method: "POST",
+      body: new URLSearchParams({ csrf }),
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+    });
     expect(res.status).toBe(303);
     expect(res.headers.get("set-cookie")).toContain("reprise_token=;");
   });
@@ -337,11 +349,7 @@ describe("artifacts on the execution page", () => {
   let mine: string;
   let other: string;
   const login = async (token: string) => {
-    const res = await app.request("/login", {
-      method: "POST",
-      body: new URLSearchParams({ token, next: "/" }),
-      headers: { "content-type": "application/x-www-form-urlencoded" },
-    });
+    const res = await postLogin((path, init) => app.request(path, init), token);
     return (res.headers.get("set-cookie") ?? "").split(";")[0] as string;
   };
   const page = async (cookie: string) => {

@@ -6,6 +6,7 @@
  */
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import type { Child } from "hono/jsx";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { isArtifactDigest } from "../../../core/artifacts/ref.js";
 import { NotFoundError } from "../../../db/errors.js";
@@ -14,10 +15,11 @@ import type { ServerDeps } from "../app.js";
 import { contentResponse } from "../artifact-content.js";
 import { blobStoreOf, heldArtifact } from "../artifacts-api.js";
 import { authorize, type Principal } from "../auth.js";
+import { readableOr404 } from "../by-id.js";
 import { ApiError } from "../errors.js";
 import { finishedNodes } from "../finished-nodes.js";
 import { ASSETS } from "./assets.js";
-import { ErrorPage } from "./layout.js";
+import { Csrf, ErrorPage } from "./layout.js";
 import { comparePage, comparePicker } from "./pages/compare.js";
 import { executionPage } from "./pages/execution.js";
 import { homePage, loginPage } from "./pages/home.js";
@@ -25,7 +27,15 @@ import { repoPage } from "./pages/repo.js";
 import { runsPage } from "./pages/runs.js";
 import { taskHistoryPage } from "./pages/task-history.js";
 import { paths } from "./paths.js";
-import { logIn, logOut, principalOf, safeNext } from "./session.js";
+import {
+  CSRF_FIELD,
+  csrfToken,
+  csrfValid,
+  logIn,
+  logOut,
+  principalOf,
+  safeNext,
+} from "./session.js";
 
 export { executionUrl, paths } from "./paths.js";
 
@@ -38,6 +48,9 @@ const SECURITY_HEADERS: Record<string, string> = {
   "x-content-type-options": "nosniff",
   "referrer-policy": "same-origin",
 };
+/** A POST without the session's anti-forgery token (session.ts): another site's form, or an old page. */
+const FORGED =
+  "this form did not come from a page of this server (its anti-forgery token is missing or stale): reload the page and try again";
 /** The login form posts one token; anything bigger is not one. */
 const MAX_LOGIN_BYTES = 16 * 1024;
 
@@ -51,7 +64,10 @@ export function uiRoutes(deps: ServerDeps): Hono {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.header(k, v);
     c.header("cache-control", "no-store");
     // Without a doctype the browser lays the page out in quirks mode.
-    const markup = await (body as { toString(): string | Promise<string> }).toString();
+    const provided = <Csrf.Provider value={csrfToken(c, secure)}>{body as Child}</Csrf.Provider>;
+    const markup = await (
+      provided as unknown as { toString(): string | Promise<string> }
+    ).toString();
     return c.html(`<!DOCTYPE html>${markup}`, status);
   };
 
@@ -83,11 +99,11 @@ export function uiRoutes(deps: ServerDeps): Hono {
   const execution = async (p: Principal, id: string) => {
     const exec = await store.executions.get(id);
     if (!exec) throw new ApiError(404, "not_found", `no execution "${id}"`);
-    authorize(p, exec.repo, false);
+    readableOr404(p, exec.repo, `no execution "${id}"`);
     return exec;
   };
   const repository = async (p: Principal, repo: string) => {
-    authorize(p, repo, false);
+    authorize(p, repo, "read");
     if (!(await store.versions.repositories()).includes(repo))
       throw new ApiError(404, "not_found", `no repository "${repo}" is registered here`);
     return repo;
@@ -148,7 +164,7 @@ export function uiRoutes(deps: ServerDeps): Hono {
     c.set("principal", p);
     const repo = param(c, "repo");
     const digest = param(c, "digest");
-    authorize(p, repo, false);
+    authorize(p, repo, "read");
     if (!isArtifactDigest(digest))
       throw new ApiError(
         400,
@@ -187,16 +203,31 @@ export function uiRoutes(deps: ServerDeps): Hono {
     async (c) => {
       const form = await c.req.parseBody();
       const next = safeNext(typeof form.next === "string" ? form.next : undefined);
+      if (!csrfValid(c, form[CSRF_FIELD])) return html(c, loginPage(next, FORGED), 403);
       const token = typeof form.token === "string" ? form.token.trim() : "";
       const result = await logIn(c, deps.auth, token, secure);
       if (!result.ok) return html(c, loginPage(next, result.message), 401);
       return c.redirect(next, 303);
     },
   );
-  ui.post("/logout", (c) => {
-    logOut(c);
-    return c.redirect(deps.auth.open ? paths.home() : paths.login(), 303);
-  });
+  ui.post(
+    "/logout",
+    bodyLimit({
+      maxSize: MAX_LOGIN_BYTES,
+      onError: (c) => c.text("a sign-out form is not that long", 413),
+    }),
+    async (c) => {
+      const form = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+      if (!csrfValid(c, form[CSRF_FIELD]))
+        return html(
+          c,
+          <ErrorPage principal={null} status={403} title="Not allowed" message={FORGED} />,
+          403,
+        );
+      logOut(c);
+      return c.redirect(deps.auth.open ? paths.home() : paths.login(), 303);
+    },
+  );
   // Its variables are its own business: the app mounts it as a plain Hono.
   return ui as unknown as Hono;
 }

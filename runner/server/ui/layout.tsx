@@ -1,5 +1,5 @@
 /** The page shell and the small pieces every page uses: badges, short SHAs, times, JSON. */
-import type { Child } from "hono/jsx";
+import { type Child, createContext, useContext } from "hono/jsx";
 import type { JsonValue } from "../../../core/spec/types.js";
 import type { Principal } from "../auth.js";
 import { FAVICON, STYLESHEET } from "./assets.js";
@@ -13,6 +13,14 @@ export interface PageProps {
   /** Reload every N seconds (an execution still running). */
   refresh?: number;
   children?: Child;
+}
+
+/** The session's anti-forgery token (session.ts), provided by the UI's `html` for every page. */
+export const Csrf = createContext("");
+
+/** Every POST form carries it: the server refuses a form without the session's token. */
+export function CsrfField() {
+  return <input type="hidden" name="csrf" value={useContext(Csrf)} />;
 }
 
 export function Page(p: PageProps) {
@@ -38,6 +46,7 @@ export function Page(p: PageProps) {
           </nav>
           {p.principal.kind === "open" ? null : (
             <form method="post" action={paths.logout()}>
+              <CsrfField />
               <span class="sub">{p.principal.subject} </span>
               <button class="link" type="submit">
                 sign out
@@ -112,7 +121,13 @@ export function ErrorPage(p: {
   title: string;
   message: string;
 }) {
-  const principal = p.principal ?? { kind: "open", subject: "", repos: [], readOnly: true };
+  const principal = p.principal ?? {
+    kind: "open",
+    subject: "",
+    repos: [],
+    readOnly: true,
+    actions: [],
+  };
   return (
     <Page title={p.title} principal={principal as Principal}>
       <h1>{p.title}</h1>

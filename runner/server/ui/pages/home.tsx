@@ -1,7 +1,7 @@
 /** The repositories this credential may read, and the login form. */
 import type { Store } from "../../../../db/store.js";
 import type { Principal } from "../../auth.js";
-import { Page, short, when } from "../layout.js";
+import { CsrfField, Page, short, when } from "../layout.js";
 import { paths } from "../paths.js";
 
 export async function homePage(store: Store, principal: Principal) {
@@ -56,7 +56,7 @@ export async function homePage(store: Store, principal: Principal) {
 }
 
 export function loginPage(next: string, message: string | null) {
-  const nobody = { kind: "open", subject: "", repos: [], readOnly: true } as const;
+  const nobody = { kind: "open", subject: "", repos: [], readOnly: true, actions: [] } as const;
   return (
     <Page title="Sign in" principal={nobody}>
       <h1>Sign in</h1>
@@ -66,6 +66,7 @@ export function loginPage(next: string, message: string | null) {
       </p>
       {message ? <p class="notice error">{message}</p> : null}
       <form method="post" action={paths.login()} class="inline">
+        <CsrfField />
         <input type="hidden" name="next" value={next} />
         <input
           type="password"
