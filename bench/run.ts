@@ -17,6 +17,7 @@ import { benchKubernetes } from "./kubernetes.js";
 import { printTable, type Row, resultsMarkdown } from "./lib.js";
 import { benchLoad } from "./load.js";
 import { benchLocalExecutor } from "./local-executor.js";
+import { benchSpecWorker } from "./spec-worker.js";
 import { benchStore } from "./store.js";
 import { benchUi } from "./ui.js";
 
@@ -31,6 +32,7 @@ const BENCHES: Record<string, () => Row[] | Promise<Row[]>> = {
   github: benchGitHub,
   ui: benchUi,
   artifacts: benchArtifacts,
+  "spec-worker": benchSpecWorker,
 };
 
 const wanted = process.argv.slice(2);

@@ -1,15 +1,16 @@
 /**
  * Registering a version (DESIGN.md section 4): read the spec and tree listing at a commit, build
- * the version in core, store it. Registering a SHA twice is a no-op; an invalid spec is recorded
+ * the version in core (on a spec worker thread: spec-worker.ts), store it. Registering a SHA twice is a no-op; an invalid spec is recorded
  * as a failed registration with its errors.
  */
 
 import { SPEC_FILE } from "../core/spec/diagnostics.js";
-import { type BuildResult, buildVersion } from "../core/version/build-version.js";
+import type { BuildResult } from "../core/version/build-version.js";
 import { localRepoKey } from "../core/version/repo-key.js";
 import type { Store } from "../db/store.js";
 import type { VersionRecord } from "../db/types.js";
 import { commitInfo, snapshotAt } from "./sources/local-git.js";
+import { specWorkers } from "./spec-worker.js";
 
 export interface Registered {
   version: VersionRecord;
@@ -67,7 +68,7 @@ async function registerAt(
 
 async function buildAt(root: string, sha: string): Promise<BuildResult> {
   const snap = await snapshotAt(root, sha);
-  if (snap.spec !== null) return buildVersion(snap.spec, snap.tree);
+  if (snap.spec !== null) return specWorkers().build(snap.spec, snap.tree);
   const message = `no ${SPEC_FILE} at the root of ${sha.slice(0, 12)}`;
   return {
     ok: false,

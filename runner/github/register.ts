@@ -8,10 +8,10 @@ import type { RestEndpointMethodTypes } from "@octokit/rest";
 import picomatch from "picomatch";
 import type { TreeEntry } from "../../core/hash/sources.js";
 import { SPEC_FILE } from "../../core/spec/diagnostics.js";
-import { parseSpec } from "../../core/spec/parse-spec.js";
-import { type BuildResult, buildVersion } from "../../core/version/build-version.js";
+import type { BuildResult } from "../../core/version/build-version.js";
 import type { Store } from "../../db/store.js";
 import type { VersionRecord } from "../../db/types.js";
+import { specWorkers } from "../spec-worker.js";
 import type { Octokit, RepoName } from "./client.js";
 
 export interface CommitFacts {
@@ -72,16 +72,16 @@ async function readCommit(
     const spec = root.find((e) => e.path === SPEC_FILE && e.type === "blob");
     if (!spec?.sha) return null;
     const text = await blob(octokit, name, spec.sha);
-    const parsed = parseSpec(text);
-    // An invalid spec is reported from its own text; the tree only matters for a valid one.
-    if (!parsed.ok) return buildVersion(text, []);
-    const globs = Object.values(parsed.spec.tasks).flatMap((t) => t.sources);
-    return buildVersion(text, await walk(octokit, name, root, globBases(globs)));
+    // Parsed on a spec worker, as every build is (runner/spec-worker.ts). An invalid spec is
+    // reported from its own text; the tree only matters for a valid one.
+    const globs = await specWorkers().sourceGlobs(text);
+    if (globs === null) return specWorkers().build(text, []);
+    return specWorkers().build(text, await walk(octokit, name, root, globBases(globs)));
   }
   const entries = toEntries(tree.tree, "");
   const specEntry = entries.find((e) => e.path === SPEC_FILE && e.mode !== "160000");
   if (!specEntry) return null;
-  return buildVersion(await blob(octokit, name, specEntry.sha), entries);
+  return specWorkers().build(await blob(octokit, name, specEntry.sha), entries);
 }
 
 async function blob(octokit: Octokit, name: RepoName, sha: string): Promise<Uint8Array> {
