@@ -6,11 +6,12 @@
  * in git): an empty subdirectory is not kept.
  *
  * Links are kept as links when they resolve inside the directory, resolved as the kernel would
- * (each component in turn, links within links included), so `a -> .` plus `b -> a/..` is seen
- * to escape although `a/..` looks harmless lexically.
+ * (core/version/links.ts: each component in turn, links within links included), so `a -> .`
+ * plus `b -> a/..` is seen to escape although `a/..` looks harmless lexically.
  */
 import { createHash } from "node:crypto";
 import { canonicalJson } from "../hash/digest.js";
+import { linkEscapes } from "../version/links.js";
 import { isArtifactDigest } from "./ref.js";
 
 export type ManifestEntry =
@@ -24,8 +25,6 @@ export interface Manifest {
 /** Far above real directories; a bound on what a hostile manifest can make a runner hold. */
 export const MAX_MANIFEST_ENTRIES = 1_000_000;
 const MAX_PATH_BYTES = 4_096;
-/** Linux gives up after 40 links in one lookup (ELOOP). */
-const MAX_LINK_HOPS = 40;
 
 /** Byte order of the UTF-8 paths: the same on every machine, whatever its locale. */
 export function comparePaths(a: string, b: string): number {
@@ -118,45 +117,6 @@ export function buildManifest(entries: readonly ManifestEntry[]): ManifestCheck 
       ),
     },
   };
-}
-
-/**
- * Resolves the link at `path` as the kernel would, component by component, following links the
- * manifest holds; says why when any step leaves the directory. A target that names nothing (a
- * dangling link) stays inside and is kept.
- */
-function linkEscapes(path: string, byPath: ReadonlyMap<string, ManifestEntry>): string | null {
-  const link = byPath.get(path) as Extract<ManifestEntry, { kind: "symlink" }>;
-  if (link.target.startsWith("/"))
-    return `link ${JSON.stringify(path)} points to the absolute path ${JSON.stringify(link.target)}`;
-  // Components still to walk, and where we are (a stack of names below the root).
-  const at: string[] = path.split("/").slice(0, -1);
-  const todo: string[] = link.target.split("/").reverse();
-  let hops = 0;
-  while (todo.length > 0) {
-    const part = todo.pop() as string;
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (at.length === 0)
-        return `link ${JSON.stringify(path)} -> ${JSON.stringify(link.target)} leaves the directory`;
-      at.pop();
-      continue;
-    }
-    at.push(part);
-    const entry = byPath.get(at.join("/"));
-    if (entry?.kind === "symlink") {
-      if (++hops > MAX_LINK_HOPS)
-        return `link ${JSON.stringify(path)} goes through more than ${MAX_LINK_HOPS} links`;
-      if (entry.target.startsWith("/"))
-        return `link ${JSON.stringify(path)} leads to the absolute path ${JSON.stringify(entry.target)}`;
-      at.pop();
-      todo.push(...entry.target.split("/").reverse());
-    } else if (entry) {
-      // A file: anything after it cannot be looked up (ENOTDIR), so nothing escapes.
-      if (todo.some((p) => p !== "" && p !== ".")) return null;
-    }
-  }
-  return null;
 }
 
 export function manifestBytes(m: Manifest): Buffer {

@@ -1,41 +1,84 @@
 /**
  * Code at a SHA for the local executor, for GitHub repositories (DESIGN.md section 7): the
- * repository tarball at the commit, extracted once per SHA into `<cacheRoot>/<sha>`.
+ * repository tarball at the commit, streamed (never held whole in memory) and extracted once per
+ * SHA into `<cacheRoot>/<sha>`, checked against the commit's tree as GitHub lists it.
  *
- * Extraction is safe by construction: GNU tar and bsdtar refuse `..` members and strip a leading
- * `/`, and GNU tar defers symlinks that are absolute or contain `..` to the end (nothing is
- * written through them). After extraction, before the directory is published by an atomic rename
- * (a concurrent or restarted runner never sees half a checkout), every symlink is resolved the
- * way the kernel would, through the other symlinks, and must stay inside the checkout; FIFOs,
- * sockets and devices are refused. The archive's owners and permission bits are not applied.
+ * The tree says exactly what to expect: every member of the tarball (below GitHub's wrapping
+ * directory) must be one of its files, links or directories, of the kind and size it says, and
+ * every file's content (hashed while it streams: `sha1("blob <size>\0" + content)`) and link
+ * target must hash to its blob id; a missing, extra or different member fails the checkout. So
+ * nothing is written but the tree's own paths, parsed by node-tar (pax, GNU long names, base-256
+ * sizes), each file opened O_EXCL|O_NOFOLLOW. Links are made last, after their targets are
+ * checked to stay inside (core/version/links.ts, kernel-style): nothing is written through one.
+ *
+ * Bounded: a tree over `maxBytes` (REPRISE_CHECKOUT_MAX_BYTES) of files is refused before the
+ * download; the decompressed stream may not exceed what the tree accounts for (a gzip bomb is
+ * cut off there), nor `maxBytes`. What was extracted is in a staging directory until it is
+ * complete and checked, then published by an atomic rename; on any failure it is removed.
+ *
+ * Failures: a checkout refused for its size (the tree's, or a tarball larger than its tree) is a
+ * user failure (`CheckoutRefused`, reason `checkout`: retrying cannot help); a tarball that does
+ * not match its tree otherwise (a corrupted or cut download) is a plain Error: a system failure,
+ * retried.
  */
-import { spawn } from "node:child_process";
-import {
-  lstat,
-  mkdir,
-  mkdtemp,
-  readdir,
-  readlink,
-  realpath,
-  rename,
-  rm,
-  stat,
-} from "node:fs/promises";
-import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
+import { createHash, type Hash } from "node:crypto";
+import { constants, createWriteStream, mkdirSync, openSync } from "node:fs";
+import { mkdir, mkdtemp, rename, rm, stat, symlink } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { createGunzip } from "node:zlib";
 import type { Logger } from "pino";
+import { Parser, type ReadEntry } from "tar";
+import { linkEscapes } from "../../core/version/links.js";
 import type { Config } from "../config.js";
-import { type Checkout, fileRepoCheckout } from "../executors/local/checkout.js";
+import { type Checkout, CheckoutRefused, fileRepoCheckout } from "../executors/local/checkout.js";
 import { defaultLog } from "../log.js";
 import { GitHubClient } from "./client.js";
 
-/** The gzipped tarball of `repo` at `sha`, as GitHub serves it (one top-level directory). */
-export type FetchTarball = (repo: string, sha: string) => Promise<Uint8Array>;
+/** A file, link or submodule of a commit's tree, as GitHub's tree listing gives it. */
+export interface TreeFile {
+  path: string;
+  /** Git file mode: "100644", "100755", "120000" (symlink), "160000" (submodule). */
+  mode: string;
+  /** The blob's id (40 hex for SHA-1 repositories, 64 for SHA-256). */
+  sha: string;
+  /** The blob's size in bytes, when the listing says. */
+  size?: number;
+}
+
+/** Where a commit's code and its tree come from. */
+export interface TarballSource {
+  /** Every file, link and submodule of the commit's tree. */
+  tree(repo: string, sha: string): Promise<readonly TreeFile[]>;
+  /** The gzipped tarball of the commit, as GitHub serves it (one top-level directory). */
+  tarball(repo: string, sha: string): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
+}
+
+export interface TarballLimits {
+  /** REPRISE_CHECKOUT_MAX_BYTES: the most file bytes one checkout may hold. */
+  maxBytes: number;
+  /** Files, links and submodules one checkout may hold. */
+  maxEntries?: number;
+}
+
+export const DEFAULT_CHECKOUT_MAX_BYTES = 4 * 1024 ** 3;
+/** GitHub lists at most 100,000 entries in one recursive tree read; far above that is not code. */
+const DEFAULT_MAX_ENTRIES = 1_000_000;
 
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
-/** Extraction is killed after this. */
+const STAGING = ".tarball-";
+/** Extraction is stopped after this. */
 const EXTRACT_TIMEOUT_MS = 10 * 60_000;
+/** Headers, pax records and padding a member may add to its bytes, besides its path. */
+const MEMBER_OVERHEAD = 4 * 512;
+/** The end-of-archive blocks and the blocking factor's padding, with room to spare. */
+const ARCHIVE_OVERHEAD = 1024 * 1024;
 
-export function tarballCheckout(cacheRoot: string, fetchTarball: FetchTarball): Checkout {
+export function tarballCheckout(
+  cacheRoot: string,
+  source: TarballSource,
+  limits: TarballLimits = { maxBytes: DEFAULT_CHECKOUT_MAX_BYTES },
+): Checkout {
   const root = resolve(cacheRoot);
   const inFlight = new Map<string, Promise<string>>();
   return (repo, sha) => {
@@ -44,7 +87,7 @@ export function tarballCheckout(cacheRoot: string, fetchTarball: FetchTarball): 
     const target = join(root, sha);
     let pending = inFlight.get(target);
     if (!pending) {
-      pending = materialise(target, () => fetchTarball(repo, sha), sha, repo).finally(() =>
+      pending = materialise(target, source, repo, sha, limits).finally(() =>
         inFlight.delete(target),
       );
       inFlight.set(target, pending);
@@ -53,29 +96,31 @@ export function tarballCheckout(cacheRoot: string, fetchTarball: FetchTarball): 
   };
 }
 
-/** `file://` repositories through `fallback`, every other one through `other`. */
+/** `file://` repositories through `local`, every other one through `other`. */
 export function routeCheckout(local: Checkout, other: Checkout): Checkout {
   return (repo, sha) => (repo.startsWith("file://") ? local(repo, sha) : other(repo, sha));
 }
 
 async function materialise(
   target: string,
-  fetch: () => Promise<Uint8Array>,
-  sha: string,
+  source: TarballSource,
   repo: string,
+  sha: string,
+  limits: TarballLimits,
 ): Promise<string> {
   if (await isDirectory(target)) return target;
+  const what = `${sha} of ${repo}`;
+  const expected = expect(await source.tree(repo, sha), what, limits);
   await mkdir(dirname(target), { recursive: true });
-  const staging = await mkdtemp(join(dirname(target), `.tarball-${process.pid}-`));
+  const staging = await mkdtemp(join(dirname(target), `${STAGING}${process.pid}-`));
   try {
-    const tarball = await fetch();
-    await extract(tarball, staging, `${sha} of ${repo}`);
-    await refuseUnsafeEntries(await realpath(staging), sha);
+    await extract(await source.tarball(repo, sha), staging, expected, what, limits);
     try {
       await rename(staging, target);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
+      // Another process finished the same checkout first; it has the same content.
     }
     return target;
   } finally {
@@ -83,114 +128,295 @@ async function materialise(
   }
 }
 
-function extract(tarball: Uint8Array, dest: string, what: string): Promise<void> {
-  // GitHub wraps the tree in one directory named OWNER-REPO-SHORTSHA.
-  const tar = spawn(
-    "tar",
-    [
-      "-xz",
-      "-f",
-      "-",
-      "--strip-components=1",
-      // As root, tar would otherwise apply the archive's owners and setuid bits.
-      "--no-same-owner",
-      "--no-same-permissions",
-      "-C",
-      dest,
-    ],
-    { stdio: ["pipe", "ignore", "pipe"] },
-  );
-  // A tarball that takes this long is not a repository's code: the runner must not wait for ever.
-  const timer = setTimeout(() => tar.kill("SIGKILL"), EXTRACT_TIMEOUT_MS);
-  let stderr = "";
-  tar.stderr?.setEncoding("utf8").on("data", (c: string) => {
-    if (stderr.length < 4096) stderr += c;
+interface Expected {
+  /** Files and links by path; submodules are directories (the tarball has no content for them). */
+  entries: Map<string, TreeFile>;
+  directories: Set<string>;
+  /** What the decompressed tarball may add up to. */
+  maxStreamBytes: number;
+  /** The most file bytes, when the tree does not give every size. */
+  maxFileBytes: number;
+}
+
+/** What the tree says the tarball holds, refused up front when it is over the limits. */
+function expect(tree: readonly TreeFile[], what: string, limits: TarballLimits): Expected {
+  const maxEntries = limits.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  if (tree.length > maxEntries)
+    throw new CheckoutRefused(
+      `cannot check out ${what}: its tree has ${tree.length} entries, over the local executor's limit of ${maxEntries}`,
+    );
+  const entries = new Map<string, TreeFile>();
+  const directories = new Set<string>([""]);
+  let fileBytes = 0;
+  let pathBytes = 0;
+  let sized = true;
+  for (const e of tree) {
+    if (
+      e.path === "" ||
+      e.path.startsWith("/") ||
+      e.path.split("/").some((p) => p === ".." || p === "." || p === "")
+    )
+      throw new Error(
+        `cannot check out ${what}: its tree lists the path ${JSON.stringify(e.path)}`,
+      );
+    for (let i = e.path.indexOf("/"); i > 0; i = e.path.indexOf("/", i + 1))
+      directories.add(e.path.slice(0, i));
+    pathBytes += Buffer.byteLength(e.path);
+    if (e.mode === "160000") {
+      directories.add(e.path);
+      continue;
+    }
+    entries.set(e.path, e);
+    if (typeof e.size === "number") fileBytes += e.size;
+    else sized = false;
+  }
+  for (const path of entries.keys())
+    if (directories.has(path))
+      throw new Error(
+        `cannot check out ${what}: its tree lists ${JSON.stringify(path)} as a file and as a directory`,
+      );
+  if (fileBytes > limits.maxBytes)
+    throw new CheckoutRefused(
+      `cannot check out ${what}: its files add up to ${fileBytes} bytes, over REPRISE_CHECKOUT_MAX_BYTES (${limits.maxBytes}); raise it, or make the repository smaller`,
+    );
+  const maxFileBytes = sized ? fileBytes : limits.maxBytes;
+  return {
+    entries,
+    directories,
+    maxFileBytes,
+    maxStreamBytes:
+      maxFileBytes +
+      2 * pathBytes +
+      (entries.size + directories.size) * MEMBER_OVERHEAD +
+      ARCHIVE_OVERHEAD,
+  };
+}
+
+async function extract(
+  tarball: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  dest: string,
+  expected: Expected,
+  what: string,
+  limits: TarballLimits,
+): Promise<void> {
+  const where = `cannot extract ${what}`;
+  const seen = new Set<string>();
+  const links = new Map<string, string>();
+  const writes: Promise<void>[] = [];
+  const open = new Set<NodeJS.WritableStream & { destroy(): void }>();
+  let top: string | null = null;
+  let fileBytes = 0;
+  let failure: Error | null = null;
+
+  const input = Readable.from(tarball, { objectMode: false });
+  const gunzip = createGunzip();
+  let streamed = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      streamed += chunk.length;
+      if (streamed > expected.maxStreamBytes)
+        done(
+          new CheckoutRefused(
+            `${where}: the tarball unpacks to more than ${expected.maxStreamBytes} bytes, more than its tree accounts for (${expected.maxFileBytes} bytes of files): refused (a gzip bomb, or not this commit's code)`,
+          ),
+        );
+      else done(null, chunk);
+    },
   });
-  tar.stdin?.on("error", () => undefined);
-  tar.stdin?.end(tarball);
-  return new Promise((done, fail) => {
-    tar.once("error", (e) => fail(new Error(`cannot extract ${what}: ${e.message}`)));
-    tar.once("close", (code, signal) => {
+  const parser = new Parser({ strict: true });
+
+  return new Promise<void>((done, fail) => {
+    let settled = false;
+    const timer = setTimeout(
+      () => stop(new Error(`${where}: extraction took over ${EXTRACT_TIMEOUT_MS / 1000}s`)),
+      EXTRACT_TIMEOUT_MS,
+    );
+    const stop = (e: Error): void => {
+      failure ??= e;
+      for (const s of [input, gunzip, counter, ...open]) s.destroy();
+      parser.abort(failure);
+      finish();
+    };
+    const finish = (): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      code === 0
-        ? done()
-        : fail(
-            new Error(`cannot extract ${what}: tar ${signal ?? `exit ${code}`}: ${stderr.trim()}`),
+      // Every file stream closes (or fails) before the staging directory may be removed.
+      void Promise.allSettled(writes).then(async (results) => {
+        if (failure) return fail(failure);
+        const bad = results.find((r) => r.status === "rejected");
+        if (bad) return fail((bad as PromiseRejectedResult).reason);
+        try {
+          await complete(dest, expected, seen, links, what);
+          done();
+        } catch (e) {
+          fail(e);
+        }
+      });
+    };
+    const onEntry = (entry: ReadEntry): void => {
+      try {
+        const path = entry.path.replace(/\/+$/, "");
+        const slash = path.indexOf("/");
+        const first = slash < 0 ? path : path.slice(0, slash);
+        top ??= first;
+        if (first !== top || first === "" || first === "." || first === "..")
+          throw new Error(
+            `${where}: ${JSON.stringify(entry.path)} is not under the tarball's top directory ${JSON.stringify(top)}`,
           );
-    });
+        const rel = slash < 0 ? "" : path.slice(slash + 1);
+        if (entry.type === "Directory") {
+          if (!expected.directories.has(rel))
+            throw new Error(
+              `${where}: it has a directory ${JSON.stringify(rel)} that the commit's tree does not`,
+            );
+          entry.resume();
+          return;
+        }
+        if (
+          entry.type !== "File" &&
+          entry.type !== "OldFile" &&
+          entry.type !== "ContiguousFile" &&
+          entry.type !== "SymbolicLink"
+        )
+          throw new Error(
+            `${where}: it has ${JSON.stringify(rel)} (a ${entry.type}), which is not a file, directory or symlink; the local executor refuses to check it out`,
+          );
+        const want = expected.entries.get(rel);
+        if (!want)
+          throw new Error(
+            `${where}: it has ${JSON.stringify(rel)}, which the commit's tree does not`,
+          );
+        if (seen.has(rel)) throw new Error(`${where}: it has ${JSON.stringify(rel)} twice`);
+        seen.add(rel);
+        const isLink = entry.type === "SymbolicLink";
+        if (isLink !== (want.mode === "120000"))
+          throw new Error(
+            `${where}: ${JSON.stringify(rel)} is a ${isLink ? "symlink" : "file"} in the tarball, mode ${want.mode} in the commit's tree`,
+          );
+        if (isLink) {
+          const target = entry.linkpath ?? "";
+          const id = blobHasher(want.sha, Buffer.byteLength(target)).update(target).digest("hex");
+          if (id !== want.sha)
+            throw new Error(
+              `${where}: the symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} does not hash to its blob ${want.sha}`,
+            );
+          links.set(rel, target);
+          entry.resume();
+          return;
+        }
+        const size = entry.size ?? 0;
+        if (want.size !== undefined && size !== want.size)
+          throw new Error(
+            `${where}: ${JSON.stringify(rel)} is ${size} bytes in the tarball, ${want.size} in the commit's tree`,
+          );
+        fileBytes += size;
+        if (fileBytes > limits.maxBytes)
+          throw new CheckoutRefused(
+            `${where}: its files add up to more than REPRISE_CHECKOUT_MAX_BYTES (${limits.maxBytes}); raise it, or make the repository smaller`,
+          );
+        writes.push(writeFile(entry, join(dest, rel), rel, want, size, where, open));
+      } catch (e) {
+        stop(e as Error);
+      }
+    };
+    parser.on("entry", onEntry);
+    parser.on("error", (e: Error) =>
+      stop(e instanceof CheckoutRefused ? e : new Error(`${where}: ${e.message}`)),
+    );
+    parser.on("end", finish);
+    for (const s of [input, gunzip, counter])
+      s.on("error", (e: Error) =>
+        stop(e instanceof CheckoutRefused ? e : new Error(`${where}: ${e.message}`)),
+      );
+    input
+      .pipe(gunzip)
+      .pipe(counter)
+      .pipe(parser as unknown as NodeJS.WritableStream);
   });
 }
 
-/**
- * Refuses a checkout with a symlink that leads outside `dir` (absolute, climbing out with `..`,
- * or through a chain of links each of which looks inside: `a -> .`, `b -> a/..` leads to the
- * parent) or with an entry that is not a file, directory or symlink (a FIFO would hang whoever
- * reads it, a device would expose the host). `dir` must be a real path.
- */
-async function refuseUnsafeEntries(dir: string, sha: string): Promise<void> {
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    const path = join(entry.parentPath, entry.name);
-    if (entry.isSymbolicLink()) {
-      const to = await readlink(path);
-      if ((await resolveInside(dir, entry.parentPath, to, { hops: 0 })) === null)
-        throw new Error(
-          `commit ${sha} has a symlink ${relative(dir, path)} -> ${to} that points outside the repository; the local executor refuses to check it out`,
+/** Streams one member to a new file (never through a link, never over anything), hashing it. */
+function writeFile(
+  entry: ReadEntry,
+  path: string,
+  rel: string,
+  want: TreeFile,
+  size: number,
+  where: string,
+  open: Set<NodeJS.WritableStream & { destroy(): void }>,
+): Promise<void> {
+  mkdirSync(dirname(path), { recursive: true });
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    want.mode === "100755" ? 0o755 : 0o644,
+  );
+  const hash = blobHasher(want.sha, size);
+  const out = createWriteStream(path, { fd });
+  open.add(out);
+  entry.on("data", (chunk: Buffer) => hash.update(chunk));
+  return new Promise<void>((done, fail) => {
+    out.once("error", fail);
+    out.once("close", () => {
+      open.delete(out);
+      const id = hash.digest("hex");
+      if (id === want.sha) done();
+      else
+        fail(
+          new Error(
+            `${where}: the content of ${JSON.stringify(rel)} hashes to ${id}, not its blob ${want.sha} in the commit's tree (a corrupted download?)`,
+          ),
         );
-    } else if (!entry.isFile() && !entry.isDirectory())
-      throw new Error(
-        `commit ${sha} has ${relative(dir, path)}, which is not a file, directory or symlink; the local executor refuses to check it out`,
+    });
+    entry.pipe(out);
+  });
+}
+
+/** Git's blob id as it streams: the header, then the content. */
+function blobHasher(sha: string, size: number): Hash {
+  return createHash(sha.length === 64 ? "sha256" : "sha1").update(`blob ${size}\0`, "latin1");
+}
+
+/** After the last member: nothing missing, and the links made, each checked to stay inside. */
+async function complete(
+  dest: string,
+  expected: Expected,
+  seen: ReadonlySet<string>,
+  links: ReadonlyMap<string, string>,
+  what: string,
+): Promise<void> {
+  const missing = [...expected.entries.keys()].filter((p) => !seen.has(p));
+  if (missing.length > 0)
+    throw new Error(
+      `cannot extract ${what}: the tarball lacks ${missing.length} of the commit's files (${missing
+        .slice(0, 3)
+        .map((p) => JSON.stringify(p))
+        .join(", ")}${missing.length > 3 ? ", ..." : ""})`,
+    );
+  await refuseEscapingLinks(expected.entries, links, what);
+  for (const [rel, target] of links) {
+    await mkdir(dirname(join(dest, rel)), { recursive: true });
+    await symlink(target, join(dest, rel));
+  }
+}
+
+/** Links resolved as the kernel would, through the other links of the tree (core/version/links.ts). */
+async function refuseEscapingLinks(
+  entries: ReadonlyMap<string, TreeFile>,
+  links: ReadonlyMap<string, string>,
+  what: string,
+): Promise<void> {
+  const byPath = new Map<string, { kind: string; target?: string }>();
+  for (const path of entries.keys()) byPath.set(path, { kind: "file" });
+  for (const [path, target] of links) byPath.set(path, { kind: "symlink", target });
+  for (const [path, target] of links) {
+    const leaves = linkEscapes(path, byPath);
+    if (leaves)
+      throw new CheckoutRefused(
+        `commit ${what} has a symlink ${path} -> ${target} that points outside the repository (${leaves}); the local executor refuses to check it out: make the link relative and inside the repository`,
       );
   }
-}
-
-/** Symlinks followed in one resolution, at most (the kernel's ELOOP limit). */
-const MAX_HOPS = 40;
-
-/**
- * Where the symlink target `to`, found in the directory `from`, leads, as the kernel resolves it:
- * component by component, following symlinks; null as soon as it leaves `root` (or loops). A
- * component that does not exist ends the walk: the rest is resolved lexically, as whatever is
- * created there later would be.
- */
-async function resolveInside(
-  root: string,
-  from: string,
-  to: string,
-  count: { hops: number },
-): Promise<string | null> {
-  if (isAbsolute(to)) return null;
-  const parts = to.split("/");
-  let at = from;
-  for (let i = 0; i < parts.length; i++) {
-    const part = parts[i] as string;
-    if (part === "" || part === ".") continue;
-    if (part === "..") {
-      if (at === root) return null;
-      at = dirname(at);
-      continue;
-    }
-    const next = join(at, part);
-    let st: Awaited<ReturnType<typeof lstat>>;
-    try {
-      st = await lstat(next);
-    } catch {
-      const rest = resolve(at, ...parts.slice(i));
-      return inside(root, rest) ? rest : null;
-    }
-    if (!st.isSymbolicLink()) {
-      at = next;
-      continue;
-    }
-    if (++count.hops > MAX_HOPS) return null;
-    const target = await resolveInside(root, at, await readlink(next), count);
-    if (target === null) return null;
-    at = target;
-  }
-  return at;
-}
-
-function inside(root: string, path: string): boolean {
-  return path === root || path.startsWith(root + sep);
 }
 
 async function isDirectory(path: string): Promise<boolean> {
@@ -201,19 +427,76 @@ async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
+/** The commit's tree and tarball through the App's installation token, the tarball streamed. */
+export function appTarballSource(client: GitHubClient): TarballSource {
+  return {
+    async tree(repoKey, sha) {
+      const octokit = await client.forRepo(repoKey);
+      const name = client.name(repoKey);
+      const out: TreeFile[] = [];
+      const add = (items: TreeItem[], prefix: string): TreeItem[] => {
+        const dirs: TreeItem[] = [];
+        for (const i of items) {
+          if (!i.path || !i.mode || !i.sha) continue;
+          if (i.type === "tree") dirs.push({ ...i, path: prefix + i.path });
+          else
+            out.push({
+              path: prefix + i.path,
+              mode: i.mode,
+              sha: i.sha,
+              ...(typeof i.size === "number" ? { size: i.size } : {}),
+            });
+        }
+        return dirs;
+      };
+      const { data } = await octokit.rest.git.getTree({ ...name, tree_sha: sha, recursive: "1" });
+      if (!data.truncated) {
+        add(data.tree, "");
+        return out;
+      }
+      // Over GitHub's limits for one read: one directory at a time.
+      const todo: Array<{ sha: string; prefix: string }> = [{ sha, prefix: "" }];
+      while (todo.length > 0) {
+        const next = todo.pop() as { sha: string; prefix: string };
+        const level = await octokit.rest.git.getTree({ ...name, tree_sha: next.sha });
+        for (const d of add(level.data.tree, next.prefix))
+          todo.push({ sha: d.sha as string, prefix: `${d.path}/` });
+        if (out.length > DEFAULT_MAX_ENTRIES) break;
+      }
+      return out;
+    },
+    async tarball(repoKey, sha) {
+      const octokit = await client.forRepo(repoKey);
+      const response = await octokit.request("GET /repos/{owner}/{repo}/tarball/{ref}", {
+        ...client.name(repoKey),
+        ref: sha,
+        request: { parseSuccessResponseBody: false },
+      });
+      const body = response.data as unknown as ReadableStream<Uint8Array> | null;
+      if (!body) throw new Error(`GitHub sent no tarball for ${sha} of ${repoKey}`);
+      return Readable.fromWeb(body as import("node:stream/web").ReadableStream<Uint8Array>);
+    },
+  };
+}
+
+type TreeItem = {
+  path?: string;
+  mode?: string;
+  type?: string;
+  sha?: string;
+  size?: number;
+};
+
 /**
  * What runner/cli/runtime.ts gives the local executor when the GitHub App is configured: local
  * repositories through `git archive` as before, GitHub ones through the App's tarball.
  */
-export function appTarballCheckout(client: GitHubClient, cacheRoot: string): Checkout {
-  return tarballCheckout(cacheRoot, async (repoKey, sha) => {
-    const octokit = await client.forRepo(repoKey);
-    const { data } = await octokit.rest.repos.downloadTarballArchive({
-      ...client.name(repoKey),
-      ref: sha,
-    });
-    return new Uint8Array(data as ArrayBuffer);
-  });
+export function appTarballCheckout(
+  client: GitHubClient,
+  cacheRoot: string,
+  limits?: TarballLimits,
+): Checkout {
+  return tarballCheckout(cacheRoot, appTarballSource(client), limits);
 }
 
 /** The local executor's checkout when the GitHub App is configured; null otherwise. */
@@ -221,5 +504,8 @@ export function githubAppCheckout(config: Config, log?: Logger): Checkout | null
   if (!config.githubApp) return null;
   const root = join(config.dataDir, "local", "checkouts");
   const client = new GitHubClient(config.githubApp, config.githubHost, log ?? defaultLog(config));
-  return routeCheckout(fileRepoCheckout(root), appTarballCheckout(client, join(root, "github")));
+  return routeCheckout(
+    fileRepoCheckout(root),
+    appTarballCheckout(client, join(root, "github"), { maxBytes: config.checkoutMaxBytes }),
+  );
 }

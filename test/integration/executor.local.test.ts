@@ -24,6 +24,7 @@ import { localRepoKey } from "../../core/version/repo-key.js";
 import {
   baseEnvFrom,
   type Checkout,
+  CheckoutRefused,
   gitArchiveCheckout,
   LocalExecutor,
 } from "../../runner/executors/local/index.js";
@@ -38,6 +39,7 @@ import {
 } from "./executor-contract.js";
 
 const NODE = process.execPath;
+const UNSANDBOXED = { kind: "none", why: "REPRISE_SANDBOX=none" } as const;
 
 interface LocalSetup {
   repo: TempRepo;
@@ -67,7 +69,14 @@ function localSetup(files: Record<string, string> = {}): LocalSetup {
     executors,
     attemptDir,
     executor(checkout = gitArchiveCheckout(repo.dir, checkouts)) {
-      const executor = new LocalExecutor({ root, checkout, baseEnv: baseEnvFrom(process.env) });
+      // Unsandboxed: the contract shares a scratch directory with its tasks and reads their
+      // pids; what the sandbox adds is executor.local-sandbox.test.ts's.
+      const executor = new LocalExecutor({
+        root,
+        checkout,
+        baseEnv: baseEnvFrom(process.env),
+        sandbox: UNSANDBOXED,
+      });
       executors.push(executor);
       return executor;
     },
@@ -434,6 +443,24 @@ console.log(dir);`;
       /symlink bad-link -> \.\.\/\.\.\/\.\.\/etc that points outside the repository/,
     );
     expect(existsSync(join(cache, bad))).toBe(false);
+  });
+
+  it("refuses a file:// chain of links each lexically inside (a -> ., b -> a/..), as a user failure", async () => {
+    const chain = tempRepo("reprise-chain-");
+    try {
+      chain.write({ "reprise.yaml": "version: 1\n" });
+      symlinkSync(".", join(chain.dir, "a"));
+      symlinkSync("a/..", join(chain.dir, "b"));
+      const sha = chain.commit("chain");
+      const refused = gitArchiveCheckout(chain.dir, cache)("k", sha);
+      await expect(refused).rejects.toThrow(
+        /symlink b -> a\/\.\. that points outside the repository \(link "b" -> "a\/\.\." leaves the directory\)/,
+      );
+      await expect(refused).rejects.toBeInstanceOf(CheckoutRefused);
+      expect(existsSync(join(cache, sha))).toBe(false);
+    } finally {
+      chain.remove();
+    }
   });
 
   it("refuses something that is not a full commit SHA, and a SHA the repository lacks", async () => {

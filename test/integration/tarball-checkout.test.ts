@@ -3,12 +3,25 @@
  * that climb out with `..` refused by tar, symlinks that point outside the checkout refused,
  * and nothing published when extraction fails. One fetch per SHA.
  */
+
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
-import { tarballCheckout } from "../../runner/github/tarball-checkout.js";
+import { CheckoutRefused } from "../../runner/executors/local/checkout.js";
+import { GitHubClient } from "../../runner/github/client.js";
+import {
+  appTarballCheckout,
+  type TarballSource,
+  type TreeFile,
+  tarballCheckout,
+} from "../../runner/github/tarball-checkout.js";
+import { tempRepo } from "../fakes/git-repo.js";
+import { appPrivateKey, FakeGitHub } from "../fakes/github/index.js";
 
 const root = mkdtempSync(join(tmpdir(), "reprise-tarball-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -43,17 +56,44 @@ function tar(members: Array<{ name: string; body?: string; link?: string }>): Ui
 
 const SHA = (c: string) => c.repeat(40);
 
+type Members = Array<{ name: string; body?: string; link?: string }>;
+const blob = (bytes: string) => {
+  const b = Buffer.from(bytes);
+  return createHash("sha1").update(`blob ${b.length}\0`).update(b).digest("hex");
+};
+
+/** The commit's tree as GitHub would list it for these members (below the top directory). */
+function treeOf(members: Members): TreeFile[] {
+  return members
+    .filter((m) => /^[^/]+\/(?!.*(?:^|\/)\.\.?(?:\/|$)).+/.test(m.name))
+    .map((m) => ({
+      path: m.name.slice(m.name.indexOf("/") + 1),
+      mode: m.link ? "120000" : "100644",
+      sha: blob(m.link ?? m.body ?? ""),
+      size: Buffer.byteLength(m.link ?? m.body ?? ""),
+    }));
+}
+
+/** Serves `members` as the tarball, and `tree` (by default theirs) as the commit's tree. */
+function source(members: Members, tree = treeOf(members), count?: { n: number }): TarballSource {
+  return {
+    tree: async () => tree,
+    tarball: async () => {
+      if (count) count.n++;
+      return [tar(members)];
+    },
+  };
+}
+
 describe("the GitHub tarball checkout", () => {
   it("extracts the tree under GitHub's wrapping directory, once per SHA", async () => {
-    let fetched = 0;
-    const checkout = tarballCheckout(join(root, "ok"), async () => {
-      fetched++;
-      return tar([
-        { name: "acme-repo-abc1234/reprise.yaml", body: "version: 1\n" },
-        { name: "acme-repo-abc1234/src/a.txt", body: "a\n" },
-        { name: "acme-repo-abc1234/src/link", link: "a.txt" },
-      ]);
-    });
+    const fetched = { n: 0 };
+    const members = [
+      { name: "acme-repo-abc1234/reprise.yaml", body: "version: 1\n" },
+      { name: "acme-repo-abc1234/src/a.txt", body: "a\n" },
+      { name: "acme-repo-abc1234/src/link", link: "a.txt" },
+    ];
+    const checkout = tarballCheckout(join(root, "ok"), source(members, treeOf(members), fetched));
     const [dir, same] = await Promise.all([
       checkout("github.com/acme/repo", SHA("a")),
       checkout("github.com/acme/repo", SHA("a")),
@@ -62,22 +102,25 @@ describe("the GitHub tarball checkout", () => {
     expect(readFileSync(join(dir, "src/a.txt"), "utf8")).toBe("a\n");
     expect(readFileSync(join(dir, "src/link"), "utf8")).toBe("a\n");
     expect(await checkout("github.com/acme/repo", SHA("a"))).toBe(dir);
-    expect(fetched).toBe(1);
+    expect(fetched.n).toBe(1);
   });
 
   it("refuses symlinks out of the repository and members that climb out, publishing nothing", async () => {
-    const escaping = tarballCheckout(join(root, "link"), async () =>
-      tar([{ name: "x-y-1/etc", link: "../../../../etc" }]),
+    const escaping = tarballCheckout(
+      join(root, "link"),
+      source([{ name: "x-y-1/etc", link: "../../../../etc" }]),
     );
     await expect(escaping("github.com/acme/repo", SHA("b"))).rejects.toThrow(
       /symlink etc -> ..\/..\/..\/..\/etc that points outside the repository/,
     );
-    const absolute = tarballCheckout(join(root, "abs"), async () =>
-      tar([{ name: "x-y-1/passwd", link: "/etc/passwd" }]),
+    const absolute = tarballCheckout(
+      join(root, "abs"),
+      source([{ name: "x-y-1/passwd", link: "/etc/passwd" }]),
     );
     await expect(absolute("github.com/acme/repo", SHA("c"))).rejects.toThrow(/points outside/);
-    const climbing = tarballCheckout(join(root, "dots"), async () =>
-      tar([{ name: "x-y-1/../../evil.txt", body: "boo" }]),
+    const climbing = tarballCheckout(
+      join(root, "dots"),
+      source([{ name: "x-y-1/../../evil.txt", body: "boo" }]),
     );
     await expect(climbing("github.com/acme/repo", SHA("d"))).rejects.toThrow(/cannot extract/);
     expect(existsSync(join(root, "evil.txt"))).toBe(false);
@@ -87,10 +130,119 @@ describe("the GitHub tarball checkout", () => {
     expect(readdirSync(join(root, "abs"))).toEqual([]);
   });
 
+  it("refuses a chain of links each lexically inside (a -> ., b -> a/..) as a user failure", async () => {
+    const checkout = tarballCheckout(
+      join(root, "chain"),
+      source([
+        { name: "x-y-1/a", link: "." },
+        { name: "x-y-1/b", link: "a/.." },
+      ]),
+    );
+    const refused = checkout("github.com/acme/repo", SHA("e"));
+    await expect(refused).rejects.toBeInstanceOf(CheckoutRefused);
+    await expect(refused).rejects.toThrow(
+      /symlink b -> a\/\.\. that points outside the repository/,
+    );
+    expect(readdirSync(join(root, "chain"))).toEqual([]);
+  });
+
+  it("refuses content that does not hash to the tree's blob, and an extra or a missing file", async () => {
+    const members = [
+      { name: "x-y-1/reprise.yaml", body: "version: 1\n" },
+      { name: "x-y-1/run.sh", body: "echo good\n" },
+    ];
+    const tree = treeOf(members);
+    const tampered = members.map((m) =>
+      m.name.endsWith("run.sh") ? { ...m, body: "echo evil\n" } : m,
+    );
+    const corrupted = tarballCheckout(join(root, "mismatch"), source(tampered, tree));
+    const failing = corrupted("github.com/acme/repo", SHA("f"));
+    await expect(failing).rejects.toThrow(
+      /the content of "run.sh" hashes to [0-9a-f]{40}, not its blob/,
+    );
+    // A corrupted download is a system failure (retried), not a refusal of the commit.
+    await expect(failing).rejects.not.toBeInstanceOf(CheckoutRefused);
+    expect(readdirSync(join(root, "mismatch"))).toEqual([]);
+
+    const extra = tarballCheckout(
+      join(root, "extra"),
+      source([...members, { name: "x-y-1/planted.sh", body: "boo" }], tree),
+    );
+    await expect(extra("github.com/acme/repo", SHA("f"))).rejects.toThrow(
+      /"planted.sh", which the commit's tree does not/,
+    );
+    const missing = tarballCheckout(join(root, "missing"), source(members.slice(0, 1), tree));
+    await expect(missing("github.com/acme/repo", SHA("f"))).rejects.toThrow(
+      /lacks 1 of the commit's files \("run.sh"\)/,
+    );
+    expect(readdirSync(join(root, "extra"))).toEqual([]);
+    expect(readdirSync(join(root, "missing"))).toEqual([]);
+  });
+
   it("refuses a SHA that is not one", async () => {
-    const checkout = tarballCheckout(join(root, "bad"), async () => tar([]));
+    const checkout = tarballCheckout(join(root, "bad"), source([]));
     await expect(checkout("github.com/acme/repo", "main")).rejects.toThrow(
       /not a full lowercase commit SHA/,
     );
   });
+});
+
+describe("the App's tarball checkout against the fake GitHub", () => {
+  it("checks out a real commit, refuses a gzip bomb after reading a bounded prefix, and a tree over the cap before downloading", async () => {
+    const fake = await FakeGitHub.start();
+    const repo = tempRepo("reprise-bomb-");
+    try {
+      repo.write({
+        "reprise.yaml": "version: 1\n",
+        "src/a.txt": "a\n",
+        "big.bin": "x".repeat(3 << 20),
+      });
+      const sha = repo.commit("one");
+      fake.addRepo({ fullName: "acme/bomb", dir: repo.dir, installationId: 7 });
+      const client = new GitHubClient(
+        { appId: 1, privateKey: appPrivateKey(), webhookSecret: "s", baseUrl: fake.baseUrl },
+        fake.host,
+        pino({ level: "silent" }),
+      );
+      const key = `${fake.host}/acme/bomb`;
+      const good = appTarballCheckout(client, join(root, "app"), { maxBytes: 8 << 20 });
+      const dir = await good(key, sha);
+      expect(readFileSync(join(dir, "src/a.txt"), "utf8")).toBe("a\n");
+
+      // The bomb: the commit's real tarball, then zeros (8 MiB gzip members, repeated): 64 GiB.
+      const archive = execFileSync("git", [
+        "-C",
+        repo.dir,
+        "archive",
+        "--format=tar.gz",
+        "--prefix=acme-bomb-x/",
+        sha,
+      ]);
+      const zeros = gzipSync(Buffer.alloc(8 << 20));
+      const members = 8192;
+      fake.tarballs.set(sha, async function* () {
+        yield archive;
+        for (let i = 0; i < members; i++) yield zeros;
+      });
+      const bombed = appTarballCheckout(client, join(root, "bomb"), { maxBytes: 8 << 20 });
+      const refused = bombed(key, sha);
+      await expect(refused).rejects.toBeInstanceOf(CheckoutRefused);
+      await expect(refused).rejects.toThrow(
+        /unpacks to more than \d+ bytes, more than its tree accounts for/,
+      );
+      // Streamed and cut off: far less than the bomb was sent, nothing kept.
+      const total = archive.length + members * zeros.length;
+      expect(fake.tarballBytesSent).toBeLessThan(total / 4);
+      expect(readdirSync(join(root, "bomb"))).toEqual([]);
+
+      // Over REPRISE_CHECKOUT_MAX_BYTES by the tree's own sizes: refused before any download.
+      fake.resetCalls();
+      const small = appTarballCheckout(client, join(root, "small"), { maxBytes: 1 << 20 });
+      await expect(small(key, sha)).rejects.toThrow(/over REPRISE_CHECKOUT_MAX_BYTES \(1048576\)/);
+      expect(fake.count("GET", /\/tarball\//)).toBe(0);
+    } finally {
+      await fake.close();
+      repo.remove();
+    }
+  }, 60_000);
 });

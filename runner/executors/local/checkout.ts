@@ -13,12 +13,24 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, mkdtemp, readdir, readlink, rename, rm, stat } from "node:fs/promises";
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
+import { type LinkTreeEntry, linkEscapes } from "../../../core/version/links.js";
+import { AttemptError } from "../types.js";
 import { errno } from "./errno.js";
-import { isInside } from "./paths.js";
 
 /** Returns an absolute directory holding `repo` at `sha`; the caller must not write to it. */
 export type Checkout = (repo: string, sha: string) => Promise<string>;
+
+/**
+ * A checkout refused for what the commit is (a symlink out of it, more than the local executor
+ * checks out): a user failure, reason `checkout`, not retried. Any other checkout error is a
+ * system failure (a download cut short, git failing), retried.
+ */
+export class CheckoutRefused extends AttemptError {
+  constructor(message: string) {
+    super({ kind: "user", reason: "checkout", message });
+  }
+}
 
 const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 const STAGING = ".staging-";
@@ -118,17 +130,30 @@ function finished(child: ChildProcess): Promise<{ problem: string | null }> {
   });
 }
 
-/** A symlink out of the checkout would let a task's workdir, or a file it reads, be anywhere. */
+/**
+ * A symlink out of the checkout would let a task's workdir, or a file it reads, be anywhere.
+ * Links are resolved as the kernel would, through the other links (core/version/links.ts), so a
+ * chain of links each lexically inside (`a -> .`, `b -> a/..`) is seen to lead out.
+ */
 async function refuseEscapingSymlinks(dir: string, sha: string): Promise<void> {
+  const byPath = new Map<string, LinkTreeEntry>();
   for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isSymbolicLink()) continue;
-    const link = join(entry.parentPath, entry.name);
-    const target = await readlink(link);
-    if (isAbsolute(target) || !isInside(dir, resolve(dirname(link), target))) {
-      throw new Error(
-        `commit ${sha} has a symlink ${relative(dir, link)} -> ${target} that points outside the repository; the local executor refuses to check it out: make the link relative and inside the repository`,
+    if (entry.isDirectory()) continue;
+    const path = relative(dir, join(entry.parentPath, entry.name)).split(sep).join("/");
+    byPath.set(
+      path,
+      entry.isSymbolicLink()
+        ? { kind: "symlink", target: await readlink(join(dir, path)) }
+        : { kind: "file" },
+    );
+  }
+  for (const [path, entry] of byPath) {
+    if (entry.kind !== "symlink") continue;
+    const leaves = linkEscapes(path, byPath);
+    if (leaves)
+      throw new CheckoutRefused(
+        `commit ${sha} has a symlink ${path} -> ${entry.target} that points outside the repository (${leaves}); the local executor refuses to check it out: make the link relative and inside the repository`,
       );
-    }
   }
 }
 

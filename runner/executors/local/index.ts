@@ -1,5 +1,10 @@
 /** The local executor's public face; see README.md for how it works. */
-export { type Checkout, fileRepoCheckout, gitArchiveCheckout } from "./checkout.js";
+export {
+  type Checkout,
+  CheckoutRefused,
+  fileRepoCheckout,
+  gitArchiveCheckout,
+} from "./checkout.js";
 export { createLocalExecutor, type LocalExecutorSetup } from "./create.js";
 export { LocalExecutor, type LocalExecutorOptions } from "./executor.js";
 export {

@@ -55,6 +55,10 @@ export class FakeGitHub {
   tokensIssued = 0;
   /** Answer recursive tree reads as truncated (a tree over GitHub's limits). */
   truncateTrees = false;
+  /** Tarballs to serve instead of `git archive`'s, by commit SHA (a gzip bomb, a corrupted one). */
+  readonly tarballs = new Map<string, () => AsyncIterable<Uint8Array>>();
+  /** Bytes of the last tarball that reached the socket before it ended or was closed. */
+  tarballBytesSent = 0;
   /** Requests to fail: method, path pattern, status, how many more times. */
   readonly #failures: Array<{ method: string; path: RegExp; status: number; times: number }> = [];
   readonly #repos = new Map<string, FakeRepo>();
@@ -209,6 +213,23 @@ export class FakeGitHub {
         /^\/tarball\/(.+)$/,
         async (res, repo, [ref]) => {
           const sha = await this.resolve(repo, ref as string);
+          const custom = this.tarballs.get(sha);
+          if (custom) {
+            // Streamed with backpressure: a client that stops reading stops the sending.
+            this.tarballBytesSent = 0;
+            res.writeHead(200, { "content-type": "application/x-gzip" });
+            for await (const chunk of custom()) {
+              if (res.destroyed) return;
+              this.tarballBytesSent += chunk.length;
+              if (!res.write(chunk))
+                await new Promise((r) => {
+                  res.once("drain", r);
+                  res.once("close", r);
+                });
+            }
+            res.end();
+            return;
+          }
           const prefix = `${repo.fullName.replace("/", "-")}-${sha.slice(0, 7)}/`;
           const { stdout } = await run(
             "git",
