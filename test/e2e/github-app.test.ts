@@ -130,8 +130,10 @@ describe("the seed story through GitHub", () => {
     const register = checkRun("reprise/register", sha.broken as string);
     expect(register).toMatchObject({ status: "completed", conclusion: "success" });
     expect(register?.output?.title).toContain("4 added");
-    // Two reads whatever the number of tasks: the recursive tree and the reprise.yaml blob.
-    expect(fake.count("GET", /\/git\/trees\//)).toBe(1);
+    // Registering reads two things whatever the number of tasks: the recursive tree and the
+    // reprise.yaml blob. The run's checkout reads the tree once more, to check the tarball
+    // against it (runner/github/tarball-checkout.ts).
+    expect(fake.count("GET", /\/git\/trees\//)).toBe(2);
     expect(fake.count("GET", /\/git\/blobs\//)).toBe(1);
     expect(fake.count("POST", /\/check-runs$/)).toBe(2);
     const production = await store.production.current(repoKey("acme/seed"));
