@@ -4,7 +4,7 @@
  * of `<type> <length>\0<bytes>`; a commit names its root tree, a tree names its entries
  * (`<mode> <name>\0<20-byte id>`). Pure: bytes in, facts or a refusal out.
  */
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import type { TreeEntry } from "../hash/sources.js";
 import { SPEC_FILE } from "../spec/diagnostics.js";
 
@@ -12,10 +12,15 @@ export type GitObjectType = "blob" | "tree" | "commit";
 
 /** The id git gives `bytes` as an object of `type`. */
 export function gitObjectId(type: GitObjectType, bytes: Uint8Array): string {
-  return createHash("sha1")
-    .update(`${type} ${bytes.length}\0`, "latin1")
-    .update(bytes)
-    .digest("hex");
+  return gitObjectHasher(type, bytes.length).update(bytes).digest("hex");
+}
+
+/**
+ * A hash of a git object of `size` bytes, its header already in, for content that arrives in
+ * pieces (a blob streamed out of a tarball). `idLength` 64 is a SHA-256 repository's id.
+ */
+export function gitObjectHasher(type: GitObjectType, size: number, idLength = 40): Hash {
+  return createHash(idLength === 64 ? "sha256" : "sha1").update(`${type} ${size}\0`, "latin1");
 }
 
 export interface VerifiedCommit {

@@ -21,7 +21,6 @@
  * not match its tree otherwise (a corrupted or cut download) is a plain Error: a system failure,
  * retried.
  */
-import { createHash, type Hash } from "node:crypto";
 import { constants, createWriteStream, mkdirSync, openSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, stat, symlink } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -29,6 +28,7 @@ import { Readable, Transform } from "node:stream";
 import { createGunzip } from "node:zlib";
 import type { Logger } from "pino";
 import { Parser, type ReadEntry } from "tar";
+import { gitObjectHasher } from "../../core/version/git-objects.js";
 import { linkEscapes } from "../../core/version/links.js";
 import type { Config } from "../config.js";
 import { type Checkout, CheckoutRefused, fileRepoCheckout } from "../executors/local/checkout.js";
@@ -296,7 +296,9 @@ async function extract(
           );
         if (isLink) {
           const target = entry.linkpath ?? "";
-          const id = blobHasher(want.sha, Buffer.byteLength(target)).update(target).digest("hex");
+          const id = gitObjectHasher("blob", Buffer.byteLength(target), want.sha.length)
+            .update(target)
+            .digest("hex");
           if (id !== want.sha)
             throw new Error(
               `${where}: the symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} does not hash to its blob ${want.sha}`,
@@ -352,7 +354,7 @@ function writeFile(
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
     want.mode === "100755" ? 0o755 : 0o644,
   );
-  const hash = blobHasher(want.sha, size);
+  const hash = gitObjectHasher("blob", size, want.sha.length);
   const out = createWriteStream(path, { fd });
   open.add(out);
   entry.on("data", (chunk: Buffer) => hash.update(chunk));
@@ -371,11 +373,6 @@ function writeFile(
     });
     entry.pipe(out);
   });
-}
-
-/** Git's blob id as it streams: the header, then the content. */
-function blobHasher(sha: string, size: number): Hash {
-  return createHash(sha.length === 64 ? "sha256" : "sha1").update(`blob ${size}\0`, "latin1");
 }
 
 /** After the last member: nothing missing, and the links made, each checked to stay inside. */
