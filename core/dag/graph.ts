@@ -151,7 +151,7 @@ export function downstream(deps: Deps, from: string): string[] {
     const id = queue.pop() as string;
     if (seen.has(id)) continue;
     seen.add(id);
-    queue.push(...(next.get(id) ?? []));
+    for (const after of next.get(id) ?? []) queue.push(after);
   }
   return [...seen].sort();
 }

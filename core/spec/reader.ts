@@ -192,8 +192,8 @@ export function jsonProblem(v: unknown): string | null {
     const x = stack.pop();
     if (typeof x === "number" && !Number.isFinite(x)) return `${x} cannot be represented in JSON`;
     if (x === undefined) return "a value is missing";
-    if (Array.isArray(x)) stack.push(...x);
-    else if (isRecord(x)) stack.push(...Object.values(x));
+    if (Array.isArray(x)) for (const item of x) stack.push(item);
+    else if (isRecord(x)) for (const item of Object.values(x)) stack.push(item);
   }
   return null;
 }

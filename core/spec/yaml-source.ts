@@ -295,7 +295,8 @@ function findUnresolvedAlias(doc: Document.Parsed): { name: string; offset: numb
       return { name: node.source, offset: rangeStart(node) ?? 0 };
     }
     if (isMap(node)) for (const pair of node.items) stack.push(pair.key, pair.value);
-    else if (isSeq(node)) stack.push(...node.items);
+    // One push per item: spreading a 500,000-item sequence into push() overflows the stack.
+    else if (isSeq(node)) for (const item of node.items) stack.push(item);
   }
   return null;
 }
@@ -315,7 +316,7 @@ function findDuplicateKeys(doc: Document.Parsed): number[] {
         stack.push(pair.value);
       }
     } else if (isSeq(node)) {
-      stack.push(...node.items);
+      for (const item of node.items) stack.push(item);
     }
   }
   return found.sort((a, b) => a - b);

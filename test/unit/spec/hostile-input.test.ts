@@ -49,6 +49,23 @@ describe("hostile input", () => {
     }
   });
 
+  it("reads a sequence of 200,000 items without overflowing the stack", () => {
+    const items = Array(200_000).fill("1").join(",");
+    // As an unknown key: an ordinary error, not a RangeError out of the parser.
+    expect(firstError(`version: 1\ntasks: {}\nworkflows: {}\nx: [${items}]\n`)).toMatchObject({
+      code: "E_UNKNOWN_KEY",
+    });
+    // As a json input's default: a spec that is valid, and keeps every item.
+    const r = parseSpec(
+      VALID.replace(
+        "{ n: { type: integer, default: 1 } }",
+        `{ big: { type: json, default: [${items}] } }`,
+      ),
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.errors));
+    expect(r.spec.tasks.a?.inputs.big?.default).toHaveLength(200_000);
+  });
+
   it("accepts nesting up to the limit", () => {
     const r = parseSpec(
       `version: 1\ntasks:\n  t:\n    image: x\n    command: [x]\n    env: { A: "${"[".repeat(10)}" }\n`,
