@@ -10,6 +10,7 @@ import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { benchArtifacts } from "./artifacts.js";
 import { benchChaos } from "./chaos.js";
+import { benchCliSpawn } from "./cli-spawn.js";
 import { benchEngine } from "./engine.js";
 import { benchGitHub } from "./github.js";
 import { benchHash } from "./hash.js";
@@ -33,6 +34,7 @@ const BENCHES: Record<string, () => Row[] | Promise<Row[]>> = {
   ui: benchUi,
   artifacts: benchArtifacts,
   "spec-worker": benchSpecWorker,
+  "cli-spawn": benchCliSpawn,
 };
 
 const wanted = process.argv.slice(2);

@@ -163,8 +163,10 @@ export class SpecWorkers {
 }
 
 /**
- * The thread entry beside this file: the built `.js` as is; from the sources (tsx, vitest) a
- * `.ts` file, which a worker can only load after registering tsx's loader itself.
+ * The thread entry beside this file: the built `.js` as is (dist/, or the tests' esbuild bundle,
+ * test/setup/cli-bundle.ts, which emits it as a second entry point beside the code of this file);
+ * from the sources (tsx, vitest) a `.ts` file, which a worker can only load after registering
+ * tsx's loader itself.
  */
 function startWorker(resourceLimits: ResourceLimits): Worker {
   const fromSources = import.meta.url.endsWith(".ts");

@@ -2,15 +2,13 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { MigrationError } from "../../db/errors.js";
 import { openStore } from "../../db/store.js";
+import { cliArgs } from "../fakes/cli.js";
 import { createDatabase, databaseUrl, urlFor } from "../setup/postgres.js";
 import { POSTGRES_AVAILABLE } from "../setup/stores.js";
 
-const ROOT = join(import.meta.dirname, "../..");
-const TSX = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
 const cleanup: Array<() => Promise<void> | void> = [];
 afterAll(async () => {
   for (const c of cleanup) await c();
@@ -19,14 +17,10 @@ afterAll(async () => {
 function reprise(env: Record<string, string>, ...args: string[]) {
   const base = { ...process.env };
   delete base.DATABASE_URL;
-  const r = spawnSync(
-    process.execPath,
-    ["--import", TSX, join(ROOT, "runner/cli/bin.ts"), ...args],
-    {
-      encoding: "utf8",
-      env: { ...base, ...env },
-    },
-  );
+  const r = spawnSync(process.execPath, cliArgs(...args), {
+    encoding: "utf8",
+    env: { ...base, ...env },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -36,12 +30,14 @@ describe("reprise migrate", () => {
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
     const first = reprise({ REPRISE_DATA_DIR: dir }, "migrate");
     expect(first.code).toBe(0);
-    expect(first.stdout).toContain(`${dir}: applied 0000_init, 0001_immutable, 0002_artifacts`);
+    expect(first.stdout).toContain(
+      `${dir}: applied 0000_init, 0001_immutable, 0002_artifacts, 0003_version_refs`,
+    );
     const second = reprise({ REPRISE_DATA_DIR: dir }, "migrate", "--json");
     expect(JSON.parse(second.stdout)).toEqual({
       database: dir,
       applied: [],
-      current: ["0000_init", "0001_immutable", "0002_artifacts"],
+      current: ["0000_init", "0001_immutable", "0002_artifacts", "0003_version_refs"],
     });
   }, 60_000);
 
@@ -63,14 +59,16 @@ describe("reprise migrate", () => {
       const refused = await openStore({ databaseUrl: target }).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(MigrationError);
       expect((refused as Error).message).toBe(
-        "the database lacks migrations 0000_init, 0001_immutable, 0002_artifacts; run `reprise migrate`",
+        "the database lacks migrations 0000_init, 0001_immutable, 0002_artifacts, 0003_version_refs; run `reprise migrate`",
       );
       // The server trusts local connections, so the password is ignored; it must never be printed.
       const withPassword = new URL(target);
       withPassword.password = "s3cret-pw";
       const r = reprise({ DATABASE_URL: withPassword.toString() }, "migrate");
       expect(r.code).toBe(0);
-      expect(r.stdout).toContain("applied 0000_init, 0001_immutable, 0002_artifacts");
+      expect(r.stdout).toContain(
+        "applied 0000_init, 0001_immutable, 0002_artifacts, 0003_version_refs",
+      );
       expect(r.stdout).toContain(":***@");
       expect(r.stdout + r.stderr).not.toContain("s3cret-pw");
       const open = await openStore({ databaseUrl: target });

@@ -2,25 +2,17 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { cliArgs } from "../fakes/cli.js";
 import { type TempRepo, tempRepo } from "../fakes/git-repo.js";
-
-const ROOT = join(import.meta.dirname, "../..");
-/** tsx's loader by absolute URL: `--import tsx` would resolve from the child's cwd. */
-const TSX = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
 
 /** Runs the real CLI entry point in a child process, as a user would. */
 function reprise(cwd: string, ...args: string[]) {
-  const r = spawnSync(
-    process.execPath,
-    ["--import", TSX, join(ROOT, "runner/cli/bin.ts"), ...args],
-    {
-      cwd,
-      encoding: "utf8",
-      env: { ...process.env, NODE_OPTIONS: "" },
-    },
-  );
+  const r = spawnSync(process.execPath, cliArgs(...args), {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, NODE_OPTIONS: "" },
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

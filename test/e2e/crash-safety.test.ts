@@ -1,5 +1,5 @@
 /**
- * Crash safety with a real SIGKILL (DESIGN.md section 6): the process running an execution is
+ * Crash safety with a real SIGKILL (docs/design.md section 6): the process running an execution is
  * killed mid-run; the next `reprise worker` finishes it, re-attaching to the task that was running,
  * and nothing that succeeded (or was running) runs again. Task runs are counted by the tasks
  * themselves, appending to a file.
@@ -8,12 +8,10 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT, reprise } from "../fakes/cli.js";
+import { cliArgs, reprise } from "../fakes/cli.js";
 import { type TempRepo, tempRepo } from "../fakes/git-repo.js";
 
-const TSX = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
 let repo: TempRepo;
 let work: string;
 let env: Record<string, string | undefined>;
@@ -77,15 +75,11 @@ async function until(what: string, check: () => boolean, ms = 60_000) {
 
 describe("kill -9 of the runner mid-execution", () => {
   it("lets `reprise worker` finish it without running any started task again", async () => {
-    const child = spawn(
-      process.execPath,
-      ["--import", TSX, join(ROOT, "runner/cli/bin.ts"), "run", "chain", "--json"],
-      {
-        cwd: repo.dir,
-        env: { ...process.env, ...env, DATABASE_URL: "" } as NodeJS.ProcessEnv,
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const child = spawn(process.execPath, cliArgs("run", "chain", "--json"), {
+      cwd: repo.dir,
+      env: { ...process.env, ...env, DATABASE_URL: "" } as NodeJS.ProcessEnv,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stderr = "";
     child.stderr.on("data", (b: Buffer) => {
       stderr += b.toString();

@@ -9,14 +9,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../fakes/cli.js";
+import { cliArgs } from "../fakes/cli.js";
 import { type TaskProject, taskProject } from "../fakes/task-project.js";
 import { openTestStore, POSTGRES_AVAILABLE, type TestStore } from "../setup/stores.js";
 import { queueChains } from "./chains.js";
 
-const TSX = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
 const EXECUTIONS = 8;
 
 describe.skipIf(!POSTGRES_AVAILABLE)("three runners on one Postgres, one killed", () => {
@@ -39,23 +37,19 @@ describe.skipIf(!POSTGRES_AVAILABLE)("three runners on one Postgres, one killed"
   });
 
   function worker(name: string): ChildProcess {
-    const child = spawn(
-      process.execPath,
-      ["--import", TSX, join(ROOT, "runner/cli/bin.ts"), "worker"],
-      {
-        cwd: project.dir,
-        env: {
-          ...process.env,
-          NODE_OPTIONS: "",
-          DATABASE_URL: store.url as string,
-          REPRISE_DATA_DIR: dataDir,
-          REPRISE_MAX_PARALLEL: "3",
-          REPRISE_LEASE_SECONDS: "3",
-          USER: name,
-        },
-        stdio: ["ignore", "ignore", "pipe"],
+    const child = spawn(process.execPath, cliArgs("worker"), {
+      cwd: project.dir,
+      env: {
+        ...process.env,
+        NODE_OPTIONS: "",
+        DATABASE_URL: store.url as string,
+        REPRISE_DATA_DIR: dataDir,
+        REPRISE_MAX_PARALLEL: "3",
+        REPRISE_LEASE_SECONDS: "3",
+        USER: name,
       },
-    );
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     workers.push(child);
     return child;
   }

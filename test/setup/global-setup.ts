@@ -1,11 +1,12 @@
 /**
- * Once per test run: a migrated database template for each driver, which every test file copies
- * instead of creating and migrating its own (creating a PGlite database costs about 5 s; loading
- * a dumped one about 1 s; CREATE DATABASE ... TEMPLATE on Postgres is a file copy).
+ * Once per test run: the CLI bundled for every end-to-end spawn (cli-bundle.ts), and a migrated
+ * database template for each driver, which every test file copies instead of creating and
+ * migrating its own (creating a PGlite database costs about 5 s; loading a dumped one about 1 s;
+ * CREATE DATABASE ... TEMPLATE on Postgres is a file copy).
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
@@ -14,10 +15,16 @@ import pg from "pg";
 import type { TestProject } from "vitest/node";
 import type { Db } from "../../db/connect.js";
 import { migrate } from "../../db/migrate.js";
+import { bundleCli } from "./cli-bundle.js";
 import { adminUrl, databaseUrl, withDatabase } from "./postgres.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
+    /**
+     * The bundled CLI's entry (test/fakes/cli.ts runs `node --enable-source-maps` on it), or why
+     * it did not build: then only the tests that spawn the CLI fail, with esbuild's message.
+     */
+    cliBundle: { path: string } | { error: string };
     pgliteTemplate: string;
     postgresTemplate: string | null;
   }
@@ -25,6 +32,18 @@ declare module "vitest" {
 
 export default async function setup(project: TestProject) {
   ensureBubblewrap();
+  const cliDir = await mkdtemp(join(tmpdir(), "reprise-cli-bundle-"));
+  // Bundled while PGlite migrates its template below; awaited before anything can spawn it.
+  const bundle = () =>
+    bundleCli(cliDir).then(
+      (path) => ({ path }),
+      (e: unknown) => ({ error: e instanceof Error ? e.message : String(e) }),
+    );
+  const cliBundle = bundle();
+  // `vitest --watch`: a rerun spawns the code as it is now, not as it was at the first run.
+  project.onTestsRerun(async () => {
+    project.provide("cliBundle", await bundle());
+  });
   const pgliteTemplate = join(tmpdir(), `reprise-pglite-template-${process.pid}.tar`);
   const client = await PGlite.create();
   await migrate(drizzle(client) as unknown as Db);
@@ -32,6 +51,7 @@ export default async function setup(project: TestProject) {
   writeFileSync(pgliteTemplate, Buffer.from(await dump.arrayBuffer()));
   await client.close();
   project.provide("pgliteTemplate", pgliteTemplate);
+  project.provide("cliBundle", await cliBundle);
 
   let postgresTemplate: string | null = null;
   const url = databaseUrl();
@@ -48,6 +68,7 @@ export default async function setup(project: TestProject) {
 
   return async () => {
     await rm(pgliteTemplate, { force: true });
+    await rm(cliDir, { recursive: true, force: true });
     if (url && postgresTemplate) {
       const admin = new pg.Client({ connectionString: adminUrl(url) });
       await admin.connect();
