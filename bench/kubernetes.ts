@@ -1,5 +1,5 @@
 /**
- * The kubernetes executor against the fake kube-apiserver (DESIGN.md section 13; issue 6). The
+ * The kubernetes executor against the fake kube-apiserver (docs/design.md section 13; issue 6). The
  * fake runs in a process of its own (test/fakes/kube/serve.ts), as an apiserver would, with
  * BENCH_KUBE_CREATE_MS (5 ms by default) added to each create to stand in for etcd, and with
  * containers that end at once (500 real processes on two cores would measure the machine).

@@ -5,17 +5,15 @@
  * cluster's side: one Job per attempt.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LABELS } from "../../runner/executors/kubernetes/index.js";
-import { ROOT } from "../fakes/cli.js";
+import { cliArgs, ROOT } from "../fakes/cli.js";
 import { type FakeKube, startFakeKube } from "../fakes/kube/index.js";
 
 const NS = "reprise-story";
-const TSX = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
 
 let work: string;
 let repo: string;
@@ -29,9 +27,15 @@ beforeAll(async () => {
   execFileSync("bash", [join(ROOT, "test/fixtures/seed-pipeline-paths/make-story-repo.sh"), repo], {
     stdio: "ignore",
   });
+  // The fixture's tasks pass their CSV files as paths under the OS temporary directory; every
+  // pod has a /tmp of its own, so the fake shares that one folder with them, as a hostPath
+  // volume would (until the artifacts issue replaces the fixture with the example itself).
+  const seedData = join(tmpdir(), "reprise-seed-pipeline");
+  mkdirSync(seedData, { recursive: true });
   // The first attempt of `prepare` is evicted while it runs: a system failure, retried.
   kube = await startFakeKube({
     namespace: "ignored-context-namespace",
+    hostPaths: [seedData],
     faults: (pod) => {
       const labels = pod.metadata.labels ?? {};
       return labels[LABELS.node] === "prepare" && labels[LABELS.attempt] === "1"
@@ -67,14 +71,10 @@ interface Result {
 
 function reprise(...args: string[]): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      ["--import", TSX, join(ROOT, "runner/cli/bin.ts"), ...args],
-      {
-        cwd: repo,
-        env,
-      },
-    );
+    const child = spawn(process.execPath, cliArgs(...args), {
+      cwd: repo,
+      env,
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => {

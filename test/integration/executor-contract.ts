@@ -1,5 +1,5 @@
 /**
- * The Executor contract (runner/executors/types.ts, DESIGN.md sections 3 and 7), run on every
+ * The Executor contract (runner/executors/types.ts, docs/design.md sections 3 and 7), run on every
  * implementation: the local process executor, and Kubernetes against its fake apiserver.
  *
  * A harness commits CONTRACT_FILES to a real git repository and builds launch specs at that
@@ -26,6 +26,12 @@ export interface ExecutorHarness {
    * so its pod) behind the executor's back.
    */
   killAttempt(handle: string): Promise<void>;
+  /**
+   * A directory the tasks can write, shared with this test (ready files, counters); the
+   * contract makes one under the temporary directory when the harness gives none (a Kubernetes
+   * pod has a /tmp of its own, so its harness shares one of its choosing with the pods).
+   */
+  scratch?: string;
   cleanup(): Promise<void>;
 }
 
@@ -106,12 +112,12 @@ export function executorContract(name: string, make: () => Promise<ExecutorHarne
 
   beforeAll(async () => {
     h = await make();
-    scratch = mkdtempSync(join(tmpdir(), "reprise-contract-"));
+    scratch = h.scratch ?? mkdtempSync(join(tmpdir(), "reprise-contract-"));
   });
   afterAll(async () => {
     for (const executor of restarted) await executor.close();
     await h?.cleanup();
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
+    if (scratch && !h?.scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
   /** A spec for a fresh attempt: its own execution id, so its own handle. */

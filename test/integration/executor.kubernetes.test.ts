@@ -34,6 +34,8 @@ interface KubeSetup {
   kube: FakeKube;
   sha: string;
   repoKey: string;
+  /** Shared with every pod (hostPaths). */
+  scratch: string;
   executor(
     tuning?: Parameters<typeof createKubernetesExecutor>[0]["tuning"],
     secrets?: readonly SecretGrant[],
@@ -49,10 +51,16 @@ async function kubeSetup(files: Record<string, string> = {}): Promise<KubeSetup>
   repo.write({ ...CONTRACT_FILES, ...files });
   const sha = repo.commit("tasks");
   const dataDir = mkdtempSync(join(tmpdir(), "reprise-kube-data-"));
+  const scratch = mkdtempSync(join(tmpdir(), "reprise-kube-scratch-"));
   const faults = new Map<string, Fault>();
+  // Every pod has a filesystem of its own: the contract's scratch directory is shared with them
+  // as a hostPath would be, and the pods share this machine's pid namespace so the contract can
+  // look for the processes they leave behind.
   const kube = await startFakeKube({
     namespace: NS,
     faults: (pod) => faults.get(pod.metadata.labels?.[LABELS.handle] ?? ""),
+    hostPaths: [scratch],
+    hostPid: true,
   });
   const executors: KubernetesExecutor[] = [];
   const repoKey = localRepoKey(repo.dir);
@@ -60,6 +68,7 @@ async function kubeSetup(files: Record<string, string> = {}): Promise<KubeSetup>
     kube,
     sha,
     repoKey,
+    scratch,
     executor(tuning, secrets) {
       const executor = createKubernetesExecutor({
         kubeconfig: kube.kubeconfig,
@@ -99,6 +108,7 @@ async function kubeSetup(files: Record<string, string> = {}): Promise<KubeSetup>
       for (const executor of executors) await executor.close();
       await kube.close();
       rmSync(dataDir, { recursive: true, force: true });
+      rmSync(scratch, { recursive: true, force: true });
       repo.remove();
     },
   };
@@ -115,6 +125,7 @@ describe("KubernetesExecutor", () => {
         // Someone else deletes the Job (and with it the pod): the attempt is gone.
         expect(k.kube.cluster.delete("jobs", NS, handle, "Background")).not.toBeNull();
       },
+      scratch: k.scratch,
       cleanup: () => k.cleanup(),
     };
     return harness;
@@ -374,8 +385,11 @@ printf %s "$API_TOKEN" | od -An -tx1
     const error = failure(await run(fresh({ sha: "0".repeat(40) })));
     expect(error).toMatchObject({ kind: "system", reason: "fetch" });
     expect(error.message).toMatch(
-      /could not fetch the code: init container fetch-code exited with code 1/,
+      // curl's "couldn't read a file:// file": the fake's code host has no tarball of that SHA.
+      /could not fetch the code: init container fetch-code exited with code 37/,
     );
+    // The container's own words, from its log (terminationMessagePolicy FallbackToLogsOnError).
+    expect(error.message).toMatch(/curl: \(37\)/);
   });
 
   it("adopts the Job of the same attempt on 409, and refuses loudly one that is not", async () => {

@@ -1,5 +1,5 @@
 /**
- * The Kubernetes objects of one attempt (DESIGN.md sections 3 and 7), built from its launch spec:
+ * The Kubernetes objects of one attempt (docs/design.md sections 3 and 7), built from its launch spec:
  * pure data, so what a cluster receives is tested without one.
  *
  * - a batch/v1 Job named by the attempt's handle: one pod, `backoffLimit: 0` (the engine owns
@@ -180,6 +180,9 @@ export function attemptObjects(
                   : []),
               ],
               resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+              // The script writes no termination message: on a failure the kubelet takes the log's
+              // tail instead, so the attempt's error carries curl's or tar's own words.
+              terminationMessagePolicy: "FallbackToLogsOnError",
             },
           ],
           containers: [
@@ -290,7 +293,7 @@ function workingDir(workdir: string): string {
 }
 
 /**
- * The task's environment (DESIGN.md section 3), layered as for every executor: task env, then
+ * The task's environment (docs/design.md section 3), layered as for every executor: task env, then
  * secrets, then inputs, then the REPRISE_* contract, which nothing overrides. What the image sets
  * (PATH, HOME...) is the base, as the container runtime does.
  */

@@ -4,17 +4,23 @@
  * kubelet that runs pods as local processes (kubelet.ts). Clients reach it through the kubeconfig
  * file it writes, exactly as they would reach a cluster.
  */
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdir, rename } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, isAbsolute, join } from "node:path";
+import { promisify } from "node:util";
 import { gitArchiveCheckout } from "../../../runner/executors/local/checkout.js";
 import { Cluster } from "./cluster.js";
-import type { ContainerSpec, Disruption, Fault, InitResult } from "./kubelet.js";
+import type { ContainerSpec, Disruption, Fault, ImageConfig, Preparation } from "./kubelet.js";
 import type { KubeObject } from "./objects.js";
 import { FakeApiServer, type RecordedRequest } from "./server.js";
 
-export type { Disruption, Fault } from "./kubelet.js";
+export type { Disruption, Fault, ImageConfig } from "./kubelet.js";
+
+const run = promisify(execFile);
+
 export type { KubeObject } from "./objects.js";
 export type { RecordedRequest } from "./server.js";
 
@@ -28,6 +34,18 @@ export interface FakeKubeOptions {
   maxGraceSeconds?: number;
   /** Containers end at once with exit 0, running nothing (see KubeletOptions.instant). */
   instantContainers?: boolean;
+  /**
+   * How an image's entrypoint runs here, for containers that give no `command` (every image is
+   * this machine's files; without an entry, a container must say its command).
+   */
+  images?: Record<string, ImageConfig>;
+  /**
+   * Directories of this machine every container sees read-write at the same path, as if each
+   * pod mounted them with `hostPath`: for tests that share files with their tasks.
+   */
+  hostPaths?: readonly string[];
+  /** Containers share this machine's pid namespace (`hostPID: true`), for tests that read pids. */
+  hostPid?: boolean;
 }
 
 export interface FakeKube {
@@ -53,42 +71,74 @@ export interface FakeKube {
 }
 
 /**
- * The init containers the fake understands: the executor's code fetcher, emulated by checking the
- * `file://` repository in REPRISE_SOURCE_URL out at REPRISE_GIT_SHA (one checkout per SHA, shared
- * by the pods at that SHA, like the local executor's) into the container's first volume mount.
+ * Where the fake stands in for the code host: the executor's `fetch-code` init container runs its
+ * own script for real (sh, curl, tar, in the pod's filesystem), but the `file://` repository in
+ * REPRISE_SOURCE_URL is a git work tree, not the commit's tarball that GitHub's tarball endpoint
+ * serves. So, once per repository and SHA, the fake makes that tarball (the local executor's
+ * `gitArchiveCheckout`, then tar: one top-level directory, as GitHub's), binds it read-only into
+ * the container and points REPRISE_SOURCE_URL at it. A SHA the repository does not have gets a
+ * URL to nothing, and curl fails as it would on GitHub's 404.
  */
-function codeFetcher(checkouts: string) {
-  return async (c: ContainerSpec, env: Record<string, string>): Promise<InitResult> => {
+function codeHost(root: string) {
+  const tarballs = new Map<string, Promise<string | null>>();
+  const tarball = (repo: string, sha: string) => {
+    const name = `${createHash("sha256").update(repo).digest("hex").slice(0, 16)}-${sha}`;
+    let made = tarballs.get(name);
+    if (!made) {
+      made = (async () => {
+        try {
+          const checkouts = join(root, "checkouts", name.slice(0, 16));
+          const dir = await gitArchiveCheckout(repo, checkouts)(`file://${repo}`, sha);
+          const out = join(root, "code", `${name}.tar.gz`);
+          await mkdir(dirname(out), { recursive: true });
+          await run("tar", ["-czf", `${out}.tmp`, "-C", dirname(dir), basename(dir)]);
+          await rename(`${out}.tmp`, out);
+          return out;
+        } catch {
+          return null;
+        }
+      })();
+      tarballs.set(name, made);
+    }
+    return made.then((path) => ({ name, path }));
+  };
+  return async (_c: ContainerSpec, env: Record<string, string>): Promise<Preparation> => {
     const url = env.REPRISE_SOURCE_URL ?? "";
     const sha = env.REPRISE_GIT_SHA ?? "";
-    const mount = c.volumeMounts?.[0];
-    if (!url.startsWith("file://") || !mount) {
-      return {
-        exitCode: 1,
-        log: `fake kubelet: cannot fetch ${JSON.stringify(url)} in this test cluster\n`,
-      };
-    }
-    try {
-      const dir = await gitArchiveCheckout(url.slice("file://".length), checkouts)(url, sha);
-      return { exitCode: 0, log: `fetched ${url} at ${sha}\n`, volumes: { [mount.name]: dir } };
-    } catch (e) {
-      return { exitCode: 1, log: `${(e as Error).message}\n` };
-    }
+    if (!url.startsWith("file://") || !sha) return {};
+    const { name, path } = await tarball(url.slice("file://".length), sha);
+    const target = `/fake-kube/code/${name}.tar.gz`;
+    return {
+      env: { REPRISE_SOURCE_URL: `file://${target}` },
+      binds: path ? [{ source: path, target, readOnly: true }] : [],
+    };
   };
 }
 
 export async function startFakeKube(options: FakeKubeOptions = {}): Promise<FakeKube> {
+  for (const path of options.hostPaths ?? []) {
+    if (!isAbsolute(path) || !statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new Error(
+        `startFakeKube: hostPaths entry ${JSON.stringify(path)} is not an existing directory: create it first (pods see it at the same absolute path)`,
+      );
+    }
+  }
   const root = mkdtempSync(join(tmpdir(), "reprise-fake-kube-"));
   const token = randomBytes(16).toString("hex");
-  const imageEnv: Record<string, string> = {};
-  for (const name of ["PATH", "HOME", "LANG", "TZ"]) {
+  // What an image's ENV would say: this machine's PATH; HOME and TMPDIR in the container's own
+  // root (never this machine's).
+  const imageEnv: Record<string, string> = { HOME: "/root", TMPDIR: "/tmp" };
+  for (const name of ["PATH", "LANG", "TZ"]) {
     const v = process.env[name];
     if (v !== undefined) imageEnv[name] = v;
   }
   const cluster = new Cluster({
     root,
-    init: codeFetcher(join(root, "checkouts")),
+    prepare: codeHost(root),
     imageEnv,
+    ...(options.images ? { images: options.images } : {}),
+    ...(options.hostPaths ? { hostPaths: options.hostPaths } : {}),
+    ...(options.hostPid ? { hostPid: true } : {}),
     maxGraceSeconds: options.maxGraceSeconds ?? 2,
     instant: options.instantContainers ?? false,
     ...(options.faults ? { faults: options.faults } : {}),

@@ -1,24 +1,27 @@
 /**
  * The simulated kubelet of the fake cluster (one node, "fake-node-1"). It binds every pod it is
- * given, waits for the ConfigMaps and Secrets the pod mounts or references, emulates the init
- * containers (their images do not run here: the fake's owner says what each one does, e.g. check
- * the repository out into the emptyDir), then runs the main container's command as a local
- * process in its own process group with the container's env, stdout and stderr into one log, and
- * reports the end as the real kubelet does: exit code, reason, and the last 4,096 bytes of the file
- * at `terminationMessagePath` as the termination message.
+ * given, waits for the ConfigMaps and Secrets the pod mounts or references, then runs the pod's
+ * containers as Kubernetes does: the init containers one after the other, each to exit 0 before
+ * the next, then the regular containers together. Each container runs under bubblewrap
+ * (container.ts) in a filesystem of its own: the machine's files read-only in place of the
+ * image, its own /tmp and HOME, the pod's volumes bound where its `volumeMounts` say. Its stdout
+ * and stderr go into one log; its end is reported as the real kubelet reports it: exit code,
+ * reason, and the last 4,096 bytes of the file bound at `terminationMessagePath`.
  *
- * There are no mount namespaces: a path inside a volume mount (env values, args, workingDir,
- * terminationMessagePath) is rewritten to the volume's directory on this machine, which is what
- * the container would have seen through the mount.
+ * Images are not pulled: the command runs with this machine's PATH; `images` says what an
+ * image's entrypoint is here, for containers that give no `command`.
  *
  * Faults: `faults(pod)` may give a pod one at admission (unschedulable, image pull failure, a slow
- * pending, OOMKilled); `disrupt()` evicts, preempts, or loses the node under a running pod.
+ * pending, OOMKilled); `disrupt()` evicts, preempts, or loses the node under a running pod. An
+ * emptyDir over its `sizeLimit` gets the pod evicted, as the eviction manager does.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { constants } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { type Bind, BWRAP, containerArgs, findExecutable } from "./container.js";
+import { diskUsage, parseQuantity } from "./disk.js";
 import type { KubeObject } from "./objects.js";
 import type { ObjectStore } from "./store.js";
 
@@ -41,6 +44,7 @@ export interface ContainerSpec {
   env?: EnvVar[];
   volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
   terminationMessagePath?: string;
+  terminationMessagePolicy?: string;
 }
 
 interface EnvVar {
@@ -53,29 +57,42 @@ interface EnvVar {
   };
 }
 
-export interface InitResult {
-  exitCode: number;
-  /** What the init container printed. */
-  log?: string;
-  /** Volumes it filled that should be served from another directory (a shared checkout). */
-  volumes?: Record<string, string>;
+/** How an image runs here: its ENTRYPOINT and CMD, and what its ENV adds. */
+export interface ImageConfig {
+  command: string[];
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+/** What the fake's owner adds to a container before it starts (see KubeletOptions.prepare). */
+export interface Preparation {
+  /** Replaces these variables of the container's environment. */
+  env?: Record<string, string>;
+  binds?: Bind[];
 }
 
 export interface KubeletOptions {
   /** A directory the kubelet owns: pod directories, logs, volumes. */
   root: string;
-  /** Emulates one init container, given its env (resolved) and the pod's volume directories. */
-  init(
-    container: ContainerSpec,
-    env: Record<string, string>,
-    volumes: Record<string, string>,
-  ): Promise<InitResult>;
-  /** The image's own environment, under the container's (PATH and the like). */
+  /** The images' own environment, under the container's (PATH and the like). */
   imageEnv: Record<string, string>;
+  /** Entrypoints of images, for containers without a `command`. */
+  images?: Record<string, ImageConfig>;
+  /**
+   * Stands in for what a container would reach outside the cluster (a code host): given the
+   * container and its environment, what to change in it, e.g. a `file://` URL to a bound file.
+   */
+  prepare?(container: ContainerSpec, env: Record<string, string>): Promise<Preparation>;
+  /** Directories of this machine bound read-write at the same path in every container. */
+  hostPaths?: readonly string[];
+  /** Containers share this machine's pid namespace (as `hostPID: true` would). */
+  hostPid?: boolean;
   /** A fault for a new pod, or nothing. */
   faults?: (pod: KubeObject) => Fault | undefined;
   /** Caps terminationGracePeriodSeconds, to keep tests quick. */
   maxGraceSeconds?: number;
+  /** How often emptyDir use is compared with `sizeLimit` (default 200 ms). */
+  sizeCheckMs?: number;
   /**
    * Containers end at once with exit 0 and no process (benchmarks of the API side, where 500
    * processes on two cores would only measure the machine).
@@ -85,23 +102,50 @@ export interface KubeletOptions {
 
 /** The kubelet reads at most this much of a termination message file (its last bytes). */
 const MAX_TERMINATION_MESSAGE = 4_096;
+/** FallbackToLogsOnError: the kubelet's cap on the log tail it uses (80 lines, 2,048 bytes). */
+const FALLBACK_LOG_LINES = 80;
+const FALLBACK_LOG_BYTES = 2_048;
 const NODE = "fake-node-1";
+const DEFAULT_TERMINATION_PATH = "/dev/termination-log";
+
+interface Proc {
+  child: ChildProcess;
+  /** The host pid of the container's session (its process group), once bwrap has said it. */
+  group: Promise<number | undefined>;
+}
 
 interface PodRun {
   namespace: string;
   name: string;
   uid: string;
   dir: string;
-  logs: Map<string, string>;
-  child?: ChildProcess;
-  exited?: Promise<void>;
+  /** Running containers, by name. */
+  procs: Map<string, Proc>;
   cancelled: boolean;
   deleting: boolean;
   disruption?: Disruption;
   oom: boolean;
+  /** Why the eviction manager evicted the pod (the pod's status message). */
+  evicted?: string;
   killTimer?: NodeJS.Timeout;
+  sizeTimer?: NodeJS.Timeout;
   wake?: () => void;
 }
+
+/** A pod's volumes on this machine. */
+type Volumes = Record<string, { dir: string; readOnly: boolean }>;
+
+interface Ended {
+  name: string;
+  image: string;
+  exitCode: number;
+  reason: string;
+  message?: string;
+  startedAt: string;
+  finishedAt: string;
+}
+
+type StatusList = "initContainerStatuses" | "containerStatuses";
 
 export class Kubelet {
   readonly #runs = new Map<string, PodRun>();
@@ -123,9 +167,14 @@ export class Kubelet {
     });
   }
 
-  /** Processes still running, by pod name (for tests that look for leaks). */
+  /** Pods with a container process still running (for tests that look for leaks). */
   get running(): string[] {
-    return [...this.#runs.values()].filter((r) => r.child).map((r) => r.name);
+    return [...this.#runs.values()].filter((r) => r.procs.size > 0).map((r) => r.name);
+  }
+
+  /** The pod's directory on this machine: `containers/NAME/{tmp,home}`, `volumes/NAME`, `logs`. */
+  podDir(pod: KubeObject): string {
+    return join(this.options.root, "pods", pod.metadata.uid);
   }
 
   admit(pod: KubeObject): void {
@@ -133,16 +182,20 @@ export class Kubelet {
       namespace: pod.metadata.namespace,
       name: pod.metadata.name,
       uid: pod.metadata.uid,
-      dir: join(this.options.root, "pods", pod.metadata.uid),
-      logs: new Map(),
+      dir: this.podDir(pod),
+      procs: new Map(),
       cancelled: false,
       deleting: false,
       oom: false,
     };
     this.#runs.set(key(run.namespace, run.name), run);
-    this.#run(run, this.faults?.(pod)).catch((e: unknown) => {
-      if (!this.#closed) console.error(`fake kubelet: pod ${run.name}: ${(e as Error).stack}`);
-    });
+    this.#run(run, this.faults?.(pod))
+      .catch((e: unknown) => {
+        if (!this.#closed) console.error(`fake kubelet: pod ${run.name}: ${(e as Error).stack}`);
+      })
+      .finally(() => {
+        if (run.sizeTimer) clearInterval(run.sizeTimer);
+      });
   }
 
   /** A graceful delete: SIGTERM, SIGKILL after the grace period, then the object goes. */
@@ -150,7 +203,7 @@ export class Kubelet {
     const run = this.#runs.get(key(namespace, name));
     const pod = this.store.get("pods", namespace, name);
     if (!pod) return;
-    if (!run?.child) {
+    if (!run || run.procs.size === 0) {
       if (run) {
         this.#cancel(run);
         this.#runs.delete(key(namespace, name));
@@ -192,19 +245,18 @@ export class Kubelet {
       this.deletePod(namespace, name);
       return;
     }
-    if (run.child) {
+    if (run.procs.size > 0) {
       this.#signal(run, "SIGKILL");
       return;
     }
     this.#cancel(run);
-    this.#finishDisrupted(run, null);
+    this.#finishDisrupted(run, []);
   }
 
   /** The container's log so far, or null when it has not started. */
   log(pod: KubeObject, container: string): string | null {
-    const path = join(this.options.root, "pods", pod.metadata.uid, "logs", `${container}.log`);
     try {
-      return readFileSync(path, "utf8");
+      return readFileSync(join(this.podDir(pod), "logs", `${container}.log`), "utf8");
     } catch {
       return null;
     }
@@ -216,6 +268,7 @@ export class Kubelet {
       this.#cancel(run);
       this.#signal(run, "SIGKILL");
       if (run.killTimer) clearTimeout(run.killTimer);
+      if (run.sizeTimer) clearInterval(run.sizeTimer);
     }
   }
 
@@ -236,12 +289,9 @@ export class Kubelet {
       });
       return;
     }
-    const spec = pod.spec as {
-      containers: ContainerSpec[];
-      initContainers?: ContainerSpec[];
-      volumes?: Volume[];
-    };
+    const spec = pod.spec as PodSpec;
     const main = spec.containers[0] as ContainerSpec;
+    const inits = spec.initContainers ?? [];
     this.store.update("pods", run.namespace, run.name, (p) => {
       p.spec.nodeName = NODE;
       p.status = {
@@ -250,12 +300,14 @@ export class Kubelet {
         startTime: new Date().toISOString(),
         conditions: [
           condition("PodScheduled", "True"),
-          condition("Initialized", "False", "ContainersNotInitialized"),
+          inits.length > 0
+            ? condition("Initialized", "False", "ContainersNotInitialized")
+            : condition("Initialized", "True"),
         ],
-        initContainerStatuses: (spec.initContainers ?? []).map((c) =>
-          waiting(c, "PodInitializing"),
+        initContainerStatuses: inits.map((c) => waiting(c, "PodInitializing")),
+        containerStatuses: spec.containers.map((c) =>
+          waiting(c, inits.length > 0 ? "PodInitializing" : "ContainerCreating"),
         ),
-        containerStatuses: spec.containers.map((c) => waiting(c, "PodInitializing")),
       };
     });
     if (fault?.kind === "slow-pending") {
@@ -265,12 +317,10 @@ export class Kubelet {
 
     // Volumes and env references: wait for what is missing, as the kubelet retries mounts.
     mkdirSync(join(run.dir, "logs"), { recursive: true });
-    let volumes: Record<string, string> | null = null;
-    let envs: Map<string, Record<string, string>> | null = null;
+    let prepared: { volumes: Volumes; env: Map<string, Record<string, string>> } | null = null;
     for (;;) {
-      const problem = this.#prepare(run, spec, (v, e) => {
-        volumes = v;
-        envs = e;
+      const problem = this.#prepare(run, spec, (volumes, env) => {
+        prepared = { volumes, env };
       });
       if (problem === null) break;
       this.#setStatus(run, (s) => {
@@ -287,28 +337,30 @@ export class Kubelet {
       if (waiters.size === 0) this.#waiting.delete(missing);
       if (run.cancelled) return;
     }
-    const vols = volumes as unknown as Record<string, string>;
-    const env = envs as unknown as Map<string, Record<string, string>>;
+    const { volumes, env } = prepared as unknown as {
+      volumes: Volumes;
+      env: Map<string, Record<string, string>>;
+    };
+    this.#watchSizes(run, spec.volumes ?? [], volumes);
 
-    for (const init of spec.initContainers ?? []) {
-      const result = await this.options.init(init, env.get(init.name) ?? {}, vols);
-      if (run.cancelled) return;
-      writeFileSync(join(run.dir, "logs", `${init.name}.log`), result.log ?? "");
-      run.logs.set(init.name, join(run.dir, "logs", `${init.name}.log`));
-      Object.assign(vols, result.volumes ?? {});
-      if (result.exitCode !== 0) {
-        const now = new Date().toISOString();
+    for (const init of inits) {
+      const ended = await this.#exec(run, init, env.get(init.name) ?? {}, volumes, true);
+      if (run.cancelled || this.#closed) return;
+      this.#setContainer(run, "initContainerStatuses", terminated(ended));
+      if (this.#interrupted(run, [])) return;
+      if (ended.exitCode !== 0) {
+        // restartPolicy Never: a failed init container fails the pod (kubectl: Init:Error).
         this.#setStatus(run, (s) => {
           s.phase = "Failed";
-          s.initContainerStatuses = [
-            terminated(
-              init,
-              result.exitCode,
-              "Error",
-              now,
-              now,
-              result.log?.slice(-MAX_TERMINATION_MESSAGE),
+          s.conditions = [
+            condition("PodScheduled", "True"),
+            condition(
+              "Initialized",
+              "False",
+              "ContainersNotInitialized",
+              `containers with incomplete status: [${init.name}]`,
             ),
+            condition("Ready", "False", "PodFailed"),
           ];
         });
         return;
@@ -323,37 +375,111 @@ export class Kubelet {
       });
       return;
     }
-    this.#start(run, main, env.get(main.name) ?? {}, vols);
+    this.#setStatus(run, (s) => {
+      s.conditions = [condition("PodScheduled", "True"), condition("Initialized", "True")];
+    });
+    const ends = Promise.all(
+      spec.containers.map((c) => this.#exec(run, c, env.get(c.name) ?? {}, volumes, false)),
+    );
     if (fault?.kind === "oom") {
       await this.#sleep(run, fault.afterMs ?? 50);
-      if (run.child) {
+      const proc = run.procs.get(main.name);
+      if (proc) {
         run.oom = true;
-        this.#signal(run, "SIGKILL");
+        kill(proc, "SIGKILL");
       }
     }
     if (fault?.kind === "disrupt") {
       await this.#sleep(run, fault.afterMs ?? 50);
-      if (run.child && !run.cancelled) this.disrupt(run.namespace, run.name, fault.disruption);
+      if (run.procs.size > 0 && !run.cancelled)
+        this.disrupt(run.namespace, run.name, fault.disruption);
     }
+    const ended = await ends;
+    if (this.#closed) return;
+    if (this.#interrupted(run, ended)) return;
+    const failed = ended.some((e) => e.exitCode !== 0);
+    this.#setStatus(run, (s) => {
+      s.phase = failed ? "Failed" : "Succeeded";
+      s.conditions = [
+        ...((s.conditions ?? []) as Array<{ type: string }>).filter(
+          (x) => x.type === "DisruptionTarget",
+        ),
+        condition("PodScheduled", "True"),
+        condition("Initialized", "True"),
+        condition("Ready", "False", "PodCompleted"),
+      ];
+      s.containerStatuses = ended.map(terminated);
+    });
+    if (run.deleting) this.#remove(run);
+  }
+
+  /**
+   * After containers ended: whether the pod ended for another reason than its containers (an
+   * eviction, a disruption, a delete), having reported it so.
+   */
+  #interrupted(run: PodRun, ended: Ended[]): boolean {
+    if (run.evicted !== undefined) {
+      const message = run.evicted;
+      this.#setStatus(run, (s) => {
+        // The eviction manager's local-storage evictions set no DisruptionTarget condition.
+        s.phase = "Failed";
+        s.reason = "Evicted";
+        s.message = message;
+        s.conditions = [
+          ...((s.conditions ?? []) as Array<{ type: string }>).filter((x) => x.type !== "Ready"),
+          condition("Ready", "False", "PodFailed"),
+        ];
+        if (ended.length > 0) s.containerStatuses = ended.map(terminated);
+      });
+      if (run.deleting) this.#remove(run);
+      return true;
+    }
+    if (run.disruption && run.disruption !== "preempt") {
+      this.#finishDisrupted(run, ended);
+      return true;
+    }
+    if (run.deleting && ended.length === 0) {
+      this.#remove(run);
+      return true;
+    }
+    return false;
   }
 
   /** Null when every volume and env reference resolves; otherwise why the container waits. */
   #prepare(
     run: PodRun,
-    spec: { containers: ContainerSpec[]; initContainers?: ContainerSpec[]; volumes?: Volume[] },
-    ready: (volumes: Record<string, string>, env: Map<string, Record<string, string>>) => void,
+    spec: PodSpec,
+    ready: (volumes: Volumes, env: Map<string, Record<string, string>>) => void,
   ): { reason: string; message: string; missing: string } | null {
-    const volumes: Record<string, string> = {};
+    const volumes: Volumes = {};
     for (const v of spec.volumes ?? []) {
       const dir = join(run.dir, "volumes", v.name);
       mkdirSync(dir, { recursive: true });
-      volumes[v.name] = dir;
       const source = v.configMap
-        ? { kind: "configmaps" as const, name: v.configMap.name, decode: false }
+        ? {
+            kind: "configmaps" as const,
+            name: v.configMap.name,
+            items: v.configMap.items,
+            decode: false,
+          }
         : v.secret
-          ? { kind: "secrets" as const, name: v.secret.secretName, decode: true }
+          ? {
+              kind: "secrets" as const,
+              name: v.secret.secretName,
+              items: v.secret.items,
+              decode: true,
+            }
           : null;
-      if (!source) continue;
+      // ConfigMap and Secret volumes are always read-only in the container.
+      volumes[v.name] = { dir, readOnly: source !== null };
+      if (!source) {
+        if (!v.emptyDir) {
+          throw new Error(
+            `fake kubelet: volume "${v.name}" of pod ${run.name} is of a kind the fake does not mount (it mounts emptyDir, configMap, secret)`,
+          );
+        }
+        continue;
+      }
       const obj = this.store.get(source.kind, run.namespace, source.name);
       if (!obj) {
         const what = source.kind === "configmaps" ? "configmap" : "secret";
@@ -363,8 +489,14 @@ export class Kubelet {
           message: `MountVolume.SetUp failed for volume "${v.name}" : ${what} "${source.name}" not found`,
         };
       }
-      for (const [k, value] of Object.entries(obj.data ?? {})) {
-        writeFileSync(join(dir, k), source.decode ? Buffer.from(value, "base64") : value);
+      const data = obj.data ?? {};
+      const files = source.items ?? Object.keys(data).map((k) => ({ key: k, path: k }));
+      for (const item of files) {
+        const value = data[item.key];
+        if (value === undefined) continue;
+        const file = join(dir, item.path);
+        mkdirSync(join(file, ".."), { recursive: true });
+        writeFileSync(file, source.decode ? Buffer.from(value, "base64") : value);
       }
     }
     const env = new Map<string, Record<string, string>>();
@@ -373,7 +505,13 @@ export class Kubelet {
       for (const e of c.env ?? []) {
         const ref = e.valueFrom?.secretKeyRef ?? e.valueFrom?.configMapKeyRef;
         if (e.valueFrom?.fieldRef) {
-          out[e.name] = e.valueFrom.fieldRef.fieldPath === "metadata.name" ? run.name : "";
+          const fields: Record<string, string> = {
+            "metadata.name": run.name,
+            "metadata.namespace": run.namespace,
+            "metadata.uid": run.uid,
+            "spec.nodeName": NODE,
+          };
+          out[e.name] = fields[e.valueFrom.fieldRef.fieldPath] ?? "";
           continue;
         }
         if (!ref) {
@@ -402,138 +540,199 @@ export class Kubelet {
     return null;
   }
 
-  #start(
+  /**
+   * Runs one container to its end: its filesystem, its command (or its image's entrypoint), its
+   * status while it runs. Resolves with how it ended; never rejects.
+   */
+  async #exec(
     run: PodRun,
     c: ContainerSpec,
     env: Record<string, string>,
-    volumes: Record<string, string>,
-  ): void {
-    const mounts: Array<[string, string]> = (c.volumeMounts ?? []).map((m) => [
-      m.mountPath.replace(/\/+$/, ""),
-      volumes[m.name] ?? join(run.dir, "volumes", m.name),
-    ]);
-    const termination = join(run.dir, "termination", c.name);
-    mkdirSync(dirname(termination), { recursive: true });
-    writeFileSync(termination, "");
-    if (c.terminationMessagePath) mounts.push([c.terminationMessagePath, termination]);
-    mounts.sort((a, b) => b[0].length - a[0].length);
-    const translate = (s: string) => {
-      for (const [inside, outside] of mounts) {
-        if (s === inside || s.startsWith(`${inside}/`)) return outside + s.slice(inside.length);
-      }
-      return s;
-    };
-    const argv = [...(c.command ?? []), ...(c.args ?? [])].map(translate);
-    const containerEnv: Record<string, string> = { ...this.options.imageEnv };
-    for (const [k, v] of Object.entries(env)) containerEnv[k] = translate(v);
+    volumes: Volumes,
+    init: boolean,
+  ): Promise<Ended> {
+    const list: StatusList = init ? "initContainerStatuses" : "containerStatuses";
     const logPath = join(run.dir, "logs", `${c.name}.log`);
-    const fd = openSync(logPath, "a");
-    run.logs.set(c.name, logPath);
     const startedAt = new Date().toISOString();
+    const ended = (exitCode: number, reason: string, message?: string): Ended => ({
+      name: c.name,
+      image: c.image,
+      exitCode,
+      reason,
+      ...(message ? { message } : {}),
+      startedAt,
+      finishedAt: new Date().toISOString(),
+    });
     if (this.options.instant) {
-      closeSync(fd);
-      this.#running(run, c, startedAt);
-      setImmediate(() => {
-        this.#finish(run, c, startedAt, 0, null, termination).catch(() => {});
-      });
-      return;
+      writeFileSync(logPath, "");
+      this.#containerRunning(run, c, list, startedAt);
+      await new Promise((resolve) => setImmediate(resolve));
+      return ended(0, "Completed");
     }
+    const image = this.options.images?.[c.image];
+    const argv = c.command
+      ? [...c.command, ...(c.args ?? [])]
+      : [...(image?.command ?? []), ...(c.args ?? image?.args ?? [])];
+    let containerEnv: Record<string, string> = {
+      ...this.options.imageEnv,
+      ...(image?.env ?? {}),
+      ...env,
+    };
+    const dir = join(run.dir, "containers", c.name);
+    const tmp = join(dir, "tmp");
+    const home = join(dir, "home");
+    const termination = join(dir, "termination-log");
+    mkdirSync(tmp, { recursive: true, mode: 0o1777 });
+    chmodSync(tmp, 0o1777);
+    mkdirSync(home, { recursive: true });
+    writeFileSync(termination, "");
+    const binds: Bind[] = [];
+    for (const m of c.volumeMounts ?? []) {
+      const volume = volumes[m.name];
+      if (!volume) return ended(128, "StartError", `fake kubelet: no volume "${m.name}"`);
+      binds.push({
+        source: volume.dir,
+        target: m.mountPath,
+        readOnly: volume.readOnly || m.readOnly === true,
+      });
+    }
+    binds.push({
+      source: termination,
+      target: c.terminationMessagePath ?? DEFAULT_TERMINATION_PATH,
+      readOnly: false,
+    });
+    for (const path of this.options.hostPaths ?? [])
+      binds.push({ source: path, target: path, readOnly: false });
+    const extra = (await this.options.prepare?.(c, containerEnv)) ?? {};
+    containerEnv = { ...containerEnv, ...(extra.env ?? {}) };
+    binds.push(...(extra.binds ?? []));
+    if (run.cancelled || this.#closed) return ended(137, "Error");
+
+    const command = argv[0];
+    const missing =
+      command === undefined
+        ? "no command specified"
+        : findExecutable(command, containerEnv.PATH ?? "", binds)
+          ? null
+          : `exec: "${command}": executable file not found in $PATH`;
+    if (missing !== null) {
+      writeFileSync(logPath, "");
+      return ended(128, "StartError", missing);
+    }
+    const fd = openSync(logPath, "a");
     let child: ChildProcess;
     try {
-      if (argv.length === 0) throw new Error("no command specified");
-      child = spawn(argv[0] as string, argv.slice(1), {
-        cwd: c.workingDir ? translate(c.workingDir) : run.dir,
-        env: containerEnv,
-        stdio: ["ignore", fd, fd],
-        detached: true,
-      });
+      child = spawn(
+        BWRAP,
+        [
+          ...containerArgs({
+            tmp,
+            home,
+            binds,
+            ...(c.workingDir ? { workingDir: c.workingDir } : {}),
+            hostPid: this.options.hostPid ?? false,
+          }),
+          ...argv,
+        ],
+        { env: containerEnv, stdio: ["ignore", fd, fd, "pipe"], detached: true },
+      );
     } finally {
       closeSync(fd);
     }
-    run.child = child;
-    run.exited = new Promise<void>((resolve) => {
-      let done = false;
-      const finish = (code: number | null, signal: NodeJS.Signals | null, error?: Error) => {
-        if (done) return;
-        done = true;
-        // The container's end takes down everything in it (its pid namespace).
-        this.#signal(run, "SIGKILL");
-        run.child = undefined;
-        if (run.killTimer) clearTimeout(run.killTimer);
-        this.#finish(run, c, startedAt, code, signal, termination, error).finally(resolve);
-      };
-      child.once("error", (e) => finish(128, null, e));
-      child.once("exit", (code, signal) => finish(code, signal));
+    const proc: Proc = { child, group: groupOf(child) };
+    run.procs.set(c.name, proc);
+    this.#containerRunning(run, c, list, startedAt);
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+      child.once("error", () => resolve([128, null]));
+      child.once("exit", (code, signal) => resolve([code, signal]));
     });
-    this.#running(run, c, startedAt);
-  }
-
-  #running(run: PodRun, c: ContainerSpec, startedAt: string): void {
-    this.#setStatus(run, (s) => {
-      s.phase = "Running";
-      s.conditions = [
-        condition("PodScheduled", "True"),
-        condition("Initialized", "True"),
-        condition("Ready", "True"),
-      ];
-      s.containerStatuses = [
-        {
-          name: c.name,
-          image: c.image,
-          ready: true,
-          restartCount: 0,
-          started: true,
-          state: { running: { startedAt } },
-        },
-      ];
-    });
-  }
-
-  async #finish(
-    run: PodRun,
-    c: ContainerSpec,
-    startedAt: string,
-    code: number | null,
-    signal: NodeJS.Signals | null,
-    terminationFile: string,
-    error?: Error,
-  ): Promise<void> {
-    if (this.#closed) return;
+    // The container's end takes down everything in it (its pid namespace, its process group).
+    kill(proc, "SIGKILL");
+    run.procs.delete(c.name);
+    if (run.procs.size === 0 && run.killTimer) clearTimeout(run.killTimer);
     const exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
-    if (run.disruption && run.disruption !== "preempt") {
-      this.#finishDisrupted(run, { c, startedAt });
-      return;
+    const reason = run.oom && !init ? "OOMKilled" : exitCode === 0 ? "Completed" : "Error";
+    let message = await lastBytes(termination, MAX_TERMINATION_MESSAGE);
+    if (!message && exitCode !== 0 && c.terminationMessagePolicy === "FallbackToLogsOnError") {
+      const lines = (await lastBytes(logPath, FALLBACK_LOG_BYTES)).split(/(?<=\n)/);
+      message = lines.slice(-FALLBACK_LOG_LINES).join("");
     }
-    const message = error
-      ? `exec: ${error.message}`
-      : await lastBytes(terminationFile, MAX_TERMINATION_MESSAGE);
-    const reason = error
-      ? "StartError"
-      : run.oom
-        ? "OOMKilled"
-        : exitCode === 0
-          ? "Completed"
-          : "Error";
-    const finishedAt = new Date().toISOString();
-    this.#setStatus(run, (s) => {
-      s.phase = exitCode === 0 ? "Succeeded" : "Failed";
-      s.conditions = [
-        ...((s.conditions ?? []) as Array<{ type: string }>).filter(
-          (x) => x.type === "DisruptionTarget",
-        ),
-        condition("PodScheduled", "True"),
-        condition("Initialized", "True"),
-        condition("Ready", "False", "PodCompleted"),
-      ];
-      s.containerStatuses = [
-        terminated(c, exitCode, reason, startedAt, finishedAt, message || undefined),
-      ];
-    });
-    if (run.deleting) this.#remove(run);
+    return ended(exitCode, reason, message || undefined);
   }
 
-  #finishDisrupted(run: PodRun, ran: { c: ContainerSpec; startedAt: string } | null): void {
-    const now = new Date().toISOString();
+  #containerRunning(run: PodRun, c: ContainerSpec, list: StatusList, startedAt: string): void {
+    const status = {
+      name: c.name,
+      image: c.image,
+      ready: list === "containerStatuses",
+      restartCount: 0,
+      started: true,
+      state: { running: { startedAt } },
+    };
+    this.#setContainer(run, list, status);
+    if (list === "containerStatuses") {
+      this.#setStatus(run, (s) => {
+        s.phase = "Running";
+        s.conditions = [
+          condition("PodScheduled", "True"),
+          condition("Initialized", "True"),
+          condition("Ready", "True"),
+        ];
+      });
+    }
+  }
+
+  /** Replaces one container's entry of a status list (or adds it). */
+  #setContainer(run: PodRun, list: StatusList, status: { name: string }): void {
+    this.#setStatus(run, (s) => {
+      const statuses = ((s[list] as Array<{ name: string }> | undefined) ?? []).filter(
+        (x) => x.name !== status.name,
+      );
+      const pod = this.store.get("pods", run.namespace, run.name);
+      const order = ((list === "initContainerStatuses"
+        ? pod?.spec.initContainers
+        : pod?.spec.containers) ?? []) as ContainerSpec[];
+      statuses.push(status);
+      statuses.sort(
+        (a, b) =>
+          order.findIndex((c) => c.name === a.name) - order.findIndex((c) => c.name === b.name),
+      );
+      s[list] = statuses;
+    });
+  }
+
+  /**
+   * The eviction manager's emptyDir check: a volume over its `sizeLimit` gets the pod evicted at
+   * once (grace period 0), every container killed.
+   */
+  #watchSizes(run: PodRun, specs: Volume[], volumes: Volumes): void {
+    if (this.options.instant) return;
+    const limited = specs.flatMap((v) => {
+      const limit = v.emptyDir?.sizeLimit;
+      const volume = volumes[v.name];
+      return limit && volume
+        ? [{ name: v.name, dir: volume.dir, limit, bytes: parseQuantity(limit) }]
+        : [];
+    });
+    if (limited.length === 0) return;
+    let checking = false;
+    run.sizeTimer = setInterval(() => {
+      if (checking || run.evicted !== undefined || run.cancelled) return;
+      checking = true;
+      (async () => {
+        for (const v of limited) {
+          if ((await diskUsage(v.dir)) <= v.bytes || run.evicted !== undefined) continue;
+          // The kubelet's emptyDirMessageFmt, trailing space included.
+          run.evicted = `Usage of EmptyDir volume "${v.name}" exceeds the limit "${v.limit}". `;
+          this.#signal(run, "SIGKILL");
+        }
+      })().finally(() => {
+        checking = false;
+      });
+    }, this.options.sizeCheckMs ?? 200);
+  }
+
+  #finishDisrupted(run: PodRun, ran: Ended[]): void {
     const evicted = run.disruption === "evict";
     const [reason, message] = evicted
       ? [
@@ -551,7 +750,8 @@ export class Kubelet {
         condition("DisruptionTarget", "True", reason, message),
         condition("Ready", "False"),
       ];
-      if (ran) s.containerStatuses = [terminated(ran.c, 137, "Error", ran.startedAt, now)];
+      if (ran.length > 0)
+        s.containerStatuses = ran.map((e) => terminated({ ...e, exitCode: 137, reason: "Error" }));
     });
     // An evicted pod stays, Failed; a pod on a lost node is deleted by the taint manager.
     if (!evicted) this.#remove(run);
@@ -574,13 +774,7 @@ export class Kubelet {
   }
 
   #signal(run: PodRun, signal: NodeJS.Signals): void {
-    const pid = run.child?.pid;
-    if (pid === undefined) return;
-    try {
-      process.kill(-pid, signal);
-    } catch {
-      // the group is gone already
-    }
+    for (const proc of run.procs.values()) kill(proc, signal);
   }
 
   #cancel(run: PodRun): void {
@@ -599,11 +793,55 @@ export class Kubelet {
   }
 }
 
+interface PodSpec {
+  containers: ContainerSpec[];
+  initContainers?: ContainerSpec[];
+  volumes?: Volume[];
+}
+
+interface KeyToPath {
+  key: string;
+  path: string;
+}
+
 interface Volume {
   name: string;
-  emptyDir?: object;
-  configMap?: { name: string };
-  secret?: { secretName: string };
+  emptyDir?: { sizeLimit?: string };
+  configMap?: { name: string; items?: KeyToPath[] };
+  secret?: { secretName: string; items?: KeyToPath[] };
+}
+
+/** The host pid of the container's process group, from bwrap's `--info-fd` JSON. */
+function groupOf(child: ChildProcess): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const info = child.stdio[3];
+    if (!info) return resolve(undefined);
+    let text = "";
+    info.on("data", (chunk: Buffer) => {
+      text += chunk.toString("utf8");
+      const m = /"child-pid":\s*([0-9]+)/.exec(text);
+      if (m) resolve(Number(m[1]));
+    });
+    info.on("error", () => resolve(undefined));
+    info.on("close", () => resolve(undefined));
+  });
+}
+
+/**
+ * SIGKILL goes to the container's group and to bwrap (whose end ends the pid namespace); any
+ * other signal to the container's group alone, so that the container may handle it.
+ */
+function kill(proc: Proc, signal: NodeJS.Signals): void {
+  const send = (pid: number | undefined) => {
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      // the group is gone already
+    }
+  };
+  void proc.group.then(send);
+  if (signal === "SIGKILL") send(proc.child.pid);
 }
 
 function key(namespace: string, name: string): string {
@@ -632,28 +870,21 @@ function waiting(c: ContainerSpec, reason: string, message?: string) {
   };
 }
 
-function terminated(
-  c: ContainerSpec,
-  exitCode: number,
-  reason: string,
-  startedAt: string,
-  finishedAt: string,
-  message?: string,
-) {
+function terminated(e: Ended) {
   return {
-    name: c.name,
-    image: c.image,
+    name: e.name,
+    image: e.image,
     ready: false,
     restartCount: 0,
     started: false,
     state: {
       terminated: {
-        exitCode,
-        reason,
-        startedAt,
-        finishedAt,
-        containerID: `fake://${c.name}`,
-        ...(message ? { message } : {}),
+        exitCode: e.exitCode,
+        reason: e.reason,
+        startedAt: e.startedAt,
+        finishedAt: e.finishedAt,
+        containerID: `fake://${e.name}`,
+        ...(e.message ? { message: e.message } : {}),
       },
     },
   };
