@@ -1,5 +1,5 @@
 /**
- * The local executor's overhead (DESIGN.md section 13): 200 trivial tasks (`true`) through the
+ * The local executor's overhead (docs/design.md section 13): 200 trivial tasks (`true`) through the
  * real engine and LocalExecutor, against 200 bare `child_process.spawn("true")` with the same
  * concurrency, in the same run. Also reported, to split the overhead into its parts: the same
  * 200 nodes through the engine with the no-op executor (the engine's share), and 200 attempts

@@ -1,5 +1,5 @@
 /**
- * An executor that runs nothing, for measuring the engine alone (DESIGN.md section 13): a launch
+ * An executor that runs nothing, for measuring the engine alone (docs/design.md section 13): a launch
  * records its spec, a wait resolves on the next turn of the event loop with outputs that satisfy
  * the task's declared outputs. Whatever the engine then takes per node is its own cost.
  */

@@ -3,7 +3,7 @@
  * it, resolved as the kernel would: component by component, links within links followed, so
  * `a -> .` plus `b -> a/..` is seen to escape although `a/..` looks harmless lexically. The one
  * implementation of this check: core/artifacts/manifest.ts and the local executor's checkouts
- * (runner/executors/local/checkout.ts, runner/github/tarball-checkout.ts) use it.
+ * (runner/sources/tarball.ts, shared by the `git archive` and GitHub tarball checkouts) use it.
  */
 
 /** What a path of the tree is: a link (with its target) or anything else (a file). */

@@ -1,5 +1,5 @@
 /**
- * The local executor's secrets (DESIGN.md section 2, runner/executors/local/README.md): a task's
+ * The local executor's secrets (docs/design.md section 2, runner/executors/local/README.md): a task's
  * `{ env, secret, key }` reads the runner variable `<SECRET>_<KEY>` that REPRISE_LOCAL_SECRETS
  * allows for the task's repository; its value, and its base64, hex and URL encodings, are masked
  * in the log while the task runs (as served) and after (on disk); a variable that is not allowed

@@ -1,8 +1,8 @@
 /**
  * The local process executor: the Executor contract on a real temporary git repository, then
- * what only this executor does (checkouts cached per SHA, the image it ignores, the wrapper).
+ * what only this executor does (checkouts cached per SHA, the image it ignores, the wrapper). How
+ * a checkout is made is the checkout contract's (checkout-contract.ts, checkout.git-archive.test.ts).
  */
-import { execFile, spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -16,15 +16,12 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attemptName } from "../../core/engine/attempt-name.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
 import {
   baseEnvFrom,
   type Checkout,
-  CheckoutRefused,
   gitArchiveCheckout,
   LocalExecutor,
 } from "../../runner/executors/local/index.js";
@@ -181,7 +178,7 @@ writeFileSync(process.env.REPRISE_OUTPUTS, JSON.stringify({ cwd: process.cwd() }
     expect(first).toMatchObject({ ok: true, outputs: { cwd: checkout } });
     expect(second).toMatchObject({ ok: true, outputs: { cwd: checkout } });
     expect(statSync(checkout).ino).toBe(inode);
-    expect(readdirSync(local.checkouts)).toEqual([local.sha]);
+    expect(readdirSync(local.checkouts).sort()).toEqual([`.size-${local.sha}`, local.sha]);
   });
 
   it("does not pass the runner's own environment to tasks", async () => {
@@ -332,143 +329,5 @@ require("node:fs").writeFileSync(process.argv[1], String(c.pid)); c.unref();`;
     expect(await executor.logTail(secret, 100)).toBeNull();
     expect(await executor.logTail("/etc/passwd", 100)).toBeNull();
     expect(await executor.logTail(join(local.root, "attempts", "..", "log"), 100)).toBeNull();
-  });
-});
-
-describe("gitArchiveCheckout", () => {
-  let repo: TempRepo;
-  let cache: string;
-  beforeAll(() => {
-    repo = tempRepo("reprise-checkout-repo-");
-    cache = mkdtempSync(join(tmpdir(), "reprise-checkout-cache-"));
-  });
-  afterAll(() => {
-    repo?.remove();
-    if (cache) rmSync(cache, { recursive: true, force: true });
-  });
-
-  function commitFiles(count: number, tag: string): string {
-    const files: Record<string, string> = {};
-    for (let i = 0; i < count; i++) files[`d${i % 10}/f${i}.txt`] = `${tag} ${i}\n`;
-    repo.write(files);
-    return repo.commit(tag);
-  }
-
-  /** How many files the commit has: what a complete checkout of it holds. */
-  function filesAt(sha: string): number {
-    return repo.git("ls-tree", "-r", "--name-only", sha).split("\n").length;
-  }
-
-  function fileCount(dir: string): number {
-    return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile())
-      .length;
-  }
-
-  it("extracts a commit once for concurrent callers, and nobody ever sees it half-extracted", async () => {
-    const sha = commitFiles(400, "many");
-    const complete = filesAt(sha);
-    const target = join(cache, sha);
-    const seen: number[] = [];
-    let extracting = true;
-    const watcher = (async () => {
-      while (extracting) {
-        if (existsSync(target)) seen.push(fileCount(target));
-        await new Promise((r) => setImmediate(r));
-      }
-    })();
-    const key = localRepoKey(repo.dir);
-    const paths = await Promise.all([
-      gitArchiveCheckout(repo.dir, cache)(key, sha),
-      gitArchiveCheckout(repo.dir, cache)(key, sha),
-      gitArchiveCheckout(repo.dir, cache)(key, sha),
-    ]);
-    extracting = false;
-    await watcher;
-    expect(new Set(paths)).toEqual(new Set([target]));
-    expect(fileCount(target)).toBe(complete);
-    expect(seen.every((n) => n === complete)).toBe(true);
-    expect(readdirSync(cache)).toEqual([sha]);
-  });
-
-  it("lets separate processes race for the same checkout; all get the complete one", async () => {
-    const sha = commitFiles(200, "race");
-    const checkoutModule = pathToFileURL(
-      join(import.meta.dirname, "../../runner/executors/local/checkout.ts"),
-    ).href;
-    const tsx = pathToFileURL(
-      join(import.meta.dirname, "../../node_modules/tsx/dist/loader.mjs"),
-    ).href;
-    const script = `import { gitArchiveCheckout } from ${JSON.stringify(checkoutModule)};
-const dir = await gitArchiveCheckout(process.argv[1], process.argv[2])("k", process.argv[3]);
-console.log(dir);`;
-    const runOne = () =>
-      promisify(execFile)(NODE, [
-        "--import",
-        tsx,
-        "--input-type=module",
-        "-e",
-        script,
-        repo.dir,
-        cache,
-        sha,
-      ]);
-    const results = await Promise.all([runOne(), runOne(), runOne()]);
-    for (const { stdout } of results) expect(stdout.trim()).toBe(join(cache, sha));
-    expect(fileCount(join(cache, sha))).toBe(filesAt(sha));
-    expect(readdirSync(cache).filter((name) => name.startsWith("."))).toEqual([]);
-  });
-
-  it("clears what a crashed extraction left behind, and never serves it", async () => {
-    const sha = commitFiles(5, "crash");
-    const dead = spawnSync(NODE, ["-e", ""]).pid;
-    const abandoned = join(cache, `.staging-${dead}-abc123`);
-    mkdirSync(abandoned);
-    writeFileSync(join(abandoned, "half.txt"), "half");
-    const dir = await gitArchiveCheckout(repo.dir, cache)(localRepoKey(repo.dir), sha);
-    expect(existsSync(abandoned)).toBe(false);
-    expect(existsSync(join(dir, "half.txt"))).toBe(false);
-    expect(readFileSync(join(dir, "d0", "f0.txt"), "utf8")).toBe("crash 0\n");
-  });
-
-  it("keeps symlinks inside the repository and refuses one that points outside", async () => {
-    repo.write({ "inside/target.txt": "ok" });
-    symlinkSync("inside/target.txt", join(repo.dir, "good-link"));
-    const good = repo.commit("good link");
-    const dir = await gitArchiveCheckout(repo.dir, cache)("k", good);
-    expect(readFileSync(join(dir, "good-link"), "utf8")).toBe("ok");
-
-    symlinkSync("../../../etc", join(repo.dir, "bad-link"));
-    const bad = repo.commit("bad link");
-    await expect(gitArchiveCheckout(repo.dir, cache)("k", bad)).rejects.toThrow(
-      /symlink bad-link -> \.\.\/\.\.\/\.\.\/etc that points outside the repository/,
-    );
-    expect(existsSync(join(cache, bad))).toBe(false);
-  });
-
-  it("refuses a file:// chain of links each lexically inside (a -> ., b -> a/..), as a user failure", async () => {
-    const chain = tempRepo("reprise-chain-");
-    try {
-      chain.write({ "reprise.yaml": "version: 1\n" });
-      symlinkSync(".", join(chain.dir, "a"));
-      symlinkSync("a/..", join(chain.dir, "b"));
-      const sha = chain.commit("chain");
-      const refused = gitArchiveCheckout(chain.dir, cache)("k", sha);
-      await expect(refused).rejects.toThrow(
-        /symlink b -> a\/\.\. that points outside the repository \(link "b" -> "a\/\.\." leaves the directory\)/,
-      );
-      await expect(refused).rejects.toBeInstanceOf(CheckoutRefused);
-      expect(existsSync(join(cache, sha))).toBe(false);
-    } finally {
-      chain.remove();
-    }
-  });
-
-  it("refuses something that is not a full commit SHA, and a SHA the repository lacks", async () => {
-    await expect(gitArchiveCheckout(repo.dir, cache)("k", "HEAD")).rejects.toThrow(
-      /not a full lowercase commit SHA/,
-    );
-    await expect(gitArchiveCheckout(repo.dir, cache)("k", "0".repeat(40))).rejects.toThrow(
-      /cannot check out 0{40} of k from .*: git archive failed/,
-    );
   });
 });

@@ -21,10 +21,15 @@
  *   refused       the runner would not start the task (its secrets cannot be given), and why;
  *                 such an attempt has a log saying so and no process
  *   io/in, io/out the task's artifact inputs (materialised) and outputs (artifact-io.ts)
+ *   checkout      the checkout directory the task runs in: in use while the attempt runs, for
+ *                 eviction in any runner (eviction.ts)
+ *   evicted       the attempt was evicted (eviction.ts): every other file is gone, and this one
+ *                 says when and why; its log reads as that note
  */
 import { randomBytes } from "node:crypto";
 import {
   appendFileSync,
+  chmodSync,
   closeSync,
   constants,
   createReadStream,
@@ -32,9 +37,11 @@ import {
   existsSync,
   fstatSync,
   ftruncateSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
   renameSync,
@@ -43,6 +50,7 @@ import {
   writeFileSync,
   writeSync,
 } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { Masker } from "../mask.js";
@@ -70,6 +78,8 @@ export interface AttemptSeed {
   started: number;
   /** A prepared io directory (artifact inputs and outputs) to move in as `io`. */
   io?: string;
+  /** The checkout directory the task runs in (eviction must not remove it meanwhile). */
+  checkout?: string;
 }
 
 export class AttemptDir {
@@ -137,6 +147,7 @@ export class AttemptDir {
         mkdirSync(join(staging, "task", "home"), { recursive: true });
         mkdirSync(join(staging, "task", "tmp"));
         if (seed.io) renameSync(seed.io, join(staging, "io"));
+        if (seed.checkout) writeFileSync(join(staging, "checkout"), seed.checkout);
       }
       renameSync(staging, this.path);
       claimed = true;
@@ -309,6 +320,57 @@ export class AttemptDir {
 
   hasLog(): boolean {
     return existsSync(this.log);
+  }
+
+  /** The checkout directory the task runs in, when the launch recorded one. */
+  readCheckout(): string | null {
+    return readText(join(this.path, "checkout"));
+  }
+
+  /** Whether the attempt will change no more: its process ended, or it never had one. */
+  ended(): boolean {
+    if (this.readExit() !== null || existsSync(join(this.path, "lost"))) return true;
+    if (this.readRefused() !== null || this.readEvicted() !== null) return true;
+    // Aborted before its launch: the abort's claim made a directory that never gets a process.
+    return this.readStop() === "aborted" && this.readStarted() === null;
+  }
+
+  /** The note that replaced the log of an evicted attempt, or null. */
+  readEvicted(): string | null {
+    return readText(join(this.path, "evicted"));
+  }
+
+  /**
+   * Frees the attempt's disk (eviction.ts): `evicted` is written first (atomically), then every
+   * other file goes, so a reader sees the log or the note, and the directory itself stays (a
+   * few bytes) so the handle still counts as launched: a late launch does nothing.
+   */
+  async evict(note: string): Promise<void> {
+    writeAtomic(join(this.path, "evicted"), note);
+    for (const name of readdirSync(this.path)) {
+      if (name !== "evicted") await removeTree(join(this.path, name));
+    }
+  }
+}
+
+/** Removes a tree the task wrote, including directories it made unreadable (chmod 000). */
+async function removeTree(path: string): Promise<void> {
+  try {
+    await rm(path, { recursive: true, force: true });
+  } catch (e) {
+    if (errno(e) !== "EACCES" && errno(e) !== "EPERM") throw e;
+    makeWritable(path);
+    await rm(path, { recursive: true, force: true });
+  }
+}
+
+function makeWritable(path: string): void {
+  try {
+    if (!lstatSync(path).isDirectory()) return;
+    chmodSync(path, 0o700);
+    for (const name of readdirSync(path)) makeWritable(join(path, name));
+  } catch {
+    // What cannot be made writable makes the retried rm fail, which says what it was.
   }
 }
 

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { BlobStore } from "../../artifacts/store.js";
 import type { SecretGrant } from "../secret-grants.js";
 import { type Checkout, fileRepoCheckout } from "./checkout.js";
+import type { CacheLimits } from "./eviction.js";
 import { LocalExecutor } from "./executor.js";
 import {
   detectSandbox,
@@ -37,6 +38,13 @@ export interface LocalExecutorSetup {
   sandbox?: SandboxMode;
   /** REPRISE_LOG_MAX_BYTES (Config.logMaxBytes); by default 64 MiB. */
   logMaxBytes?: number;
+  /** REPRISE_CHECKOUT_MAX_BYTES (Config.checkoutMaxBytes) of the default checkout; by default 4 GiB. */
+  checkoutMaxBytes?: number;
+  /**
+   * REPRISE_CACHE_MAX_BYTES and REPRISE_CACHE_MAX_AGE_DAYS (Config.cacheMaxBytes,
+   * Config.cacheMaxAgeDays): eviction of checkouts and attempts; by default 20 GiB and 14 days.
+   */
+  cache?: Partial<CacheLimits>;
   /**
    * Directories every sandboxed task may write (Config.sandboxWritable); by default what
    * REPRISE_SANDBOX_WRITABLE of `env` says (a malformed entry throws, as loadConfig refuses it).
@@ -61,8 +69,15 @@ export function createLocalExecutor(setup: LocalExecutorSetup): LocalExecutor {
     blank: key ? [key] : [],
     shared: setup.writable ?? sandboxWritableOf(setup.env),
     ...(setup.logMaxBytes ? { logMaxBytes: setup.logMaxBytes } : {}),
+    ...(setup.cache ? { cache: setup.cache } : {}),
+    ...(setup.warn ? { warn: setup.warn } : {}),
     root,
-    checkout: setup.checkout ?? fileRepoCheckout(join(root, "checkouts")),
+    checkout:
+      setup.checkout ??
+      fileRepoCheckout(
+        join(root, "checkouts"),
+        setup.checkoutMaxBytes ? { maxBytes: setup.checkoutMaxBytes } : undefined,
+      ),
     baseEnv: baseEnvFrom(setup.env),
     secrets: localSecretSource(allowed, setup.env),
     ...(setup.artifacts ? { artifacts: setup.artifacts } : {}),

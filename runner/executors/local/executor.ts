@@ -1,5 +1,5 @@
 /**
- * The local executor (DESIGN.md section 7): each attempt is a child process on this machine,
+ * The local executor (docs/design.md section 7): each attempt is a child process on this machine,
  * started through a wrapper that outlives the runner (wrapper.ts) and whose state is files in
  * the attempt's directory (attempt-dir.ts). A wait therefore works the same for an attempt this
  * process started and for one a dead runner left behind: it watches those files and the
@@ -8,9 +8,10 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { formatBytes, isArtifactType, shortDigest } from "../../../core/artifacts/ref.js";
 import type { BlobStore } from "../../artifacts/store.js";
+import { evictCheckout, evicted, useCheckout } from "../../sources/materialise.js";
 import {
   type AttemptIo,
   collectOutputs,
@@ -24,6 +25,14 @@ import { lastBytes } from "../tail.js";
 import { AttemptError, type AttemptOutcome, type Executor, type LaunchSpec } from "../types.js";
 import { AttemptDir, readTail, type StopReason } from "./attempt-dir.js";
 import type { Checkout } from "./checkout.js";
+import {
+  type CacheLimits,
+  cacheEntries,
+  chooseVictims,
+  DEFAULT_CACHE_LIMITS,
+  type EvictionReport,
+  evictionNote,
+} from "./eviction.js";
 import { type AttemptFacts, classify } from "./outcome.js";
 import { isInside, workdirIn } from "./paths.js";
 import { signalGroup, wrapperAliveNow } from "./process-group.js";
@@ -58,7 +67,21 @@ export interface LocalExecutorOptions {
   shared?: readonly string[];
   /** A log longer than this is cut in the middle (REPRISE_LOG_MAX_BYTES); default 64 MiB. */
   logMaxBytes?: number;
+  /**
+   * Eviction of checkouts and ended attempts (eviction.ts, README.md "Eviction"):
+   * REPRISE_CACHE_MAX_BYTES and REPRISE_CACHE_MAX_AGE_DAYS; by default 20 GiB and 14 days.
+   */
+  cache?: Partial<CacheLimits>;
+  /**
+   * Where the checkout function puts checkouts, `<dir>/<sha>` or `<dir>/<name>/<sha>`, for
+   * eviction; by default `<root>/checkouts` (create.ts and the GitHub App's checkout use it).
+   */
+  checkoutRoots?: readonly string[];
+  /** Told when an eviction fails (the runner's log); by default console.warn. */
+  warn?: (message: string) => void;
 }
+
+type Lease = { release(): void };
 
 export const DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024;
 /** Unsandboxed, what a task leaves behind gets TERM, then KILL this many seconds later. */
@@ -72,6 +95,9 @@ const POLL_MS = 100;
 const KILL_GRACE_MS = 2_000;
 /** How long an attempt may have no pid file before it counts as lost: a launch in progress. */
 const LAUNCH_GRACE_MS = 10_000;
+/** Evictions: after attempts end (at most one pending), and on a timer besides. */
+const EVICT_AFTER_END_MS = 1_000;
+const EVICT_EVERY_MS = 10 * 60_000;
 /** How much of the log a failure message quotes. */
 const MESSAGE_LOG_BYTES = 2_048;
 const MESSAGE_LOG_LINES = 20;
@@ -106,6 +132,18 @@ export class LocalExecutor implements Executor {
   readonly #blank: readonly string[];
   readonly #shared: readonly string[];
   readonly #logMaxBytes: number;
+  readonly #cache: CacheLimits;
+  readonly #checkoutRoots: readonly string[];
+  readonly #warn: (message: string) => void;
+  /** The checkout each attempt launched here uses, held until its wait ends (eviction skips it). */
+  readonly #leases = new Map<string, Lease>();
+  /** Attempts whose outcome a wait of this process returned: free to evict. */
+  readonly #collected = new Set<string>();
+  /** Sizes of entries that no longer change (checkouts, collected attempts), by path. */
+  readonly #sizes = new Map<string, number>();
+  #evictions: Promise<unknown> = Promise.resolve();
+  #evictSoon: NodeJS.Timeout | null = null;
+  readonly #evictTimer: NodeJS.Timeout;
 
   constructor(options: LocalExecutorOptions) {
     this.#attempts = join(resolve(options.root), "attempts");
@@ -120,6 +158,15 @@ export class LocalExecutor implements Executor {
     this.#blank = options.blank ?? [];
     this.#shared = options.shared ?? [];
     this.#logMaxBytes = options.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
+    this.#cache = { ...DEFAULT_CACHE_LIMITS, ...options.cache };
+    this.#checkoutRoots = (options.checkoutRoots ?? [join(this.#root, "checkouts")]).map((d) =>
+      resolve(d),
+    );
+    this.#warn = options.warn ?? ((m) => console.warn(m));
+    // At start (what a previous runner left), after attempts end, and every 10 minutes.
+    this.#scheduleEviction(0);
+    this.#evictTimer = setInterval(() => this.#scheduleEviction(0), EVICT_EVERY_MS);
+    this.#evictTimer.unref();
   }
 
   async launch(spec: LaunchSpec): Promise<void> {
@@ -151,11 +198,31 @@ export class LocalExecutor implements Executor {
       firstLogLine += `[reprise] secrets: ${refs.map((r) => `${r.env} from ${localSecretVariable(r)}`).join(", ")} (their values are masked in this log)\n`;
     if (spec.withheldSecrets?.length)
       firstLogLine += `[reprise] secrets withheld: the code comes from a fork's pull request, so ${spec.withheldSecrets.join(", ")} ${spec.withheldSecrets.length === 1 ? "is" : "are"} not set\n`;
-    const workdir = await this.#workdir(spec);
+    const place = await this.#workdir(spec);
+    try {
+      await this.#start(spec, attempt, firstLogLine, secrets.env, place);
+    } catch (e) {
+      place.lease.release();
+      if (this.#leases.get(spec.handle) === place.lease) this.#leases.delete(spec.handle);
+      throw e;
+    }
+  }
+
+  /**
+   * Launches in the leased checkout. The lease is kept (in #leases) once the attempt is claimed,
+   * until its wait ends; the caller releases it if this throws.
+   */
+  async #start(
+    spec: LaunchSpec,
+    attempt: AttemptDir,
+    firstLogLine: string,
+    secretEnv: Record<string, string>,
+    { workdir, checkout, lease }: { workdir: string; checkout: string; lease: Lease },
+  ): Promise<void> {
     const io = usesArtifacts(spec) ? await this.#prepareIo(spec, attempt) : null;
     const env = taskEnv(
       this.#baseEnv,
-      { ...spec, inputs: io?.inputs ?? spec.inputs, secrets: { ...spec.secrets, ...secrets.env } },
+      { ...spec, inputs: io?.inputs ?? spec.inputs, secrets: { ...spec.secrets, ...secretEnv } },
       { inputs: attempt.inputs, outputs: attempt.outputs },
       io?.env,
     );
@@ -174,12 +241,15 @@ export class LocalExecutor implements Executor {
       inputs: io?.inputs ?? spec.inputs,
       firstLogLine: firstLogLine + (io?.logLines ?? ""),
       started: startedAt,
+      checkout,
       ...(io ? { io: io.staging } : {}),
     };
     if (!attempt.claim(seed)) {
       if (io) rmSync(io.staging, { recursive: true, force: true });
+      lease.release();
       return;
     }
+    this.#leases.set(spec.handle, lease);
 
     let pid: number;
     try {
@@ -212,7 +282,16 @@ export class LocalExecutor implements Executor {
     if (this.#closed) return Promise.reject(closedError());
     const existing = this.#waits.get(spec.handle);
     if (existing) return existing;
-    const watch = this.#watch(spec).finally(() => this.#waits.delete(spec.handle));
+    const watch = this.#watch(spec)
+      .then((outcome) => {
+        this.#collected.add(spec.handle);
+        return outcome;
+      })
+      .finally(() => {
+        this.#waits.delete(spec.handle);
+        this.#release(spec.handle);
+        this.#scheduleEviction(EVICT_AFTER_END_MS);
+      });
     this.#waits.set(spec.handle, watch);
     return watch;
   }
@@ -234,12 +313,12 @@ export class LocalExecutor implements Executor {
     // Only logs of this executor's attempts: a logRef is data, not a licence to read any file.
     if (basename(path) !== "log" || !isInside(this.#attempts, path)) return null;
     const masker = new Masker(this.#allSecretValues);
-    if (!masker.active) return readTail(path, maxBytes);
+    if (!masker.active) return readTail(path, maxBytes) ?? this.#evictedNote(path, maxBytes);
     // A running attempt's log is not masked on disk yet (an ended one is: #watch), so mask what
     // is served with every value tasks may receive. Read a value's length more, so a value cut
     // at the start of the tail is masked whole, then keep the last maxBytes.
     const text = readTail(path, maxBytes + masker.longest);
-    if (text === null) return null;
+    if (text === null) return this.#evictedNote(path, maxBytes);
     const masked = Buffer.concat([masker.push(Buffer.from(text, "utf8")), masker.end()]);
     return lastBytes(masked, maxBytes);
   }
@@ -247,6 +326,11 @@ export class LocalExecutor implements Executor {
   /** Stops watching; tasks keep running (a later runner re-attaches), but stops in progress finish now. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#evictTimer);
+    if (this.#evictSoon) clearTimeout(this.#evictSoon);
+    this.#evictSoon = null;
+    // Its attempts may run on; their `checkout` files keep their checkouts from eviction.
+    for (const handle of [...this.#leases.keys()]) this.#release(handle);
     for (const handle of [...this.#wakers.keys()]) this.#wake(handle);
     for (const [pgid, timer] of this.#escalations) {
       clearTimeout(timer);
@@ -311,24 +395,40 @@ export class LocalExecutor implements Executor {
 
   /**
    * The directory to run in: the checkout of the SHA, looked up once per repository and SHA
-   * (again only if it has been removed since), and the workdir in it, resolved once. Both are
-   * immutable: a SHA names its content, and nothing writes to a checkout but the tasks.
+   * (again only if it has been removed since), leased so eviction leaves it alone, and the
+   * workdir in it, resolved once. Both are immutable: a SHA names its content, and nothing
+   * writes to a checkout but the tasks.
    */
-  async #workdir(spec: LaunchSpec): Promise<string> {
+  async #workdir(spec: LaunchSpec): Promise<{ workdir: string; checkout: string; lease: Lease }> {
     const key = `${spec.repo}\0${spec.sha}`;
     let checkout = this.#checkouts.get(key);
-    if (checkout === undefined || !existsSync(checkout)) {
-      checkout = await this.#checkout(spec.repo, spec.sha);
-      this.#checkouts.set(key, checkout);
+    let lease: Lease | null = null;
+    for (;;) {
+      if (checkout === undefined || !existsSync(checkout)) {
+        checkout = await this.#checkout(spec.repo, spec.sha);
+        this.#checkouts.set(key, checkout);
+      }
+      // Leased and seen there in one synchronous step: an eviction either saw the lease and
+      // skipped it, or had begun (then wait for it and check out again), or is done (it is gone).
+      lease = useCheckout(checkout);
+      if (lease && existsSync(checkout)) break;
+      lease?.release();
+      await evicted(checkout);
+      checkout = undefined;
     }
-    const where = `${checkout}\0${spec.workdir}`;
-    let workdir = this.#workdirs.get(where);
-    if (workdir === undefined) {
-      workdir = await workdirIn(checkout, spec.workdir);
-      this.#workdirs.set(where, workdir);
-      this.#checkoutOfWorkdir.set(workdir, checkout);
+    try {
+      const where = `${checkout}\0${spec.workdir}`;
+      let workdir = this.#workdirs.get(where);
+      if (workdir === undefined) {
+        workdir = await workdirIn(checkout, spec.workdir);
+        this.#workdirs.set(where, workdir);
+        this.#checkoutOfWorkdir.set(workdir, checkout);
+      }
+      return { workdir, checkout, lease };
+    } catch (e) {
+      lease.release();
+      throw e;
     }
-    return workdir;
   }
 
   /**
@@ -492,6 +592,80 @@ export class LocalExecutor implements Executor {
       log: attempt.log,
       hasLog,
     };
+  }
+
+  /**
+   * Evicts now what is over the limits (eviction.ts), after any eviction under way; runs at
+   * start, after attempts end and every 10 minutes by itself.
+   */
+  evict(): Promise<EvictionReport> {
+    const run = this.#evictions.then(() => this.#evictOnce());
+    this.#evictions = run.catch(() => undefined);
+    return run;
+  }
+
+  #scheduleEviction(ms: number): void {
+    if (this.#closed || this.#evictSoon) return;
+    this.#evictSoon = setTimeout(() => {
+      this.#evictSoon = null;
+      if (this.#closed) return;
+      this.evict().catch((e) =>
+        this.#warn(`local executor: eviction failed: ${(e as Error).message}`),
+      );
+    }, ms);
+    this.#evictSoon.unref();
+  }
+
+  async #evictOnce(): Promise<EvictionReport> {
+    const entries = await cacheEntries({
+      attemptsRoot: this.#attempts,
+      checkoutRoots: this.#checkoutRoots,
+      mine: (h) => this.#leases.has(h) || this.#waits.has(h) || this.#running.has(h),
+      alive: (attempt, pid) => this.#alive(attempt, pid),
+      collected: (h) => this.#collected.has(h),
+      sizes: this.#sizes,
+      closed: () => this.#closed,
+    });
+    const at = new Date();
+    const report: EvictionReport = { evicted: [], bytes: 0 };
+    let total = entries.reduce((sum, e) => sum + e.bytes, 0);
+    for (const { entry, why } of chooseVictims(entries, this.#cache, at.getTime())) {
+      if (this.#closed) break;
+      try {
+        if (entry.kind === "checkout") {
+          if (!(await evictCheckout(entry.path))) continue;
+        } else {
+          const handle = basename(entry.path);
+          // Launched or waited for since the scan: in use after all.
+          if (this.#leases.has(handle) || this.#waits.has(handle)) continue;
+          await new AttemptDir(this.#attempts, handle).evict(evictionNote(why, this.#cache, at));
+        }
+      } catch (e) {
+        this.#warn(`local executor: could not evict ${entry.path}: ${(e as Error).message}`);
+        continue;
+      }
+      this.#sizes.delete(entry.path);
+      if (entry.kind === "attempt") this.#collected.delete(basename(entry.path));
+      total -= entry.bytes;
+      report.evicted.push({ kind: entry.kind, path: entry.path, bytes: entry.bytes, why });
+    }
+    report.bytes = total;
+    return report;
+  }
+
+  #release(handle: string): void {
+    this.#leases.get(handle)?.release();
+    this.#leases.delete(handle);
+  }
+
+  /** What an evicted attempt's log reads as (its note), or null when there is no log. */
+  #evictedNote(log: string, maxBytes: number): string | null {
+    try {
+      const note = new AttemptDir(this.#attempts, basename(dirname(log))).readEvicted();
+      return note === null ? null : lastBytes(note, maxBytes);
+    } catch {
+      return null;
+    }
   }
 
   #markStopped(attempt: AttemptDir, reason: StopReason, why: string): void {

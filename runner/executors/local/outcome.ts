@@ -1,11 +1,11 @@
 /**
- * How a finished attempt ended, from what its files say (DESIGN.md section 3): pure, so every
+ * How a finished attempt ended, from what its files say (docs/design.md section 3): pure, so every
  * path to an outcome (the child's exit event, polling after a restart) classifies alike.
  */
 import { constants } from "node:os";
 import { checkOutputs, outputsTooLarge } from "../../../core/engine/outputs.js";
+import type { NodeError } from "../../../core/engine/vocabulary.js";
 import type { OutputDecl } from "../../../core/spec/types.js";
-import type { NodeError } from "../../../db/types.js";
 import type { AttemptOutcome } from "../types.js";
 import type { OutputsFile, StopReason } from "./attempt-dir.js";
 

@@ -1,5 +1,5 @@
 /**
- * Task secrets for the local executor (DESIGN.md section 2): a spec's `{ env, secret, key }`
+ * Task secrets for the local executor (docs/design.md section 2): a spec's `{ env, secret, key }`
  * names a Kubernetes Secret and key; locally, the value is the runner's environment variable
  * `<SECRET>_<KEY>` (upper-cased, every other character than A-Z, 0-9 and `_` turned into `_`),
  * and only when REPRISE_LOCAL_SECRETS allows that variable for the task's repository. `aws-creds` / `access_key_id` is

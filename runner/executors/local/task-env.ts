@@ -1,5 +1,5 @@
 /**
- * The environment a task runs with (DESIGN.md section 3). It is built from scratch, not inherited:
+ * The environment a task runs with (docs/design.md section 3). It is built from scratch, not inherited:
  * a task sees a few basics from the runner, its own declared env, its secrets, and the REPRISE_*
  * contract, so a runner's credentials (DATABASE_URL, PRIVATE_KEY, ...) never leak into user code.
  */
