@@ -109,5 +109,12 @@ export async function registerSpec(
 ): Promise<void> {
   const result = buildVersion(spec, tree);
   if (!result.ok) throw new Error(`generated spec is invalid: ${result.errors[0]?.message}`);
-  await store.versions.register({ ...at, parents: [], ref: null, message: null, result });
+  await store.versions.register({
+    ...at,
+    parents: [],
+    ref: null,
+    message: null,
+    result,
+    by: { source: "git", actor: "cli" },
+  });
 }

@@ -94,6 +94,7 @@ async function run(url: string): Promise<Row[]> {
       ref: "main",
       message: "bench",
       result,
+      by: { source: "git", actor: "cli" },
     });
     const created = await store.executions.create({
       repo: REPO,

@@ -1,5 +1,5 @@
 /**
- * Registering a version (DESIGN.md section 4): read the spec and tree listing at a commit, build
+ * Registering a version (docs/design.md section 4): read the spec and tree listing at a commit, build
  * the version in core (on a spec worker thread: spec-worker.ts), store it. Registering a SHA twice is a no-op; an invalid spec is recorded
  * as a failed registration with its errors.
  */
@@ -8,7 +8,7 @@ import { SPEC_FILE } from "../core/spec/diagnostics.js";
 import type { BuildResult } from "../core/version/build-version.js";
 import { localRepoKey } from "../core/version/repo-key.js";
 import type { Store } from "../db/store.js";
-import type { VersionRecord } from "../db/types.js";
+import type { Registrant, VersionRecord } from "../db/types.js";
 import { commitInfo, snapshotAt } from "./sources/local-git.js";
 import { specWorkers } from "./spec-worker.js";
 
@@ -51,8 +51,13 @@ async function registerAt(
   const repo = localRepoKey(root);
   const info = await commitInfo(root, ref);
   const existing = await store.versions.get(repo, info.sha);
-  if (existing)
-    return { version: existing, created: false, identicalTo: await equivalent(store, existing) };
+  if (existing) {
+    // Registered already (from another branch, say): this branch is recorded all the same.
+    const moved =
+      info.branch !== null && (await store.versions.recordRef(repo, info.sha, info.branch, GIT));
+    const version = (moved && (await store.versions.get(repo, info.sha))) || existing;
+    return { version, created: false, identicalTo: await equivalent(store, version) };
+  }
   const result = await buildAt(root, info.sha);
   if (!result.ok && !recordInvalid) return { invalid: result, sha: info.sha };
   const { version, created } = await store.versions.register({
@@ -62,9 +67,13 @@ async function registerAt(
     ref: info.branch,
     message: info.subject,
     result,
+    by: GIT,
   });
   return { version, created, identicalTo: await equivalent(store, version) };
 }
+
+/** The CLI read the local repository's own git: the branch is git's word, not a claim. */
+const GIT: Registrant = { source: "git", actor: "cli" };
 
 async function buildAt(root: string, sha: string): Promise<BuildResult> {
   const snap = await snapshotAt(root, sha);

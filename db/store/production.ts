@@ -1,12 +1,13 @@
 /**
  * The production pointer: an append-only history of activations; the current version is the
- * latest. Activations of one repository are serialized by locking its row.
+ * latest. Activations of one repository are serialized by locking its row. Also the production
+ * branch, as the App last reported it.
  */
 import { and, desc, eq, sql } from "drizzle-orm";
 import type { Db } from "../connect.js";
 import { NotFoundError } from "../errors.js";
 import { rows, transaction } from "../query.js";
-import { activations, versions } from "../schema.js";
+import { activations, repositories, versions } from "../schema.js";
 import type { Activation } from "../types.js";
 
 export class ProductionStore {
@@ -61,6 +62,31 @@ export class ProductionStore {
         .returning();
       return { activation: row as Activation, changed: true };
     });
+  }
+
+  /**
+   * The production branch the App last reported for `repo` (`repository.default_branch` of its
+   * pushes), or null when it has reported none: the caller's fallback decides then.
+   */
+  async branch(repo: string): Promise<string | null> {
+    const [row] = await this.db
+      .select({ branch: repositories.productionBranch })
+      .from(repositories)
+      .where(eq(repositories.key, repo));
+    return row?.branch ?? null;
+  }
+
+  /** Records `branch` as the production branch of a repository already registered. */
+  async setBranch(repo: string, branch: string): Promise<void> {
+    await this.db
+      .update(repositories)
+      .set({ productionBranch: branch })
+      .where(
+        and(
+          eq(repositories.key, repo),
+          sql`${repositories.productionBranch} is distinct from ${branch}`,
+        ),
+      );
   }
 
   async current(repo: string): Promise<Activation | null> {

@@ -1,10 +1,15 @@
 /**
  * Registration and reading of versions. Registering is one transaction: the version row, its
- * content-addressed tasks and workflows (stored once however many versions share them) and the
- * name mappings, or none of it. The same SHA registered twice, even concurrently, yields one
- * version: the second insert waits for the first transaction and then does nothing.
+ * content-addressed tasks and workflows (stored once however many versions share them), the
+ * name mappings and the branch it was registered from, or none of it. The same SHA registered
+ * twice, even concurrently, yields one version: the second insert waits for the first
+ * transaction and then does nothing, and only the branch the second names is recorded.
+ *
+ * Branches are `version_refs` rows (schema.ts): the App's (or local git's) word and clients'
+ * claims side by side. A branch either of the first two has recorded is read from their rows
+ * alone; a client's claim counts only for a branch no one else has seen.
  */
-import { and, asc, desc, eq, inArray, lt, ne } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, inArray, lt, ne, type SQL, sql } from "drizzle-orm";
 import type { TaskDefinition, WorkflowDefinition } from "../../core/hash/task-digest.js";
 import { taskDefinition, workflowDefinition } from "../../core/hash/task-digest.js";
 import type { Diagnostic } from "../../core/spec/diagnostics.js";
@@ -12,16 +17,23 @@ import type { Binding, TaskSpec, Triggers, WorkflowSpec } from "../../core/spec/
 import type { BuildResult } from "../../core/version/build-version.js";
 import type { Db } from "../connect.js";
 import { NotFoundError } from "../errors.js";
-import { type Queryable, transaction } from "../query.js";
+import { type Queryable, rows, transaction } from "../query.js";
 import {
   repositories,
   tasks,
+  versionRefs,
   versions,
   versionTasks,
   versionWorkflows,
   workflows,
 } from "../schema.js";
-import type { ResolvedWorkflow, TaskSettings, VersionRecord } from "../types.js";
+import type {
+  Registrant,
+  ResolvedWorkflow,
+  TaskSettings,
+  VersionRecord,
+  VersionRef,
+} from "../types.js";
 
 /** Rows per INSERT: well under Postgres's 65,535 bind parameters for every table here. */
 const CHUNK = 1_000;
@@ -30,9 +42,11 @@ export interface RegisterInput {
   repo: string;
   sha: string;
   parents: string[];
+  /** The branch it is registered from (recorded as `by.source` says), or null. */
   ref: string | null;
   message: string | null;
   result: BuildResult;
+  by: Registrant;
 }
 
 export interface TaskTimelineEntry {
@@ -52,6 +66,11 @@ export class VersionStore {
     await this.db.insert(repositories).values({ key }).onConflictDoNothing();
   }
 
+  /**
+   * Registers `sha` unless it is, and records the branch it comes from either way: the content
+   * of a SHA is fixed (every registration is verified against its git object ids), but the App
+   * seeing a commit a client registered first still records its branch.
+   */
   async register(input: RegisterInput): Promise<{ version: VersionRecord; created: boolean }> {
     const { repo, sha, result } = input;
     const created = await transaction(this.db, async (tx) => {
@@ -68,25 +87,52 @@ export class VersionStore {
           specDigest: result.ok ? result.version.specDigest : null,
           errors: result.ok ? [] : result.errors,
           warnings: result.warnings,
+          registeredBy: input.by.actor,
         })
         .onConflictDoNothing()
         .returning({ sha: versions.sha });
-      if (inserted.length === 0) return false;
-      if (result.ok) await insertContent(tx, repo, sha, result);
-      return true;
+      if (inserted.length > 0 && result.ok) await insertContent(tx, repo, sha, result);
+      if (input.ref !== null) await insertRef(tx, repo, sha, input.ref, input.by);
+      return inserted.length > 0;
     });
     const version = await this.get(repo, sha);
     if (!version) throw new NotFoundError(`version ${sha} of ${repo} vanished after registration`);
     return { version, created };
   }
 
+  /**
+   * Records that `by` saw registered version `sha` at the head of `ref` (the App's push of a
+   * commit already registered). Nothing is written when `by.source`'s newest row for the branch
+   * already names `sha` (a redelivery); true when a row was added.
+   */
+  async recordRef(repo: string, sha: string, ref: string, by: Registrant): Promise<boolean> {
+    return transaction(this.db, async (tx) => {
+      const [known] = await tx
+        .select({ sha: versions.sha })
+        .from(versions)
+        .where(and(eq(versions.repo, repo), eq(versions.sha, sha)));
+      if (!known) throw new NotFoundError(`${sha} of ${repo} is not registered; register it first`);
+      return insertRef(tx, repo, sha, ref, by);
+    });
+  }
+
   async get(repo: string, sha: string): Promise<VersionRecord | null> {
     const [row] = await this.db
-      .select()
+      .select({ ...getTableColumns(versions), shownRef: shownRef() })
       .from(versions)
       .where(and(eq(versions.repo, repo), eq(versions.sha, sha)));
     if (!row) return null;
-    const [taskRows, workflowRows] = await Promise.all([
+    const [refRows, taskRows, workflowRows] = await Promise.all([
+      this.db
+        .select({
+          ref: versionRefs.ref,
+          source: versionRefs.source,
+          recordedBy: versionRefs.recordedBy,
+          recordedAt: versionRefs.recordedAt,
+        })
+        .from(versionRefs)
+        .where(and(eq(versionRefs.repo, repo), eq(versionRefs.sha, sha)))
+        .orderBy(asc(versionRefs.id)),
       this.db
         .select({ name: versionTasks.name, digest: versionTasks.taskDigest })
         .from(versionTasks)
@@ -100,6 +146,7 @@ export class VersionStore {
     ]);
     return {
       ...toVersion(row),
+      refs: refRows satisfies VersionRef[],
       tasks: Object.fromEntries(taskRows.map((t) => [t.name, t.digest])),
       workflows: Object.fromEntries(workflowRows.map((w) => [w.name, w.digest])),
     };
@@ -107,8 +154,8 @@ export class VersionStore {
 
   /** Newest first. The task and workflow maps are left empty; `get` fills them. */
   async list(repo: string, opts: { limit?: number; before?: Date } = {}): Promise<VersionRecord[]> {
-    const rows = await this.db
-      .select()
+    const rs = await this.db
+      .select({ ...getTableColumns(versions), shownRef: shownRef() })
       .from(versions)
       .where(
         and(
@@ -118,7 +165,7 @@ export class VersionStore {
       )
       .orderBy(desc(versions.registeredAt), desc(versions.sha))
       .limit(opts.limit ?? 50);
-    return rows.map((r) => ({ ...toVersion(r), tasks: {}, workflows: {} }));
+    return rs.map((r) => ({ ...toVersion(r), refs: [], tasks: {}, workflows: {} }));
   }
 
   /** Every repository key, sorted. */
@@ -130,16 +177,21 @@ export class VersionStore {
     return rs.map((r) => r.key);
   }
 
-  /** The newest valid version registered from `branch`, or null. */
+  /**
+   * The valid version most recently recorded at the head of `branch`, or null. Once the App (or
+   * local git) has recorded the branch, only its rows count: a client's claim never moves it.
+   */
   async latestOnBranch(repo: string, branch: string): Promise<VersionRecord | null> {
-    const [row] = await this.db
-      .select({ sha: versions.sha })
-      .from(versions)
-      .where(
-        and(eq(versions.repo, repo), eq(versions.ref, branch), eq(versions.status, "registered")),
-      )
-      .orderBy(desc(versions.registeredAt), desc(versions.sha))
-      .limit(1);
+    const [row] = await rows<{ sha: string }>(
+      this.db,
+      sql`select r.sha from version_refs r
+          join versions v on v.repo = r.repo and v.sha = r.sha
+          where r.repo = ${repo} and r.ref = ${branch} and v.status = 'registered'
+            and (r.source <> 'client' or not exists (
+              select 1 from version_refs o
+              where o.repo = ${repo} and o.ref = ${branch} and o.source <> 'client'))
+          order by r.id desc limit 1`,
+    );
     return row ? this.get(repo, row.sha) : null;
   }
 
@@ -192,7 +244,7 @@ export class VersionStore {
       .select({
         sha: versions.sha,
         parents: versions.parents,
-        ref: versions.ref,
+        ref: shownRef(),
         message: versions.message,
         status: versions.status,
         registeredAt: versions.registeredAt,
@@ -301,6 +353,49 @@ export class VersionStore {
   }
 }
 
+/** An arbitrary constant: with a hash of repository and branch, the lock that serializes a branch's rows. */
+const REF_LOCK = 7_262_012;
+
+/**
+ * Adds a `version_refs` row unless `by.source`'s newest row for the branch already names `sha`,
+ * so a redelivered push adds nothing while a branch moved back to `sha` (a revert by force push)
+ * is recorded again. Inside a transaction: the branch's lock, held to its end, makes concurrent
+ * registrations of one commit add one row. True when a row was added.
+ */
+async function insertRef(
+  tx: Queryable,
+  repo: string,
+  sha: string,
+  ref: string,
+  by: Registrant,
+): Promise<boolean> {
+  await tx.execute(
+    sql`select pg_advisory_xact_lock(${REF_LOCK}::int, hashtext(${`${repo}\n${ref}`}::text))`,
+  );
+  const added = await rows<{ id: number }>(
+    tx,
+    sql`insert into version_refs (repo, sha, ref, source, recorded_by)
+        select ${repo}, ${sha}, ${ref}, ${by.source}, ${by.actor}
+        where (select h.sha from version_refs h
+               where h.repo = ${repo} and h.ref = ${ref} and h.source = ${by.source}
+               order by h.id desc limit 1) is distinct from ${sha}
+        returning id`,
+  );
+  return added.length > 0;
+}
+
+/**
+ * The branch a version is shown under: the first the App or local git recorded for it, else the
+ * one its registrant named (`versions.ref`, kept as posted). The outer columns are named in full:
+ * drizzle leaves a one-table query's columns unqualified, which inside this subquery would name
+ * version_refs' own.
+ */
+function shownRef(): SQL<string | null> {
+  return sql<string | null>`coalesce((select r.ref from version_refs r
+    where r.repo = "versions"."repo" and r.sha = "versions"."sha" and r.source <> 'client'
+    order by r.id limit 1), "versions"."ref")`;
+}
+
 async function insertContent(
   tx: Queryable,
   repo: string,
@@ -354,17 +449,20 @@ function chunks<T>(rows: T[]): T[][] {
   return out;
 }
 
-function toVersion(row: typeof versions.$inferSelect): Omit<VersionRecord, "tasks" | "workflows"> {
+function toVersion(
+  row: typeof versions.$inferSelect & { shownRef: string | null },
+): Omit<VersionRecord, "refs" | "tasks" | "workflows"> {
   return {
     repo: row.repo,
     sha: row.sha,
     parents: row.parents,
-    ref: row.ref,
+    ref: row.shownRef,
     message: row.message,
     status: row.status,
     specDigest: row.specDigest,
     errors: row.errors as Diagnostic[],
     warnings: row.warnings as Diagnostic[],
+    registeredBy: row.registeredBy,
     registeredAt: row.registeredAt,
   };
 }

@@ -1,8 +1,13 @@
 /**
- * Who is calling (DESIGN.md section 9): a bearer API token (stored hashed, scoped to
+ * Who is calling (docs/design.md section 9): a bearer API token (stored hashed, scoped to
  * repositories, optionally read-only) or a GitHub Actions OIDC token (verified against the
  * issuer's JWKS; its `repository` claim is the one repository it may act on). Webhooks carry a
  * signature instead and do not come through here.
+ *
+ * A workflow's token may activate production when it comes from the production branch: the
+ * GitHub default branch the App recorded from the repository's pushes (the signed payload's
+ * `repository.default_branch`, db/store/production.ts), else REPRISE_PRODUCTION_BRANCH, else
+ * main. Read per request, so a default branch renamed on GitHub counts from its next push.
  */
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from "jose";
 import { githubRepoKey } from "../../core/version/repo-key.js";
@@ -24,6 +29,8 @@ export interface Principal {
   actions: readonly Action[];
   /** An OIDC token's `ref` and `sha` claims: what a registration it posts may record. */
   claims?: { ref: string | null; sha: string | null };
+  /** An OIDC token's repository's production branch: what its `ref` must be to activate. */
+  productionBranch?: string;
 }
 
 export interface OidcConfig {
@@ -33,6 +40,11 @@ export interface OidcConfig {
   githubHost: string;
   /** REPRISE_OIDC_RULES, parsed at start (oidc-rules.ts); none: the default actions. */
   rules?: readonly OidcRule[];
+  /**
+   * REPRISE_PRODUCTION_BRANCH: the production branch of a repository the App has not reported
+   * one for (no push registered through it yet, or no App). Default "main".
+   */
+  productionBranch?: string;
 }
 
 export interface AuthOptions {
@@ -119,7 +131,9 @@ export class Authenticator {
         `OIDC repository claim "${repository}" is not OWNER/NAME`,
       );
     }
-    const actions = oidcActions(cfg.rules ?? [], { ...payload, repository });
+    const productionBranch =
+      (await this.opts.store.production.branch(key)) ?? cfg.productionBranch ?? "main";
+    const actions = oidcActions(cfg.rules ?? [], { ...payload, repository }, productionBranch);
     const claim = (v: unknown) => (typeof v === "string" ? v : null);
     return {
       kind: "oidc",
@@ -128,6 +142,7 @@ export class Authenticator {
       readOnly: !actions.some((a) => a !== "read"),
       actions,
       claims: { ref: claim(payload.ref), sha: claim(payload.sha) },
+      productionBranch,
     };
   }
 }
@@ -148,6 +163,19 @@ export function authorize(p: Principal, repo: string, action: Action): void {
     throw new ApiError(403, "forbidden", `this credential is not for ${repo}`);
   if (p.actions.includes(action)) return;
   if (p.readOnly) throw new ApiError(403, "forbidden", `this credential is read-only for ${repo}`);
+  // From the production branch itself, only a rule can have withheld it: the message below.
+  const production = p.productionBranch;
+  if (
+    p.kind === "oidc" &&
+    action === "activate" &&
+    production !== undefined &&
+    p.claims?.ref !== `refs/heads/${production}`
+  )
+    throw new ApiError(
+      403,
+      "forbidden",
+      `this OIDC token is for ${p.claims?.ref ?? "no ref"}: only a workflow run of ${repo}'s production branch (refs/heads/${production}) may activate. Run the workflow on ${production}, or grant activate in REPRISE_OIDC_RULES by ref, environment or workflow (e.g. "- { environment: production, allow: [read, start, register, activate] }"); the production branch is the GitHub default branch the App last saw pushed, else REPRISE_PRODUCTION_BRANCH`,
+    );
   throw new ApiError(
     403,
     "forbidden",

@@ -1,8 +1,11 @@
 /**
  * What a GitHub Actions OIDC token may do (REPRISE_OIDC_RULES). Without rules, a workflow's token
- * may read, start (and abort, relaunch, upload inputs) and register in its own repository, never
- * activate production nor evict the cache. A rules file (YAML or JSON) lists rules; the first
- * rule whose every given field matches the token's claims decides its actions:
+ * may read, start (and abort, relaunch, upload inputs) and register in its own repository, and
+ * activate production only when its `ref` is the repository's production branch
+ * (`refs/heads/<branch>`: the GitHub default branch the App recorded, else
+ * REPRISE_PRODUCTION_BRANCH, else main); never evict the cache. A rules file (YAML or JSON) lists
+ * rules; the first rule whose every given field matches the token's claims decides its actions
+ * (the production branch then gets no more than the rule says):
  *
  *   rules:
  *     - { repository: acme/ml, ref: refs/heads/main, allow: [read, start, register, activate] }
@@ -22,6 +25,8 @@ export type Action = (typeof ACTIONS)[number];
 
 /** A workflow's token without a matching rule. */
 export const OIDC_DEFAULT: readonly Action[] = ["read", "start", "register"];
+/** A workflow's token of the production branch without a matching rule. */
+export const OIDC_PRODUCTION_DEFAULT: readonly Action[] = [...OIDC_DEFAULT, "activate"];
 
 const Rule = z
   .object({
@@ -85,8 +90,15 @@ export function parseOidcRules(text: string, where = "REPRISE_OIDC_RULES"): Oidc
   );
 }
 
-/** The actions a token with `claims` gets: the first matching rule's, else the default. */
-export function oidcActions(rules: readonly OidcRule[], claims: OidcClaims): readonly Action[] {
+/**
+ * The actions a token with `claims` gets: the first matching rule's, else the default, with
+ * `activate` when its `ref` is `refs/heads/<productionBranch>`.
+ */
+export function oidcActions(
+  rules: readonly OidcRule[],
+  claims: OidcClaims,
+  productionBranch: string,
+): readonly Action[] {
   const str = (v: unknown) => (typeof v === "string" ? v : undefined);
   const glob = (pattern: string | undefined, value: string | undefined) =>
     pattern === undefined || (value !== undefined && picomatch.isMatch(value, pattern));
@@ -99,5 +111,7 @@ export function oidcActions(rules: readonly OidcRule[], claims: OidcClaims): rea
     if (r.event !== undefined && r.event !== str(claims.event_name)) continue;
     return r.allow;
   }
-  return OIDC_DEFAULT;
+  return str(claims.ref) === `refs/heads/${productionBranch}`
+    ? OIDC_PRODUCTION_DEFAULT
+    : OIDC_DEFAULT;
 }

@@ -2,7 +2,8 @@
  * Issue 14, finding 4, performed as an attacker would over real HTTP: a registration is checked
  * against the git object ids it claims (core/version/git-objects.ts), so a write token cannot
  * register a commit with another commit's tree or spec, nor burn a SHA with forged content; and
- * a GitHub Actions OIDC token gets the actions its claims allow (runner/server/oidc-rules.ts).
+ * a GitHub Actions OIDC token gets the actions its claims allow (runner/server/oidc-rules.ts):
+ * activating production only from the production branch, or as REPRISE_OIDC_RULES says.
  */
 import { execFileSync } from "node:child_process";
 import type { AddressInfo } from "node:net";
@@ -38,14 +39,20 @@ describe("verified registration and OIDC permissions", () => {
   let c1: string;
   let c2: string;
 
-  const listen = async (rules: OidcRule[]) => {
+  const listen = async (rules: OidcRule[], productionBranch?: string) => {
     const app = createApp({
       store: store.store,
       executor: { logTail: async () => null },
       auth: new Authenticator({
         store: store.store,
         open: false,
-        oidc: { issuer: issuer.issuer, audience: AUDIENCE, githubHost: "github.com", rules },
+        oidc: {
+          issuer: issuer.issuer,
+          audience: AUDIENCE,
+          githubHost: "github.com",
+          rules,
+          ...(productionBranch ? { productionBranch } : {}),
+        },
       }),
       metrics: new Metrics(),
       publicUrl: null,
@@ -188,7 +195,10 @@ describe("verified registration and OIDC permissions", () => {
       feature,
     );
     expect(activate.status).toBe(403);
-    expect(activate.body.error.message).toContain("may not activate");
+    // It says what would do: the production branch's workflow, or a rule.
+    expect(activate.body.error.message).toBe(
+      `this OIDC token is for refs/heads/feature: only a workflow run of ${REPO}'s production branch (refs/heads/main) may activate. Run the workflow on main, or grant activate in REPRISE_OIDC_RULES by ref, environment or workflow (e.g. "- { environment: production, allow: [read, start, register, activate] }"); the production branch is the GitHub default branch the App last saw pushed, else REPRISE_PRODUCTION_BRANCH`,
+    );
     const evict = await call(
       url,
       "DELETE",
@@ -202,6 +212,72 @@ describe("verified registration and OIDC permissions", () => {
     ).toBeNull();
   });
 
+  it("lets a workflow run of the production branch activate by default", async () => {
+    const main = await issuer.token("acme/ml", { claims: { ref: "refs/heads/main", sha: c1 } });
+    const path = `/repos/${enc(REPO)}/production`;
+    const ok = await call(url, "POST", path, { sha: c1 }, main);
+    expect([ok.status, ok.body.sha, ok.body.changed]).toEqual([200, c1, true]);
+    expect(ok.body.actor).toBe("repo:acme/ml:ref:refs/heads/main");
+    // A tag or a pull request's merge ref of the same name is not the branch.
+    for (const ref of ["refs/tags/main", "refs/pull/1/merge", "refs/heads/main-old"]) {
+      const other = await issuer.token("acme/ml", { claims: { ref } });
+      const refused = await call(url, "POST", path, { sha: c1 }, other);
+      expect([ref, refused.status]).toEqual([ref, 403]);
+    }
+  });
+
+  it("takes the production branch the App recorded, else REPRISE_PRODUCTION_BRANCH", async () => {
+    const path = (repo: string) => `/repos/${enc(repo)}/production`;
+    const tokenOf = (repository: string, branch: string) =>
+      issuer.token(repository, { claims: { ref: `refs/heads/${branch}` } });
+    // The App saw pushes whose repository.default_branch is trunk (app/on-push.ts).
+    await store.store.production.setBranch(REPO, "trunk");
+    try {
+      const fromMain = await call(
+        url,
+        "POST",
+        path(REPO),
+        { sha: c1 },
+        await tokenOf("acme/ml", "main"),
+      );
+      expect(fromMain.status).toBe(403);
+      expect(fromMain.body.error.message).toContain("production branch (refs/heads/trunk)");
+      const fromTrunk = await call(
+        url,
+        "POST",
+        path(REPO),
+        { sha: c1 },
+        await tokenOf("acme/ml", "trunk"),
+      );
+      expect(fromTrunk.status).toBe(200);
+    } finally {
+      await store.store.production.setBranch(REPO, "main");
+    }
+    // A repository the App has said nothing of: the configured branch.
+    const configured = await listen([], "release");
+    const OTHER = "github.com/acme/other";
+    const release = await tokenOf("acme/other", "release");
+    const objects = await readObjects(git.dir, c1);
+    const registered = await call(
+      configured,
+      "POST",
+      `/repos/${enc(OTHER)}/versions`,
+      { sha: c1, ref: null, spec: specAt(c1), ...objects },
+      release,
+    );
+    expect(registered.status).toBe(201);
+    const fromMain = await call(
+      configured,
+      "POST",
+      path(OTHER),
+      { sha: c1 },
+      await tokenOf("acme/other", "main"),
+    );
+    expect(fromMain.status).toBe(403);
+    expect(fromMain.body.error.message).toContain("production branch (refs/heads/release)");
+    expect((await call(configured, "POST", path(OTHER), { sha: c1 }, release)).status).toBe(200);
+  });
+
   it("grants activate to the environment a rules file names, and only to it", async () => {
     const rules = parseOidcRules(
       "rules:\n  - { repository: acme/*, environment: production, allow: [read, start, register, activate] }\n",
@@ -210,11 +286,21 @@ describe("verified registration and OIDC permissions", () => {
     const prod = await issuer.token("acme/ml", {
       claims: { ref: "refs/heads/feature", environment: "production" },
     });
-    const plain = await issuer.token("acme/ml", { claims: { ref: "refs/heads/main" } });
+    const plain = await issuer.token("acme/ml", { claims: { ref: "refs/heads/feature" } });
     const path = `/repos/${enc(REPO)}/production`;
     expect((await call(ruled, "POST", path, { sha: c1 }, plain)).status).toBe(403);
     const ok = await call(ruled, "POST", path, { sha: c1 }, prod);
     expect([ok.status, ok.body.sha]).toEqual([200, c1]);
+  });
+
+  it("lets a rule take activate from the production branch too", async () => {
+    const ruled = await listen(
+      parseOidcRules("rules:\n  - { ref: refs/heads/main, allow: [read] }\n"),
+    );
+    const main = await issuer.token("acme/ml", { claims: { ref: "refs/heads/main" } });
+    const refused = await call(ruled, "POST", `/repos/${enc(REPO)}/production`, { sha: c1 }, main);
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.message).toBe(`this credential is read-only for ${REPO}`);
   });
 
   it("refuses a bad rules file naming the line to fix", () => {

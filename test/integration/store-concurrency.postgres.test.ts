@@ -45,6 +45,7 @@ describe.skipIf(!POSTGRES_AVAILABLE)("concurrency on Postgres", () => {
           ref: "main",
           message: `writer ${i}`,
           result: built(pipeline()),
+          by: { source: "client", actor: `token:${i}` },
         }),
       ),
     );
@@ -78,6 +79,7 @@ describe.skipIf(!POSTGRES_AVAILABLE)("concurrency on Postgres", () => {
       ref: null,
       message: null,
       result: built(pipeline()),
+      by: { source: "client", actor: "token:t" },
     });
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) {

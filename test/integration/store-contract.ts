@@ -1,20 +1,46 @@
 /**
- * The Store's contract, run on every driver (DESIGN.md section 12): PGlite always, real Postgres
+ * The Store's contract, run on every driver (docs/design.md section 12): PGlite always, real Postgres
  * when DATABASE_URL is set. Each suite gets its own database copied from a migrated template.
  */
 import { sql } from "drizzle-orm";
+import { readMigrationFiles } from "drizzle-orm/migrator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { digest } from "../../core/hash/digest.js";
 import { parseSpec } from "../../core/spec/parse-spec.js";
+import { connect, type Database } from "../../db/connect.js";
 import { LeaseLostError, MigrationError, NotFoundError, pgCode } from "../../db/errors.js";
-import { assertMigrated, migrationStatus } from "../../db/migrate.js";
+import { assertMigrated, migrate, migrationStatus, migrationsDir } from "../../db/migrate.js";
 import { rows } from "../../db/query.js";
-import type { Store } from "../../db/store.js";
-import type { Lease } from "../../db/types.js";
+import { Store } from "../../db/store.js";
+import type { Lease, Registrant } from "../../db/types.js";
 import { built, pipeline, sha } from "../fixtures/specs.js";
+import { createDatabase, databaseUrl, urlFor } from "../setup/postgres.js";
 import { type Driver, openTestStore, type TestStore } from "../setup/stores.js";
 
 const REPO = "github.com/acme/ml";
+/** Registrants: a client posting through the API, and the GitHub App. */
+const CLIENT: Registrant = { source: "client", actor: "token:t1" };
+const APP: Registrant = { source: "app", actor: "app" };
+
+/** A database with nothing in it, on `driver`. */
+async function emptyDatabase(
+  driver: Driver,
+): Promise<{ database: Database; close(): Promise<void> }> {
+  if (driver === "pglite") {
+    const database = await connect({ memory: true });
+    return { database, close: () => database.close() };
+  }
+  const url = databaseUrl() as string;
+  const created = await createDatabase(url, null);
+  const database = await connect({ databaseUrl: urlFor(url, created.name), poolSize: 2 });
+  return {
+    database,
+    close: async () => {
+      await database.close();
+      await created.drop();
+    },
+  };
+}
 
 export function storeContract(driver: Driver): void {
   let t: TestStore;
@@ -33,6 +59,7 @@ export function storeContract(driver: Driver): void {
       ref: "main",
       message: "m",
       result: built(spec),
+      by: CLIENT,
     });
     return version;
   }
@@ -60,8 +87,64 @@ export function storeContract(driver: Driver): void {
       const status = await migrationStatus(store.db);
       expect(status.pending).toEqual([]);
       expect(status.unknown).toEqual([]);
-      expect(status.applied).toEqual(["0000_init", "0001_immutable", "0002_artifacts"]);
+      expect(status.applied).toEqual([
+        "0000_init",
+        "0001_immutable",
+        "0002_artifacts",
+        "0003_version_refs",
+      ]);
       await expect(assertMigrated(store.db)).resolves.toBeUndefined();
+    });
+
+    it("0003 keeps the branches of versions stored before it, as claims of an unknown client", async () => {
+      const fresh = await emptyDatabase(driver);
+      try {
+        const db = fresh.database.db;
+        // The database as 0002 left it, recorded as migrate() records what it applied.
+        const files = readMigrationFiles({ migrationsFolder: migrationsDir() });
+        await db.execute(sql`create schema drizzle`);
+        await db.execute(
+          sql`create table drizzle.__drizzle_migrations (id serial primary key, hash text not null, created_at bigint)`,
+        );
+        for (const f of files.slice(0, 3)) {
+          for (const statement of f.sql) if (statement.trim()) await db.execute(sql.raw(statement));
+          await db.execute(
+            sql`insert into drizzle.__drizzle_migrations (hash, created_at) values (${f.hash}, ${f.folderMillis})`,
+          );
+        }
+        const [older, newer, none] = [sha(), sha(), sha()];
+        await db.execute(sql`insert into repositories (key) values (${REPO})`);
+        await db.execute(
+          sql`insert into versions (repo, sha, ref, status, registered_at) values
+              (${REPO}, ${older}, 'main', 'registered', now() - interval '2 minutes'),
+              (${REPO}, ${newer}, 'main', 'registered', now() - interval '1 minute'),
+              (${REPO}, ${none}, null, 'registered', now())`,
+        );
+        expect(await migrate(db)).toEqual(["0003_version_refs"]);
+        const upgraded = new Store(db);
+        expect(await upgraded.versions.get(REPO, older)).toMatchObject({
+          registeredBy: "unknown",
+          ref: "main",
+          refs: [{ ref: "main", source: "client", recordedBy: "unknown" }],
+        });
+        expect((await upgraded.versions.get(REPO, none))?.refs).toEqual([]);
+        expect((await upgraded.versions.latestOnBranch(REPO, "main"))?.sha).toBe(newer);
+        // The App's next push of main is what main follows from then on.
+        await upgraded.versions.recordRef(REPO, older, "main", APP);
+        expect((await upgraded.versions.latestOnBranch(REPO, "main"))?.sha).toBe(older);
+        // New registrations must say who they are: the column's default was only for the old rows.
+        const error = await db
+          .execute(
+            sql`insert into versions (repo, sha, status) values (${REPO}, ${sha()}, 'registered')`,
+          )
+          .then(
+            () => null,
+            (e: unknown) => e,
+          );
+        expect(pgCode(error)).toBe("23502");
+      } finally {
+        await fresh.close();
+      }
     });
 
     it("refuse a database that has a migration this code does not know, naming it", async () => {
@@ -91,6 +174,9 @@ export function storeContract(driver: Driver): void {
       ["delete activations", (s) => sql`delete from activations where sha = ${s}`],
       ["truncate versions", () => sql`truncate versions cascade`],
       ["truncate activations", () => sql`truncate activations`],
+      ["update version_refs", (s) => sql`update version_refs set ref = 'x' where sha = ${s}`],
+      ["delete version_refs", (s) => sql`delete from version_refs where sha = ${s}`],
+      ["truncate version_refs", () => sql`truncate version_refs`],
     ];
 
     it.each(statements)("the database refuses: %s", async (_, statement) => {
@@ -103,6 +189,7 @@ export function storeContract(driver: Driver): void {
       expect(pgCode(error)).toBe("RP001");
       expect((await store.versions.get(REPO, v.sha))?.message).toBe("m");
       expect((await store.production.current(REPO))?.reason).toBe("test");
+      expect((await store.versions.get(REPO, v.sha))?.refs.map((r) => r.ref)).toEqual(["main"]);
     });
   });
 
@@ -155,6 +242,7 @@ export function storeContract(driver: Driver): void {
         ref: "main",
         message: "m",
         result: built(pipeline()),
+        by: CLIENT,
       });
       const second = await store.versions.register({
         repo: REPO,
@@ -163,10 +251,17 @@ export function storeContract(driver: Driver): void {
         ref: "other",
         message: "n",
         result: built(pipeline("other.py")),
+        by: { source: "client", actor: "token:t2" },
       });
       expect(first.created).toBe(true);
       expect(second.created).toBe(false);
-      expect(second.version).toEqual(first.version);
+      // The content and who registered it stay the first's; the second's branch is recorded.
+      expect({ ...second.version, refs: [] }).toEqual({ ...first.version, refs: [] });
+      expect(second.version).toMatchObject({ registeredBy: "token:t1", ref: "main" });
+      expect(second.version.refs.map((r) => [r.ref, r.source, r.recordedBy])).toEqual([
+        ["main", "client", "token:t1"],
+        ["other", "client", "token:t2"],
+      ]);
     });
 
     it("records an invalid spec with its errors and stores nothing executable", async () => {
@@ -178,6 +273,7 @@ export function storeContract(driver: Driver): void {
         ref: null,
         message: null,
         result: built("version: 1\ntasks: 3\n"),
+        by: CLIENT,
       });
       expect(version.status).toBe("invalid");
       expect(version.errors[0]).toMatchObject({ code: "E_TYPE", line: 2 });
@@ -199,14 +295,16 @@ export function storeContract(driver: Driver): void {
           repo: REPO,
           sha: at,
           parents: [],
-          ref: null,
+          ref: "main",
           message: null,
           result: broken,
+          by: APP,
         }),
       ).rejects.toThrow();
       expect(await store.versions.get(REPO, at)).toBeNull();
       const fit = result.version.tasks.fit?.digest as string;
       expect(await rows(store.db, sql`select 1 from tasks where digest = ${fit}`)).toEqual([]);
+      expect(await rows(store.db, sql`select 1 from version_refs where sha = ${at}`)).toEqual([]);
     });
 
     it("finds an earlier version with the same spec digest (a revert)", async () => {
@@ -227,6 +325,120 @@ export function storeContract(driver: Driver): void {
       await expect(
         store.versions.resolveWorkflow(REPO, "f".repeat(40), "train"),
       ).rejects.toBeInstanceOf(NotFoundError);
+    });
+  });
+
+  describe(`branches and who registered [${driver}]`, () => {
+    let n = 0;
+    const repoOf = () => `github.com/acme/refs-${driver}-${++n}`;
+    const reg = async (repo: string, ref: string | null, by: Registrant, spec = pipeline()) =>
+      store.versions.register({
+        repo,
+        sha: sha(),
+        parents: [],
+        ref,
+        message: null,
+        result: built(spec),
+        by,
+      });
+    const latest = async (repo: string, branch: string) =>
+      (await store.versions.latestOnBranch(repo, branch))?.sha ?? null;
+
+    it("records who registered a version: the App, the CLI, or the API caller", async () => {
+      const repo = repoOf();
+      const app = await reg(repo, "main", APP);
+      const cli = await reg(repo, "main", { source: "git", actor: "cli" });
+      const client = await reg(repo, null, CLIENT);
+      expect([app, cli, client].map((r) => r.version.registeredBy)).toEqual([
+        "app",
+        "cli",
+        "token:t1",
+      ]);
+      expect(client.version.refs).toEqual([]);
+      expect(app.version.refs).toMatchObject([{ ref: "main", source: "app", recordedBy: "app" }]);
+    });
+
+    it("follows the App's branch, never a client's claim on it, whichever came first", async () => {
+      const repo = repoOf();
+      // Before the App has seen main, a client's claim is all there is.
+      const claimedFirst = await reg(repo, "main", CLIENT);
+      expect(await latest(repo, "main")).toBe(claimedFirst.version.sha);
+      const pushed = await reg(repo, "main", APP, pipeline("fit.py --pushed"));
+      expect(await latest(repo, "main")).toBe(pushed.version.sha);
+      // Claims made after the App recorded main do not move it either.
+      const claimedLater = await reg(repo, "main", CLIENT, pipeline("fit.py --claimed"));
+      expect(await latest(repo, "main")).toBe(pushed.version.sha);
+      expect(claimedLater.version.ref).toBe("main");
+      // A branch the App has not seen still follows the clients'.
+      const feature = await reg(repo, "feature", CLIENT, pipeline("fit.py --feature"));
+      expect(await latest(repo, "feature")).toBe(feature.version.sha);
+    });
+
+    it("records the App's branch for a version a client registered first, content untouched", async () => {
+      const repo = repoOf();
+      const { version: before } = await reg(repo, "release", CLIENT);
+      const again = await store.versions.register({
+        repo,
+        sha: before.sha,
+        parents: ["p"],
+        ref: "hotfix",
+        message: "the App's",
+        // What the App read at that SHA: git object ids make it the same content.
+        result: built(pipeline()),
+        by: APP,
+      });
+      expect(again.created).toBe(false);
+      expect(again.version).toMatchObject({
+        registeredBy: "token:t1",
+        ref: "hotfix",
+        specDigest: before.specDigest,
+        tasks: before.tasks,
+        parents: [],
+        message: null,
+      });
+      expect(again.version.refs.map((r) => [r.ref, r.source])).toEqual([
+        ["release", "client"],
+        ["hotfix", "app"],
+      ]);
+      expect(await latest(repo, "hotfix")).toBe(before.sha);
+      // recordRef does the same without the content, as the App's push of a known SHA does.
+      expect(await store.versions.recordRef(repo, before.sha, "main", APP)).toBe(true);
+      expect(await latest(repo, "main")).toBe(before.sha);
+      await expect(store.versions.recordRef(repo, "e".repeat(40), "main", APP)).rejects.toThrow(
+        NotFoundError,
+      );
+    });
+
+    it("adds nothing for a redelivered push, and records a branch moved back to a commit", async () => {
+      const repo = repoOf();
+      const a = (await reg(repo, "main", APP)).version.sha;
+      expect(await store.versions.recordRef(repo, a, "main", APP)).toBe(false);
+      const b = (await reg(repo, "main", APP, pipeline("fit.py --b"))).version.sha;
+      expect(await latest(repo, "main")).toBe(b);
+      // A force push of main back to a.
+      expect(await store.versions.recordRef(repo, a, "main", APP)).toBe(true);
+      expect(await latest(repo, "main")).toBe(a);
+      expect((await store.versions.get(repo, a))?.refs.map((r) => r.ref)).toEqual(["main", "main"]);
+    });
+
+    it("skips an invalid head for the newest valid version on the branch", async () => {
+      const repo = repoOf();
+      const valid = (await reg(repo, "main", APP)).version.sha;
+      await reg(repo, "main", APP, "version: 1\ntasks: 3\n");
+      expect(await latest(repo, "main")).toBe(valid);
+    });
+
+    it("keeps the production branch the App reports, per repository", async () => {
+      const repo = repoOf();
+      expect(await store.production.branch(repo)).toBeNull();
+      await reg(repo, "trunk", APP);
+      expect(await store.production.branch(repo)).toBeNull();
+      await store.production.setBranch(repo, "trunk");
+      await store.production.setBranch(repo, "trunk");
+      expect(await store.production.branch(repo)).toBe("trunk");
+      await store.production.setBranch(repo, "release");
+      expect(await store.production.branch(repo)).toBe("release");
+      expect(await store.production.branch(repoOf())).toBeNull();
     });
   });
 
@@ -599,6 +811,7 @@ export function storeContract(driver: Driver): void {
             ref: "main",
             message: null,
             result: built(spec),
+            by: APP,
           })
         ).version;
       const v1 = await reg(pipeline("fit.py --p1"));
@@ -649,6 +862,7 @@ export function storeContract(driver: Driver): void {
         ref: null,
         message: null,
         result: built("version: 1\ntasks: 3\n"),
+        by: CLIENT,
       });
       await expect(
         store.production.activate({ repo: REPO, sha: bad, actor: "a", reason: "r" }),
