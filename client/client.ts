@@ -1,12 +1,13 @@
 /**
  * The client of the HTTP API (runner/server/api.ts), shared by the GitHub Action and the CLI
- * through REPRISE_SERVER: both talk to a server over HTTP only (DESIGN.md section 1). Plain
+ * through REPRISE_SERVER: both talk to a server over HTTP only (docs/design.md section 1). Plain
  * fetch, no Node-only API. Reads, and the abort (asking twice is asking once), are
  * retried with backoff on network errors, 429 and 5xx; any other write is retried only when the
  * request never reached the server (connection refused), so nothing is started twice.
  */
 import type { ArtifactRef } from "../core/artifacts/ref.js";
 import type { ExecutionDocument } from "../core/report/document.js";
+import { sleep } from "./sleep.js";
 
 export class ApiClientError extends Error {
   override readonly name = "ApiClientError";
@@ -347,8 +348,4 @@ function cause(e: unknown): string {
 function refused(e: unknown): boolean {
   const code = (e as { cause?: { code?: string } }).cause?.code;
   return code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN";
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

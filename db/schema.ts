@@ -8,6 +8,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  check,
   foreignKey,
   index,
   integer,
@@ -17,13 +18,25 @@ import {
   text,
   timestamp,
 } from "drizzle-orm/pg-core";
+import {
+  ATTEMPT_STATES,
+  CACHE_STATUSES,
+  ERROR_KINDS,
+  EXECUTION_MODES,
+  EXECUTION_STATES,
+  NODE_STATES,
+} from "../core/engine/vocabulary.js";
+import { REF_SOURCES } from "./types.js";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 const createdAt = () => ts("created_at").notNull().defaultNow();
 
 export const repositories = pgTable("repositories", {
   key: text("key").primaryKey(),
-  /** null: the GitHub default branch, or "main" for a local repository. */
+  /**
+   * The production branch: the GitHub default branch as the App's last registering push gave
+   * it (`repository.default_branch`). null until then: REPRISE_PRODUCTION_BRANCH, else "main".
+   */
   productionBranch: text("production_branch"),
   createdAt: createdAt(),
 });
@@ -43,11 +56,44 @@ export const versions = pgTable(
     specDigest: text("spec_digest"),
     errors: jsonb("errors").notNull().default(sql`'[]'::jsonb`),
     warnings: jsonb("warnings").notNull().default(sql`'[]'::jsonb`),
+    /**
+     * Who registered it: "app" (the GitHub App read it from GitHub), "cli" (the CLI read a
+     * local repository's git), or the API caller's subject (`token:<id>`, an OIDC `sub`).
+     * "unknown" for versions registered before migration 0003.
+     */
+    registeredBy: text("registered_by").notNull(),
     registeredAt: ts("registered_at").notNull().defaultNow(),
   },
   (t) => [
     primaryKey({ columns: [t.repo, t.sha] }),
     index("versions_spec_digest").on(t.repo, t.specDigest),
+  ],
+);
+
+/**
+ * The branches a version is known under, append-only: a row each time a source saw the commit
+ * at a branch's head. `source` "app" is GitHub's word (a signed push the App read), "git" a
+ * local repository's own git (the CLI read it), "client" a claim posted through the API. A
+ * branch that "app" or "git" has recorded is read from those rows alone, so a client's claim
+ * never moves it; no one updates or deletes a row (triggers refuse).
+ */
+export const versionRefs = pgTable(
+  "version_refs",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    repo: text("repo").notNull(),
+    sha: text("sha").notNull(),
+    ref: text("ref").notNull(),
+    source: text("source", { enum: REF_SOURCES }).notNull(),
+    /** "app", "cli", or the API caller's subject, as `versions.registered_by`. */
+    recordedBy: text("recorded_by").notNull(),
+    recordedAt: ts("recorded_at").notNull().defaultNow(),
+  },
+  (t) => [
+    foreignKey({ columns: [t.repo, t.sha], foreignColumns: [versions.repo, versions.sha] }),
+    index("version_refs_branch").on(t.repo, t.ref, t.source, t.id),
+    index("version_refs_sha").on(t.repo, t.sha),
+    check("version_refs_source", sql`${t.source} in ('app', 'git', 'client')`),
   ],
 );
 
@@ -113,11 +159,9 @@ export const executions = pgTable(
     inputs: jsonb("inputs").notNull(),
     trigger: jsonb("trigger").notNull(),
     parentId: text("parent_id"),
-    mode: text("mode", { enum: ["normal", "recover"] }).notNull(),
+    mode: text("mode", { enum: EXECUTION_MODES }).notNull(),
     overwriteCache: boolean("overwrite_cache").notNull().default(false),
-    state: text("state", {
-      enum: ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTING", "ABORTED"],
-    }).notNull(),
+    state: text("state", { enum: EXECUTION_STATES }).notNull(),
     outputs: jsonb("outputs"),
     error: jsonb("error"),
     leaseOwner: text("lease_owner"),
@@ -148,12 +192,8 @@ export const nodeExecutions = pgTable(
     nodeId: text("node_id").notNull(),
     taskName: text("task_name").notNull(),
     taskDigest: text("task_digest").notNull(),
-    state: text("state", {
-      enum: ["PENDING", "QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "SKIPPED", "ABORTED"],
-    }).notNull(),
-    cacheStatus: text("cache_status", {
-      enum: ["DISABLED", "HIT", "MISS", "POPULATED", "SKIPPED", "RECOVERED"],
-    }),
+    state: text("state", { enum: NODE_STATES }).notNull(),
+    cacheStatus: text("cache_status", { enum: CACHE_STATUSES }),
     cacheKey: text("cache_key"),
     /** Why the cache did not serve a cacheable node (a hit whose artifact is gone, say). */
     cacheReason: text("cache_reason"),
@@ -181,8 +221,8 @@ export const attempts = pgTable(
     attempt: integer("attempt").notNull(),
     /** The executor's deterministic handle (process dir, Job name): how a restart re-attaches. */
     handle: text("handle").notNull(),
-    state: text("state", { enum: ["RUNNING", "SUCCEEDED", "FAILED", "ABORTED"] }).notNull(),
-    errorKind: text("error_kind", { enum: ["user", "system"] }),
+    state: text("state", { enum: ATTEMPT_STATES }).notNull(),
+    errorKind: text("error_kind", { enum: ERROR_KINDS }),
     errorReason: text("error_reason"),
     errorMessage: text("error_message"),
     exitCode: integer("exit_code"),

@@ -1,4 +1,15 @@
 /** The records the store hands out: plain data, the same whichever driver is underneath. */
+import type {
+  AttemptState,
+  CacheStatus,
+  ErrorKind,
+  ExecutionError,
+  ExecutionMode,
+  ExecutionState,
+  NodeError,
+  NodeState,
+  Trigger,
+} from "../core/engine/vocabulary.js";
 import type { Diagnostic } from "../core/spec/diagnostics.js";
 import type {
   CacheSettings,
@@ -9,58 +20,68 @@ import type {
   WorkflowSpec,
 } from "../core/spec/types.js";
 
-export const EXECUTION_STATES = [
-  "QUEUED",
-  "RUNNING",
-  "SUCCEEDED",
-  "FAILED",
-  "ABORTING",
-  "ABORTED",
-] as const;
-export type ExecutionState = (typeof EXECUTION_STATES)[number];
-export const TERMINAL_EXECUTION_STATES: readonly ExecutionState[] = [
-  "SUCCEEDED",
-  "FAILED",
-  "ABORTED",
-];
+// The vocabulary is core's (core/engine/vocabulary.ts); re-exported for the store's callers.
+export {
+  ACTIVE_EXECUTION_STATES,
+  type AttemptState,
+  type CacheStatus,
+  type ErrorKind,
+  EXECUTION_STATES,
+  type ExecutionError,
+  type ExecutionMode,
+  type ExecutionState,
+  isTerminalExecutionState,
+  isTerminalNodeState,
+  NODE_STATES,
+  type NodeError,
+  type NodeState,
+  TERMINAL_EXECUTION_STATES,
+  TERMINAL_NODE_STATES,
+  type Trigger,
+  type TriggerKind,
+} from "../core/engine/vocabulary.js";
 
-export const NODE_STATES = [
-  "PENDING",
-  "QUEUED",
-  "RUNNING",
-  "SUCCEEDED",
-  "FAILED",
-  "SKIPPED",
-  "ABORTED",
-] as const;
-export type NodeState = (typeof NODE_STATES)[number];
+/**
+ * Who recorded a version's ref, most trusted first: "app" the GitHub App (a signed push), "git"
+ * the CLI reading a local repository's own git, "client" a claim posted through the API.
+ */
+export const REF_SOURCES = ["app", "git", "client"] as const;
+export type RefSource = (typeof REF_SOURCES)[number];
 
-export type CacheStatus = "DISABLED" | "HIT" | "MISS" | "POPULATED" | "SKIPPED" | "RECOVERED";
-export type ErrorKind = "user" | "system";
-
-export interface Trigger {
-  kind: "cli" | "api" | "action" | "push" | "pull_request" | "comment" | "check_run" | "schedule";
+/** Who is registering, and so how far the branch it names is believed (db/store/versions.ts). */
+export interface Registrant {
+  source: RefSource;
+  /** Recorded as `registered_by`: "app", "cli", or the API caller's subject. */
   actor: string;
-  pr?: number;
-  /**
-   * The code comes from a fork's pull request (its head repository is not this one): the
-   * execution's tasks get no secrets (DESIGN.md section 2). Set by comment commands on such a
-   * pull request, and carried by a relaunch at the same commit.
-   */
-  fork?: boolean;
+}
+
+/** A branch a version was seen at the head of, by whom. */
+export interface VersionRef {
+  ref: string;
+  source: RefSource;
+  recordedBy: string;
+  recordedAt: Date;
 }
 
 export interface VersionRecord {
   repo: string;
   sha: string;
   parents: string[];
+  /**
+   * The branch it is shown under: the first the App (or local git) recorded for it, else the
+   * one its registrant named.
+   */
   ref: string | null;
   message: string | null;
   status: "registered" | "invalid";
   specDigest: string | null;
   errors: Diagnostic[];
   warnings: Diagnostic[];
+  /** "app", "cli", the API caller's subject, or "unknown" (registered before migration 0003). */
+  registeredBy: string;
   registeredAt: Date;
+  /** Every branch recorded for it, oldest first (`get` fills it; lists leave it empty). */
+  refs: VersionRef[];
   /** task name -> task digest (empty for an invalid registration). */
   tasks: Record<string, string>;
   /** workflow name -> workflow digest. */
@@ -98,23 +119,16 @@ export interface ExecutionRecord {
   inputs: Record<string, JsonValue>;
   trigger: Trigger;
   parentId: string | null;
-  mode: "normal" | "recover";
+  mode: ExecutionMode;
   overwriteCache: boolean;
   state: ExecutionState;
   outputs: Record<string, JsonValue> | null;
-  error: { message: string; node?: string } | null;
+  error: ExecutionError | null;
   leaseOwner: string | null;
   leaseExpiresAt: Date | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
-}
-
-export interface NodeError {
-  kind: ErrorKind;
-  reason: string;
-  message: string;
-  exitCode?: number | null;
 }
 
 export interface NodeRecord {
@@ -143,7 +157,7 @@ export interface AttemptRecord {
   nodeId: string;
   attempt: number;
   handle: string;
-  state: "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED";
+  state: AttemptState;
   errorKind: ErrorKind | null;
   errorReason: string | null;
   errorMessage: string | null;

@@ -1,5 +1,5 @@
 /**
- * The GitHub Action (DESIGN.md section 8): register the commit if the server lacks it, start the
+ * The GitHub Action (docs/design.md section 8): register the commit if the server lacks it, start the
  * workflow (or relaunch an execution), follow it, and report it as the check run
  * `reprise/<workflow>` with the same rendering as the GitHub App. `main` is what tests call;
  * run.ts only catches and calls setFailed.
@@ -9,6 +9,7 @@ import { Octokit } from "@octokit/rest";
 import { parse as parseYaml } from "yaml";
 import { resolveSha } from "../../client/checkout.js";
 import { ApiClient, ApiClientError } from "../../client/client.js";
+import { followExecution } from "../../client/follow.js";
 import { InvalidSpecError, ensureRegistered as register } from "../../client/register.js";
 import { executionOutput } from "../../core/report/check-run.js";
 import { type ExecutionDocument, summaryLines } from "../../core/report/document.js";
@@ -215,8 +216,6 @@ const STATE = { execution: "execution", checkRun: "check-run", settled: "settled
 /** How long the post step follows an aborted execution to its end, for the check run. */
 const POST_FOLLOW_MS = 60_000;
 
-const TERMINAL = ["SUCCEEDED", "FAILED", "ABORTED"];
-
 /**
  * The post step (action.yml `post`, `post-if: cancelled()`): the runner killed the main step while
  * it followed the execution, so abort that execution, follow it to ABORTED (its runner kills the
@@ -242,14 +241,14 @@ export async function abortStarted(args: {
     doc = await ctx.client.execution(id);
     deps.info(`the job was cancelled: execution ${id} is ${doc.status} already`);
   }
-  const deadline = Date.now() + POST_FOLLOW_MS;
-  while (!TERMINAL.includes(doc.status) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, deps.pollMs ?? 2_000));
-    doc = await ctx.client.execution(id);
-  }
+  const followed = await followExecution(ctx.client, doc, {
+    intervalMs: deps.pollMs ?? 2_000,
+    timeoutMs: POST_FOLLOW_MS,
+  });
+  doc = followed.doc;
   const checkRun = deps.getState(STATE.checkRun);
   const checks = checkRun ? checkRuns(inputs, env, deps) : null;
-  if (TERMINAL.includes(doc.status)) {
+  if (followed.ended === "finished") {
     deps.info(`execution ${id} ${doc.status}`);
     if (checks) await report(ctx, checks, Number(checkRun), doc, deps);
     return;
@@ -330,43 +329,39 @@ async function ensureRegistered(
   }
 }
 
-/** Polls the execution to its end, printing each node's transitions; network errors are retried by the client. */
+/**
+ * Follows the execution to its end (client/follow.ts), printing each node's transitions; network
+ * errors are retried by the client. Past the `timeout` input it asks the execution to stop.
+ */
 async function follow(
   ctx: Context,
   first: ExecutionDocument,
   timeoutSeconds: number | null,
   deps: ActionDeps,
 ): Promise<ExecutionDocument> {
-  const deadline = timeoutSeconds === null ? null : Date.now() + timeoutSeconds * 1000;
-  const seen = new Map<string, string>();
-  let doc = first;
-  for (;;) {
-    for (const n of doc.nodes) {
-      const was = seen.get(n.id);
-      const now = `${n.status}/${n.cache ?? ""}/${n.attempts}`;
-      if (was === now || n.status === "PENDING") continue;
-      seen.set(n.id, now);
-      const how =
-        n.cache === "HIT" || n.cache === "RECOVERED"
-          ? `${n.cache === "HIT" ? "cached" : "recovered"} from ${n.source?.execution}/${n.source?.node}`
-          : n.status === "FAILED"
-            ? `failed: ${n.error?.message.split("\n")[0] ?? ""}`
-            : n.status.toLowerCase();
-      deps.info(`  ${n.id}: ${how}${n.attempts > 1 ? ` (attempt ${n.attempts})` : ""}`);
-    }
-    if (["SUCCEEDED", "FAILED", "ABORTED"].includes(doc.status)) {
-      for (const line of summaryLines(doc)) deps.info(line);
-      return doc;
-    }
-    if (deadline !== null && Date.now() > deadline) {
-      await ctx.client.abort(doc.id).catch(() => undefined);
-      throw new Error(
-        `execution ${doc.id} still ${doc.status} after ${timeoutSeconds} s (input timeout): asked it to stop`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, deps.pollMs ?? 2_000));
-    doc = await ctx.client.execution(doc.id);
+  const { doc, ended } = await followExecution(ctx.client, first, {
+    intervalMs: deps.pollMs ?? 2_000,
+    timeoutMs: timeoutSeconds === null ? null : timeoutSeconds * 1000,
+    onUpdate: (_, changed) => {
+      for (const n of changed) {
+        const how =
+          n.cache === "HIT" || n.cache === "RECOVERED"
+            ? `${n.cache === "HIT" ? "cached" : "recovered"} from ${n.source?.execution}/${n.source?.node}`
+            : n.status === "FAILED"
+              ? `failed: ${n.error?.message.split("\n")[0] ?? ""}`
+              : n.status.toLowerCase();
+        deps.info(`  ${n.id}: ${how}${n.attempts > 1 ? ` (attempt ${n.attempts})` : ""}`);
+      }
+    },
+  });
+  if (ended !== "finished") {
+    await ctx.client.abort(doc.id).catch(() => undefined);
+    throw new Error(
+      `execution ${doc.id} still ${doc.status} after ${timeoutSeconds} s (input timeout): asked it to stop`,
+    );
   }
+  for (const line of summaryLines(doc)) deps.info(line);
+  return doc;
 }
 
 function parseInputs(text: string): Record<string, unknown> {

@@ -1,5 +1,5 @@
 /**
- * Deterministic attempt names (DESIGN.md section 6): DNS-1123 labels of at most 63 characters
+ * Deterministic attempt names (docs/design.md section 6): DNS-1123 labels of at most 63 characters
  * derived from execution id, node id and attempt number, so a restarted runner finds what it
  * launched (a process directory, a Kubernetes Job) by name.
  */

@@ -1,4 +1,4 @@
-/** What the memo cache means for one node (DESIGN.md section 5), decided from data alone. */
+/** What the memo cache means for one node (docs/design.md section 5), decided from data alone. */
 
 import { keyInputs } from "../artifacts/ref.js";
 import { type CacheIdentity, cacheIdentity, cacheKey } from "../hash/cache-key.js";

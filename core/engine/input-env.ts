@@ -1,5 +1,5 @@
 /**
- * The size limits of inputs passed as environment variables (DESIGN.md section 3: each input is
+ * The size limits of inputs passed as environment variables (docs/design.md section 3: each input is
  * also REPRISE_INPUT_<NAME>). Past them the operating system refuses to start the task (spawn
  * fails with E2BIG), whatever the executor: inputs over them are refused at start, and a node
  * whose upstream outputs would make them too big fails as a user failure naming the input.

@@ -1,5 +1,5 @@
 /**
- * Resolving a node's inputs from its bindings (DESIGN.md section 2-3): literals, workflow
+ * Resolving a node's inputs from its bindings (docs/design.md section 2-3): literals, workflow
  * inputs, upstream outputs, then the task's defaults for anything left unbound.
  */
 import { typeMismatch } from "../spec/reader.js";

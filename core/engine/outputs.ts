@@ -1,5 +1,5 @@
 /**
- * Validation of what a task wrote to REPRISE_OUTPUTS (DESIGN.md section 3), shared by every
+ * Validation of what a task wrote to REPRISE_OUTPUTS (docs/design.md section 3), shared by every
  * executor: a JSON object with exactly the declared outputs, each of its declared type, at most
  * 4,096 bytes (the Kubernetes termination-message limit), and storable (storable.ts).
  */

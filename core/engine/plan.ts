@@ -1,5 +1,5 @@
 /**
- * The engine's decision function (DESIGN.md section 6): from the persisted state of one
+ * The engine's decision function (docs/design.md section 6): from the persisted state of one
  * execution to the next actions. Level-triggered: it looks only at the state, never at what
  * happened before, so running it again after a crash gives the same answer. The engine performs
  * the actions and persists every transition; this function does no I/O.
@@ -7,23 +7,15 @@
 import { dependencyMap } from "../dag/workflow-deps.js";
 import type { JsonValue, TaskSpec, WorkflowSpec } from "../spec/types.js";
 import { resolveBinding, resolveNodeInputs } from "./inputs.js";
-
-export type ExecutionState = "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTING" | "ABORTED";
-export type NodeState =
-  | "PENDING"
-  | "QUEUED"
-  | "RUNNING"
-  | "SUCCEEDED"
-  | "FAILED"
-  | "SKIPPED"
-  | "ABORTED";
-
-export const TERMINAL_NODE_STATES: readonly NodeState[] = [
-  "SUCCEEDED",
-  "FAILED",
-  "SKIPPED",
-  "ABORTED",
-];
+import {
+  type ExecutionError,
+  type ExecutionState,
+  isTerminalExecutionState,
+  type NodeError,
+  type NodeState,
+  TERMINAL_NODE_STATES,
+  type TerminalExecutionState,
+} from "./vocabulary.js";
 
 export interface NodeView {
   state: NodeState;
@@ -53,14 +45,14 @@ export type Action =
   | { kind: "abort"; nodes: string[] }
   | {
       kind: "finish";
-      state: "SUCCEEDED" | "FAILED" | "ABORTED";
+      state: TerminalExecutionState;
       outputs: Record<string, JsonValue> | null;
-      error: { message: string; node?: string } | null;
+      error: ExecutionError | null;
     };
 
 export function plan(input: PlanInput): Action[] {
   const { state, workflow, nodes } = input;
-  if (state === "SUCCEEDED" || state === "FAILED" || state === "ABORTED") return [];
+  if (isTerminalExecutionState(state)) return [];
   const ids = Object.keys(workflow.nodes).sort();
 
   if (state === "ABORTING") {
@@ -155,7 +147,7 @@ function finish(input: PlanInput, ids: string[], states: Map<string, NodeState>)
   return { kind: "finish", state: "SUCCEEDED", outputs, error: null };
 }
 
-/** DESIGN.md section 3: system failures are retried up to 3 times, not counted against `retries`. */
+/** docs/design.md section 3: system failures are retried up to 3 times, not counted against `retries`. */
 export const MAX_SYSTEM_RETRIES = 3;
 
 export interface FailureCounts {
@@ -173,7 +165,7 @@ const FINAL_REASONS = new Set(["aborted", "secrets"]);
 export function afterFailure(
   task: Pick<TaskSpec, "retries">,
   counts: FailureCounts,
-  error: { kind: "user" | "system"; reason: string },
+  error: Pick<NodeError, "kind" | "reason">,
 ): { retry: boolean } & FailureCounts {
   if (FINAL_REASONS.has(error.reason)) return { retry: false, ...counts };
   if (error.kind === "system") {

@@ -1,5 +1,5 @@
 /**
- * Memo cache identity and key (DESIGN.md section 5). Scope is one repository: the repository is
+ * Memo cache identity and key (docs/design.md section 5). Scope is one repository: the repository is
  * part of every identity, so no repository can read or poison another's entries.
  */
 import type { JsonValue, TaskSpec } from "../spec/types.js";

@@ -1,4 +1,4 @@
-/** `sha256:<hex>` of RFC 8785 canonical JSON (DESIGN.md section 4). */
+/** `sha256:<hex>` of RFC 8785 canonical JSON (docs/design.md section 4). */
 import { createHash } from "node:crypto";
 import canonicalize from "canonicalize";
 

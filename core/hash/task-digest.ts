@@ -1,5 +1,5 @@
 /**
- * Task, workflow and spec digests (DESIGN.md section 4). What goes in is what changes the
+ * Task, workflow and spec digests (docs/design.md section 4). What goes in is what changes the
  * computation; what stays out (name, retries, timeout, resources, cache settings, secrets,
  * triggers) can change without invalidating a single cache entry. The definitions are what the
  * store keeps, content-addressed: digest(definition) is the digest.

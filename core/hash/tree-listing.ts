@@ -1,4 +1,4 @@
-/** `git ls-tree -r -z` and `git ls-files -s -z` output as tree entries (DESIGN.md section 4). */
+/** `git ls-tree -r -z` and `git ls-files -s -z` output as tree entries (docs/design.md section 4). */
 import type { TreeEntry } from "./sources.js";
 
 /** Records are NUL-terminated; ls-tree: "<mode> <type> <sha>\t<path>", ls-files -s: "<mode> <sha> <stage>\t<path>". */

@@ -1,5 +1,5 @@
 /**
- * What the check runs say (DESIGN.md section 8), as data: `reprise/register` for a commit, and
+ * What the check runs say (docs/design.md section 8), as data: `reprise/register` for a commit, and
  * `reprise/<workflow>` for an execution. Pure: the caller reads the store and posts. The GitHub
  * App and the Action both render with these, so a check run reads the same whoever posts it.
  */

@@ -1,12 +1,17 @@
 /**
- * The execution document of DESIGN.md section 11 — what `--json`, `status` and the API return —
+ * The execution document of docs/design.md section 11 — what `--json`, `status` and the API return —
  * and its human summary. Pure: the runner builds the document from the store.
  */
 import { type ArtifactRef, artifactProblem, formatBytes, shortDigest } from "../artifacts/ref.js";
-import type { ExecutionState, NodeState } from "../engine/plan.js";
+import type {
+  CacheStatus,
+  ExecutionError,
+  ExecutionMode,
+  ExecutionState,
+  NodeError,
+  NodeState,
+} from "../engine/vocabulary.js";
 import type { JsonValue } from "../spec/types.js";
-
-export type CacheStatus = "DISABLED" | "HIT" | "MISS" | "POPULATED" | "SKIPPED" | "RECOVERED";
 
 export interface ExecutionDocument {
   id: string;
@@ -14,11 +19,11 @@ export interface ExecutionDocument {
   repo: string;
   sha: string;
   status: ExecutionState;
-  mode: "normal" | "recover";
+  mode: ExecutionMode;
   parent: string | null;
   inputs: Record<string, JsonValue>;
   outputs: Record<string, JsonValue> | null;
-  error: { message: string; node?: string } | null;
+  error: ExecutionError | null;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -37,12 +42,7 @@ export interface ExecutionDocument {
     source: { execution: string; node: string } | null;
     startedAt: string | null;
     finishedAt: string | null;
-    error: {
-      kind: "user" | "system";
-      reason: string;
-      message: string;
-      exitCode?: number | null;
-    } | null;
+    error: NodeError | null;
   }>;
 }
 

@@ -8,7 +8,7 @@ export const SECRET_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*
 export const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 export const RESERVED_ENV_PREFIX = "REPRISE_";
 
-/** The environment variable a task input is also passed as (DESIGN.md section 3). */
+/** The environment variable a task input is also passed as (docs/design.md section 3). */
 export function inputEnvName(input: string): string {
   return `${RESERVED_ENV_PREFIX}INPUT_${input.toUpperCase().replaceAll("-", "_")}`;
 }

@@ -17,7 +17,7 @@ import {
   type YamlSource,
 } from "./yaml-source.js";
 
-/** DESIGN.md section 2. */
+/** docs/design.md section 2. */
 export const MAX_TASKS = 1_000;
 const TOP_KEYS = ["version", "defaults", "tasks", "workflows"] as const;
 

@@ -30,7 +30,7 @@ import { cronProblem } from "./units.js";
 import { type ReadTask, readParams } from "./validate-task.js";
 import type { PathSegment } from "./yaml-source.js";
 
-/** DESIGN.md section 2. */
+/** docs/design.md section 2. */
 export const MAX_NODES = 10_000;
 
 const WORKFLOW_KEYS = ["inputs", "nodes", "outputs", "on"] as const;

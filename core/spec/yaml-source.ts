@@ -17,7 +17,7 @@ import {
   Parser,
 } from "yaml";
 
-/** DESIGN.md section 2: a spec file is at most 1 MiB. */
+/** docs/design.md section 2: a spec file is at most 1 MiB. */
 export const MAX_SPEC_BYTES = 1024 * 1024;
 /** Nesting a spec needs is under 10 levels; 64 leaves room and keeps the composer safe. */
 export const MAX_NESTING = 64;

@@ -1,5 +1,5 @@
 /**
- * Which automatic triggers fire for an event (DESIGN.md section 2, `on.push` and
+ * Which automatic triggers fire for an event (docs/design.md section 2, `on.push` and
  * `on.pull_request`): branch globs as GitHub Actions reads them, `*` within one path segment,
  * `**` across segments, a leading `!` excluding.
  */

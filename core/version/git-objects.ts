@@ -1,5 +1,5 @@
 /**
- * Git's own object ids, recomputed (DESIGN.md section 4): what lets the server check a posted
+ * Git's own object ids, recomputed (docs/design.md section 4): what lets the server check a posted
  * registration against the commit it names instead of trusting it. An object's id is the SHA-1
  * of `<type> <length>\0<bytes>`; a commit names its root tree, a tree names its entries
  * (`<mode> <name>\0<20-byte id>`). Pure: bytes in, facts or a refusal out.

@@ -1,4 +1,4 @@
-/** Repository keys (DESIGN.md section 4): github.com/OWNER/NAME, or file://ABSOLUTE_PATH. */
+/** Repository keys (docs/design.md section 4): github.com/OWNER/NAME, or file://ABSOLUTE_PATH. */
 
 const GITHUB_NAME = /^[A-Za-z0-9-]{1,39}\/[A-Za-z0-9._-]{1,100}$/;
 

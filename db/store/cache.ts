@@ -1,5 +1,5 @@
 /**
- * The memo cache (DESIGN.md section 5): lookups, single-flight reservations, eviction, stats.
+ * The memo cache (docs/design.md section 5): lookups, single-flight reservations, eviction, stats.
  * Entries are written only by ExecutionTx.completeNode, in the node's success transaction.
  */
 import { and, eq, gt, inArray, type SQL, sql } from "drizzle-orm";

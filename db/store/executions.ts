@@ -16,19 +16,24 @@ import {
   attempts,
   cacheEntries,
   cacheReservations,
+  deliveries,
   executions,
   nodeExecutions,
 } from "../schema.js";
-import type {
-  AttemptRecord,
-  CacheStatus,
-  ExecutionRecord,
-  ExecutionState,
-  Lease,
-  NodeError,
-  NodeRecord,
-  NodeState,
-  Trigger,
+import {
+  type AttemptRecord,
+  type AttemptState,
+  type CacheStatus,
+  type ExecutionError,
+  type ExecutionMode,
+  type ExecutionRecord,
+  type ExecutionState,
+  isTerminalExecutionState,
+  type Lease,
+  type NodeError,
+  type NodeRecord,
+  type NodeState,
+  type Trigger,
 } from "../types.js";
 import {
   type CacheWrite,
@@ -52,7 +57,7 @@ export interface CreateExecution {
   inputs: Record<string, JsonValue>;
   trigger: Trigger;
   parentId?: string | null;
-  mode?: "normal" | "recover";
+  mode?: ExecutionMode;
   overwriteCache?: boolean;
 }
 
@@ -74,8 +79,44 @@ export class ExecutionStore {
 
   /** Creates the execution QUEUED with every node PENDING, pinned to the version's workflow. */
   async create(input: CreateExecution): Promise<ExecutionRecord> {
+    return (await this.#create(input, null)) as ExecutionRecord;
+  }
+
+  /**
+   * Creates the execution unless `claim` was taken before, by anyone: the claim is a row of the
+   * inbox (`deliveries`, insert-once on its id), stored already processed with the execution as
+   * its outcome, and it commits with the execution. Across replicas exactly one creates it, and a
+   * crash leaves neither. Null when the claim was taken.
+   */
+  createOnce(
+    input: CreateExecution,
+    claim: { id: string; event: string; payload: unknown },
+  ): Promise<ExecutionRecord | null> {
+    return this.#create(input, claim);
+  }
+
+  async #create(
+    input: CreateExecution,
+    claim: { id: string; event: string; payload: unknown } | null,
+  ): Promise<ExecutionRecord | null> {
     const id = newExecutionId();
-    await transaction(this.db, async (tx) => {
+    const created = await transaction(this.db, async (tx) => {
+      if (claim) {
+        // A concurrent claim of the same id waits here for the other transaction, then finds it.
+        const taken = await tx
+          .insert(deliveries)
+          .values({
+            id: claim.id,
+            event: claim.event,
+            action: null,
+            payload: claim.payload,
+            processedAt: sql`now()`,
+            outcome: `started ${id}`,
+          })
+          .onConflictDoNothing()
+          .returning({ id: deliveries.id });
+        if (taken.length === 0) return false;
+      }
       const wf = await this.versions.resolveWorkflow(input.repo, input.sha, input.workflow, tx);
       await tx.insert(executions).values({
         id,
@@ -101,8 +142,9 @@ export class ExecutionStore {
       await tx.execute(sql`select pg_notify(${EXECUTIONS_CHANNEL}, ${id})`);
       for (let i = 0; i < nodes.length; i += 1_000)
         await tx.insert(nodeExecutions).values(nodes.slice(i, i + 1_000));
+      return true;
     });
-    return (await this.get(id)) as ExecutionRecord;
+    return created ? this.get(id) : null;
   }
 
   async get(id: string, db: Queryable = this.db): Promise<ExecutionRecord | null> {
@@ -365,7 +407,7 @@ export interface NodePatch {
 }
 
 export interface AttemptResult {
-  state: "SUCCEEDED" | "FAILED" | "ABORTED";
+  state: Exclude<AttemptState, "RUNNING">;
   error?: NodeError | null;
   logRef?: string | null;
 }
@@ -404,10 +446,10 @@ export class ExecutionTx {
     state: ExecutionState,
     extra: {
       outputs?: Record<string, JsonValue> | null;
-      error?: { message: string; node?: string } | null;
+      error?: ExecutionError | null;
     } = {},
   ): Promise<void> {
-    const terminal = state === "SUCCEEDED" || state === "FAILED" || state === "ABORTED";
+    const terminal = isTerminalExecutionState(state);
     await this.tx
       .update(executions)
       .set({
@@ -521,7 +563,7 @@ export class ExecutionTx {
   }
 
   /**
-   * A node's success, all at once (DESIGN.md section 5): the attempt, the node's outputs and
+   * A node's success, all at once (docs/design.md section 5): the attempt, the node's outputs and
    * state, the cache entry (first writer wins, unless overwriting) and the release of the
    * reservation. Returns whether this node's result became the cache entry.
    */

@@ -111,7 +111,7 @@ function rowSource(
 }
 
 /**
- * DESIGN.md section 5 for each completion, all at once: the attempt SUCCEEDED, the node
+ * docs/design.md section 5 for each completion, all at once: the attempt SUCCEEDED, the node
  * SUCCEEDED with its outputs, the cache entry (first writer wins, or replaced when overwriting)
  * and the reservation released; then each start. Returns one row `{ leased, cached }`: cached
  * counts the cache entries this statement wrote.

@@ -10,19 +10,20 @@ import { createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import { branchOf, originRepoKey, specAt } from "../../client/checkout.js";
 import { ApiClient, ApiClientError } from "../../client/client.js";
+import { type Followed, followExecution } from "../../client/follow.js";
 import { ensureRegistered, InvalidSpecError } from "../../client/register.js";
+import { parseInputFlags } from "../../core/engine/input-flags.js";
 import type { ExecutionDocument } from "../../core/report/document.js";
+import { summaryLines } from "../../core/report/document.js";
 import { parseSpec } from "../../core/spec/parse-spec.js";
 import type { InputDecl } from "../../core/spec/types.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
 import { type ArtifactSink, storeArtifactIn } from "../artifacts/ingest.js";
 import { hashFile } from "../artifacts/local-store.js";
 import type { Config } from "../config.js";
-import { sleep } from "../engine/engine.js";
 import { repoRoot, resolveCommit } from "../sources/local-git.js";
-import { summaryLines } from "./document.js";
 import type { RelaunchOptions, RunOptions } from "./execute.js";
-import { parseInputFlags, readInputsFile, uploadInputs } from "./execute.js";
+import { readInputsFile, uploadInputs } from "./execute.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 import { progressPrinter } from "./progress.js";
 
@@ -37,8 +38,6 @@ export class RemoteError extends Error {
 const POLL_MS = 500;
 /** How long following rides out a server that does not answer before giving up (exit 2). */
 const GIVE_UP_MS = 10 * 60_000;
-
-const TERMINAL = ["SUCCEEDED", "FAILED", "ABORTED"];
 
 /** A command the API cannot do yet: exit 2 rather than silently using a local store. */
 export function notRemote(command: string, server: Server): never {
@@ -222,8 +221,8 @@ async function finish(
   if (opts.detach) return report(doc, opts.json, io);
   const printer = progressPrinter(io, opts.progress);
   printer.started(doc);
-  const done = await follow(server, api, doc, printer, io, opts.signal);
-  if (!TERMINAL.includes(done.status))
+  const { doc: done, ended } = await follow(server, api, doc, printer, io, opts.signal);
+  if (ended !== "finished")
     io.err(
       `interrupted: ${done.id} is ${done.status} on ${server.url}, which goes on with it; \`reprise status ${done.id}\` shows it`,
     );
@@ -231,9 +230,10 @@ async function finish(
 }
 
 /**
- * Polls the execution to its end (or Ctrl-C), turning the changes between two documents into the
- * progress printer's node events. A server that does not answer (network, 5xx) is retried with
- * backoff for up to GIVE_UP_MS: the execution goes on there meanwhile.
+ * Follows the execution to its end (or Ctrl-C) with the client's follower, turning the nodes that
+ * changed between two documents into the progress printer's node events. A server that does not
+ * answer (network, 5xx) is ridden out with backoff for up to GIVE_UP_MS: the execution goes on
+ * there meanwhile.
  */
 async function follow(
   server: Server,
@@ -242,47 +242,38 @@ async function follow(
   printer: ReturnType<typeof progressPrinter>,
   io: Io,
   signal?: AbortSignal,
-): Promise<ExecutionDocument> {
-  const seen = new Map<string, string>();
-  let doc = first;
-  let lostSince: number | null = null;
-  let backoff = 1_000;
-  for (;;) {
-    for (const n of doc.nodes) {
-      const now = `${n.status}/${n.cache ?? ""}/${n.attempts}/${n.error?.message ?? ""}`;
-      if (n.status === "PENDING" || seen.get(n.id) === now) continue;
-      seen.set(n.id, now);
-      printer.onEvent({
-        type: "node",
-        executionId: doc.id,
-        nodeId: n.id,
-        state: n.status,
-        cache: n.cache,
-        attempt: n.attempts,
-        error: n.error,
-        source: n.source,
-      });
-    }
-    if (TERMINAL.includes(doc.status) || signal?.aborted) return doc;
-    await sleep(lostSince === null ? POLL_MS : backoff, signal);
-    if (signal?.aborted) return doc;
-    try {
-      doc = await api.execution(doc.id);
-      if (lostSince !== null) io.err(`the server answers again; following ${doc.id}`);
-      lostSince = null;
-      backoff = 1_000;
-    } catch (e) {
-      if (!(e instanceof ApiClientError) || !e.transient) explain(server, e);
-      if (lostSince === null) {
-        lostSince = Date.now();
-        io.err(`${e.message}; retrying (execution ${doc.id} goes on on the server)`);
-      } else if (Date.now() - lostSince > GIVE_UP_MS) {
-        throw new RemoteError(
-          `the Reprise server at ${server.url} has not answered for ${GIVE_UP_MS / 60_000} minutes (${e.message}); execution ${doc.id} goes on there: \`reprise status ${doc.id}\` later`,
-        );
-      }
-      backoff = Math.min(backoff * 2, 15_000);
-    }
+): Promise<Followed> {
+  try {
+    return await followExecution(api, first, {
+      intervalMs: POLL_MS,
+      signal,
+      onUpdate: (doc, changed) => {
+        for (const n of changed)
+          printer.onEvent({
+            type: "node",
+            executionId: doc.id,
+            nodeId: n.id,
+            state: n.status,
+            cache: n.cache,
+            attempt: n.attempts,
+            error: n.error,
+            source: n.source,
+          });
+      },
+      outage: {
+        giveUpMs: GIVE_UP_MS,
+        onLost: (e) =>
+          io.err(`${e.message}; retrying (execution ${first.id} goes on on the server)`),
+        onBack: () => io.err(`the server answers again; following ${first.id}`),
+      },
+    });
+  } catch (e) {
+    // A transient error thrown is one the follower rode out for GIVE_UP_MS.
+    if (e instanceof ApiClientError && e.transient)
+      throw new RemoteError(
+        `the Reprise server at ${server.url} has not answered for ${GIVE_UP_MS / 60_000} minutes (${e.message}); execution ${first.id} goes on there: \`reprise status ${first.id}\` later`,
+      );
+    explain(server, e);
   }
 }
 

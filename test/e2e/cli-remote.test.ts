@@ -1,5 +1,5 @@
 /**
- * The CLI through a remote server (REPRISE_SERVER, DESIGN.md section 11): `reprise serve` runs as
+ * The CLI through a remote server (REPRISE_SERVER, docs/design.md section 11): `reprise serve` runs as
  * a child process on its own embedded database, and `reprise run/relaunch/status` drive the seed
  * story from a git checkout through its API with an API token. The server's data shows the work:
  * its executor's attempt directories, its API; the CLI's own data directory is never created.

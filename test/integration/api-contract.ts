@@ -1,5 +1,5 @@
 /**
- * The HTTP API (DESIGN.md section 9) on a real store: through `app.request()` for most checks,
+ * The HTTP API (docs/design.md section 9) on a real store: through `app.request()` for most checks,
  * and over real HTTP for the server as `reprise serve` runs it. Credentials are real: API tokens
  * from the store, OIDC tokens from a local issuer with its own keys.
  */
@@ -11,6 +11,7 @@ import { serve } from "@hono/node-server";
 import { eq } from "drizzle-orm";
 import type { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXECUTION_STATES } from "../../core/engine/vocabulary.js";
 import { artifacts } from "../../db/schema.js";
 import { LocalBlobStore } from "../../runner/artifacts/local-store.js";
 import { Engine } from "../../runner/engine/engine.js";
@@ -132,6 +133,13 @@ export function apiContract(driver: Driver): void {
           "/repos/{repo}/executions/{id}/artifacts",
         ]),
       );
+    });
+
+    it("documents the execution states it filters on as the ones core declares", async () => {
+      const { body } = await json(req("GET", "/api/v1/openapi.json", { token: null }));
+      const list = body.paths["/repos/{repo}/executions"].get;
+      const state = list.parameters.find((p: { name: string }) => p.name === "state");
+      expect(state.schema.enum).toEqual([...EXECUTION_STATES]);
     });
 
     it("answers health, readiness and metrics without a credential", async () => {

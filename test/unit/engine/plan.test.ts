@@ -1,12 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  afterFailure,
-  type NodeState,
-  type NodeView,
-  type PlanInput,
-  plan,
-} from "../../../core/engine/plan.js";
+import { afterFailure, type NodeView, type PlanInput, plan } from "../../../core/engine/plan.js";
+import type { NodeState } from "../../../core/engine/vocabulary.js";
 import { parseSpec } from "../../../core/spec/parse-spec.js";
 
 /** a -> b -> d, a -> c -> d; e independent. */
