@@ -1,45 +1,36 @@
 /**
- * The GitHub App (DESIGN.md section 8): a webhook endpoint that verifies, stores once and answers
+ * The GitHub App (docs/design.md section 8): a webhook endpoint that verifies, stores once and answers
  * (the durable inbox), and processors that work the inbox after the answer, translating each
  * event into runner calls. See README.md here for the invariants.
  */
 import type { Logger } from "pino";
-import type { ProbotOctokit } from "probot";
-import type { Store } from "../../db/store.js";
-import type { Delivery } from "../../db/types.js";
-import type { GitHubAppConfig } from "../config.js";
-import { sleep } from "../engine/engine.js";
-import type { Executor } from "../executors/types.js";
-import { MAX_WEBHOOK_BYTES } from "../server/app.js";
-import { GitHubClient } from "./client.js";
+import { sleep } from "../client/sleep.js";
+import type { Store } from "../db/store.js";
+import type { Delivery, ExecutionRecord } from "../db/types.js";
+import type { Executor } from "../runner/executors/types.js";
+import { MAX_WEBHOOK_BYTES } from "../runner/server/app.js";
 import type { AppContext, Outcome } from "./context.js";
+import type { GitHubClient } from "./github-client.js";
 import { type CheckRunPayload, onCheckRun } from "./on-check-run.js";
 import { type CommentPayload, onComment } from "./on-comment.js";
 import { onPullRequest, type PullRequestPayload } from "./on-pull-request.js";
 import { onPush, type PushPayload } from "./on-push.js";
 import { makeStorable, payloadProblem } from "./payloads.js";
 import { onReport, queueReports, REPORT_EVENT } from "./report.js";
-import { onSchedule, queueSchedules, SCHEDULE_EVENT, type SchedulePayload } from "./schedules.js";
+import { CHECK_RUN_EVENT, onCheckRunQueued, queueCheckRun } from "./schedules.js";
 import { InFlight, readSigned, unsignedSize } from "./signed-body.js";
 
 export interface GitHubAppOptions {
-  config: GitHubAppConfig;
-  /** GHE_HOST or github.com: repository keys are HOST/OWNER/NAME. */
-  host: string;
+  /** The process's one GitHub client (github-client.ts): the App's credentials and GHE_HOST. */
+  client: GitHubClient;
   store: Store;
   executor: Pick<Executor, "logTail">;
   publicUrl: string | null;
   log: Logger;
-  /** Tests and benchmarks may give an Octokit class; the default is Probot's. */
-  Octokit?: typeof ProbotOctokit;
   /** Deliveries processed at once by this replica. */
   concurrency?: number;
-  /** How often the inbox, ended executions and schedules are looked at without a wake-up. */
+  /** How often the inbox and ended executions are looked at without a wake-up. */
   tickMs?: number;
-  /** The clock for schedules. */
-  now?: () => Date;
-  /** How often schedules are looked at (they have minute granularity). */
-  scheduleEveryMs?: number;
 }
 
 /** A claimed delivery not finished within this is claimed again (by any replica). */
@@ -62,7 +53,10 @@ const MAX_YIELD_MS = 5_000;
 const MAX_BATCH = 200;
 /** X-GitHub-Delivery is a GUID and X-GitHub-Event a word; the inbox's key must stay indexable. */
 const MAX_HEADER_CHARS = 200;
-/** Ids and events of the App's own deliveries (report.ts, schedules.ts). */
+/**
+ * Ids and events of the App's own deliveries (report.ts, schedules.ts) and of the runtime's
+ * schedule slots (runner/schedules.ts), which share the inbox.
+ */
 const INTERNAL_ID = "reprise:";
 const INTERNAL_EVENT = "reprise.";
 const MAX_OUTCOME_CHARS = 2_000;
@@ -88,7 +82,7 @@ export class GitHubApp {
     const log = opts.log.child({ component: "github" });
     this.ctx = {
       store: opts.store,
-      client: new GitHubClient(opts.config, opts.host, log, opts.Octokit),
+      client: opts.client,
       executor: opts.executor,
       publicUrl: opts.publicUrl,
       log,
@@ -122,7 +116,7 @@ export class GitHubApp {
     }
     // Verified as it streams, with the bytes of unverified deliveries capped (signed-body.ts).
     const read = await readSigned(req, {
-      secret: this.#opts.config.webhookSecret,
+      secret: this.ctx.client.config.webhookSecret,
       signature,
       maxBytes: MAX_WEBHOOK_BYTES,
       inFlight: this.inFlight,
@@ -147,8 +141,8 @@ export class GitHubApp {
         "bad_request",
         `X-GitHub-Delivery and X-GitHub-Event are at most ${MAX_HEADER_CHARS} characters`,
       );
-    // The App's own deliveries (reports, schedule slots) are inserted by the App, never received:
-    // a received one could start any workflow, or take a schedule slot's id before it fires.
+    // The App's own deliveries (reports, check runs) and the runtime's schedule slots are inserted
+    // here, never received: a received one could start any workflow, or take a slot before it fires.
     if (id.startsWith(INTERNAL_ID) || event.startsWith(INTERNAL_EVENT))
       return error(
         400,
@@ -228,6 +222,14 @@ export class GitHubApp {
       this.#flushing = false;
     }
   }
+
+  /**
+   * The runtime's scheduler calls this for each execution it started (runner/schedules.ts): one of
+   * a GitHub repository gets its check run, through the inbox.
+   */
+  readonly scheduled = async (exec: ExecutionRecord): Promise<void> => {
+    if (await queueCheckRun(this.ctx, exec)) this.#wake(1);
+  };
 
   /** Starts the processors; deliveries left unprocessed by a crash are taken up first. */
   start(): void {
@@ -359,31 +361,23 @@ export class GitHubApp {
         return onCheckRun(this.ctx, p as CheckRunPayload);
       case REPORT_EVENT:
         return onReport(this.ctx, p as { executionId: string });
-      case SCHEDULE_EVENT:
-        return onSchedule(this.ctx, p as SchedulePayload);
+      case CHECK_RUN_EVENT:
+        return onCheckRunQueued(this.ctx, p as { executionId: string });
       default:
         return Promise.resolve(`ignored: event ${d.event}`);
     }
   }
 
-  /** Ended executions to report and schedule slots due, on every tick. */
+  /** Ended executions to report, on every tick (schedules are the runtime's: runner/schedules.ts). */
   async #watch(): Promise<void> {
     const signal = this.#stop.signal;
-    let schedulesAt = 0;
     while (!signal.aborted) {
       try {
-        let queued = await queueReports(this.ctx);
-        if (Date.now() >= schedulesAt) {
-          schedulesAt = Date.now() + (this.#opts.scheduleEveryMs ?? 15_000);
-          queued += await queueSchedules(this.ctx, (this.#opts.now ?? (() => new Date()))());
-        }
+        const queued = await queueReports(this.ctx);
         if (queued > 0) this.#wake(queued);
       } catch (e) {
         if (!signal.aborted)
-          this.ctx.log.error(
-            { err: (e as Error).message },
-            "cannot look for reports and schedules",
-          );
+          this.ctx.log.error({ err: (e as Error).message }, "cannot look for reports");
       }
       await this.#nap();
     }

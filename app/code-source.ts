@@ -1,18 +1,16 @@
 /**
- * Where a Kubernetes attempt's init container fetches a GitHub repository at a SHA (DESIGN.md
+ * Where a Kubernetes attempt's init container fetches a GitHub repository at a SHA (docs/design.md
  * section 7), when the GitHub App is configured: the REST tarball URL on GitHub or GHE_HOST, and
  * an installation token narrowed to that one repository and `contents: read`, so a task's pod
  * never holds the App's wider token. Tokens are reused until ten minutes before they expire.
  */
-import type { Logger } from "pino";
-import type { Config } from "../config.js";
-import { type CodeSource, defaultCodeSource } from "../executors/kubernetes/code-source.js";
-import { defaultLog } from "../log.js";
-import { GitHubClient } from "./client.js";
+import { type CodeSource, defaultCodeSource } from "../runner/executors/kubernetes/code-source.js";
+import type { GitHubClient } from "./github-client.js";
 
 /** A token is reused while it has at least this long to live (a fetch takes seconds). */
 const MIN_LIFE_MS = 10 * 60_000;
 
+/** GitHub repositories through `client` (the process's one); others as by default. */
 export function appCodeSource(client: GitHubClient): CodeSource {
   const fallback = defaultCodeSource();
   const tokens = new Map<string, Promise<{ token: string; expiresAt: number }>>();
@@ -40,12 +38,4 @@ export function appCodeSource(client: GitHubClient): CodeSource {
       token: await tokenFor(repo),
     };
   };
-}
-
-/** The kubernetes executor's code source when the GitHub App is configured; null otherwise. */
-export function githubAppCodeSource(config: Config, log?: Logger): CodeSource | null {
-  if (!config.githubApp) return null;
-  return appCodeSource(
-    new GitHubClient(config.githubApp, config.githubHost, log ?? defaultLog(config)),
-  );
 }

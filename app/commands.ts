@@ -1,5 +1,5 @@
 /**
- * Comment commands on pull requests (DESIGN.md section 8): `/relaunch [EXECUTION] [--recover]
+ * Comment commands on pull requests (docs/design.md section 8): `/relaunch [EXECUTION] [--recover]
  * [--no-cache]`, `/run WORKFLOW [name=value...]`, `/cancel [EXECUTION]`. A command is a line that
  * starts with `/word`; quoted lines (`>`) and fenced code blocks are someone else's words and are
  * never read as commands.

@@ -1,8 +1,8 @@
 /** What every handler of the GitHub App works with. */
 import type { Logger } from "pino";
-import type { Store } from "../../db/store.js";
-import type { Executor } from "../executors/types.js";
-import type { GitHubClient } from "./client.js";
+import type { Store } from "../db/store.js";
+import type { Executor } from "../runner/executors/types.js";
+import type { GitHubClient } from "./github-client.js";
 
 export interface AppContext {
   store: Store;
@@ -16,6 +16,12 @@ export interface AppContext {
 
 /** The answer a handler gives about one delivery: stored as the delivery's outcome. */
 export type Outcome = string;
+
+/** The delivery being processed: its id, and how many times it was taken up (1 the first time). */
+export interface DeliveryAttempt {
+  id: string;
+  attempts: number;
+}
 
 /** Fields of webhook payloads the handlers read; every one is checked before use. */
 export interface RepositoryPayload {

@@ -2,11 +2,16 @@
  * GitHub as the App sees it: Probot for the app's JWT and installation tokens (cached by Probot
  * until a minute before they expire), its Octokit with the throttling and retry plugins on, and
  * the installation of each repository, learned from deliveries or asked once.
+ *
+ * A process has ONE client, shared by everything that talks to GitHub: the App's handlers, the
+ * local executor's tarball checkout and the kubernetes executor's code source. So a run's
+ * checkout uses the installation its push delivery named, and asks GitHub nothing to find it.
  */
 
 import type { Logger } from "pino";
 import { Probot, ProbotOctokit } from "probot";
-import type { GitHubAppConfig } from "../config.js";
+import type { Config, GitHubAppConfig } from "../runner/config.js";
+import { defaultLog } from "../runner/log.js";
 
 export type Octokit = ProbotOctokit;
 
@@ -23,7 +28,7 @@ export class GitHubClient {
 
   constructor(
     readonly config: GitHubAppConfig,
-    /** Repository keys are HOST/OWNER/NAME (DESIGN.md section 4). */
+    /** Repository keys are HOST/OWNER/NAME (docs/design.md section 4). */
     readonly host: string,
     log: Logger,
     Octokit: typeof ProbotOctokit = ProbotOctokit,
@@ -90,4 +95,25 @@ export class GitHubClient {
   owns(repoKey: string): boolean {
     return repoKey.startsWith(`${this.host}/`);
   }
+}
+
+/** The process's GitHub client for a configuration; null when the App is not configured. */
+export type ClientOf = (config: Config, log?: Logger) => GitHubClient | null;
+
+/**
+ * One client per configuration (a process loads one), made on first use, when the configuration
+ * is known: the composition root hands the same `ClientOf` to everything that talks to GitHub.
+ */
+export function sharedClient(Octokit?: typeof ProbotOctokit): ClientOf {
+  const made = new WeakMap<Config, GitHubClient | null>();
+  return (config, log) => {
+    let client = made.get(config);
+    if (client === undefined) {
+      client = config.githubApp
+        ? new GitHubClient(config.githubApp, config.githubHost, log ?? defaultLog(config), Octokit)
+        : null;
+      made.set(config, client);
+    }
+    return client;
+  };
 }

@@ -3,9 +3,10 @@
  * execution the check run reports (its external_id) at the same commit. GitHub shows both only to
  * people with write access.
  */
-import { githubRepoKey } from "../../core/version/repo-key.js";
+import { githubRepoKey } from "../core/version/repo-key.js";
+import { CHECK_PREFIX } from "./checks.js";
 import type { AppContext, Outcome, RepositoryPayload, Sender } from "./context.js";
-import { CHECK_PREFIX, relaunchWithCheckRun } from "./start.js";
+import { relaunchWithCheckRun } from "./start.js";
 
 export interface CheckRunPayload {
   action: string;

@@ -3,14 +3,13 @@
  * write permission; the head commit is read (pinned) once, when the comment is processed, and
  * every command runs at that commit. Each comment gets a reaction (+1: done, confused: refused
  * or failed) and one reply that links the executions or says what to do. On a fork's pull
- * request the executions are marked `fork` and their tasks get no secrets (DESIGN.md section 2).
+ * request the executions are marked `fork` and their tasks get no secrets (docs/design.md section 2).
  */
-import { githubRepoKey } from "../../core/version/repo-key.js";
-import type { ExecutionRecord } from "../../db/types.js";
-import { parseInputFlags } from "../cli/execute.js";
-import { RequestError } from "../service.js";
+import { InputFlagError, parseInputFlags } from "../core/engine/input-flags.js";
+import { githubRepoKey } from "../core/version/repo-key.js";
+import type { ExecutionRecord } from "../db/types.js";
+import { RequestError } from "../runner/service.js";
 import { executionUrl } from "./check-run-text.js";
-import type { Octokit, RepoName } from "./client.js";
 import { type Command, HELP, parseCommands } from "./commands.js";
 import {
   type AppContext,
@@ -19,6 +18,7 @@ import {
   type RepositoryPayload,
   type Sender,
 } from "./context.js";
+import type { Octokit, RepoName } from "./github-client.js";
 import { registerFromGitHub } from "./register.js";
 import { ensureCheckRun, relaunchWithCheckRun, startWithCheckRun } from "./start.js";
 
@@ -148,7 +148,7 @@ async function answer(ctx: AppContext, at: Pinned, c: Command): Promise<Answer> 
         return { ok: false, text: `\`/${c.name}\` ${c.problem}.\n\n${HELP}` };
     }
   } catch (e) {
-    if (e instanceof RequestError || (e as Error).name === "UsageError")
+    if (e instanceof RequestError || e instanceof InputFlagError)
       return { ok: false, text: `\`/${c.kind}\`: ${(e as Error).message}` };
     throw e;
   }
@@ -159,7 +159,8 @@ async function headVersion(ctx: AppContext, at: Pinned): Promise<void> {
   const reg = await registerFromGitHub(ctx.store, at.octokit, at.name, at.repoKey, {
     sha: at.headSha,
     parents: [],
-    ref: at.headRef,
+    // A fork's branch is not this repository's: its name ("main", say) is not recorded.
+    ref: at.fork ? null : at.headRef,
     message: null,
   });
   if (reg.kind === "absent")

@@ -3,8 +3,8 @@
  * matches the base branch, at the head commit. Not for forks: their code runs only when someone
  * with write permission asks (`/relaunch`, `/run`).
  */
-import { triggerMatchesBranch } from "../../core/triggers/branches.js";
-import { githubRepoKey } from "../../core/version/repo-key.js";
+import { triggerMatchesBranch } from "../core/triggers/branches.js";
+import { githubRepoKey } from "../core/version/repo-key.js";
 import type { AppContext, Outcome, RepositoryPayload, Sender } from "./context.js";
 import { registerFromGitHub } from "./register.js";
 import { startOnce } from "./start.js";

@@ -1,15 +1,17 @@
 /**
- * `push` to a branch (DESIGN.md section 8): register the pushed commit, post `reprise/register`,
- * activate it on the production branch, start the workflows whose `on.push` matches.
+ * `push` to a branch (docs/design.md section 8): register the pushed commit (or record the branch of
+ * one a client registered first), remember the repository's default branch as its production
+ * branch, post `reprise/register`, activate it on the production branch, start the workflows
+ * whose `on.push` matches.
  */
-import { diffVersions } from "../../core/diff/diff-versions.js";
-import { triggerMatchesBranch } from "../../core/triggers/branches.js";
-import { githubRepoKey } from "../../core/version/repo-key.js";
-import type { VersionRecord } from "../../db/types.js";
-import { activateVersion } from "../service.js";
-import { ANNOTATIONS_PER_REQUEST, registerOutput } from "./check-run-text.js";
-import type { Octokit, RepoName } from "./client.js";
-import type { AppContext, Outcome, RepositoryPayload, Sender } from "./context.js";
+import { diffVersions } from "../core/diff/diff-versions.js";
+import { triggerMatchesBranch } from "../core/triggers/branches.js";
+import { githubRepoKey } from "../core/version/repo-key.js";
+import type { VersionRecord } from "../db/types.js";
+import { activateVersion } from "../runner/service.js";
+import { registerOutput } from "./check-run-text.js";
+import { postRegisterCheck } from "./checks.js";
+import type { AppContext, DeliveryAttempt, Outcome, RepositoryPayload, Sender } from "./context.js";
 import { registerFromGitHub } from "./register.js";
 import { startOnce } from "./start.js";
 
@@ -27,13 +29,6 @@ export interface PushPayload {
 }
 
 const ZERO = /^0+$/;
-export const REGISTER_CHECK = "reprise/register";
-
-/** The delivery being processed: its id, and how many times it was taken up (1 the first time). */
-export interface DeliveryAttempt {
-  id: string;
-  attempts: number;
-}
 
 export async function onPush(
   ctx: AppContext,
@@ -59,6 +54,9 @@ export async function onPush(
   });
   if (reg.kind === "absent") return "no reprise.yaml";
   const { version, identicalTo } = reg;
+  // What a workflow run's OIDC token must come from to activate (runner/server/auth.ts).
+  const production = p.repository.default_branch ?? p.repository.master_branch ?? null;
+  if (production) await ctx.store.production.setBranch(repoKey, production);
 
   const previous = await previousHead(ctx, repoKey, branch, [before, parent], version.sha);
   const diff =
@@ -75,7 +73,6 @@ export async function onPush(
   if (version.status !== "registered") return "invalid reprise.yaml";
 
   const actor = p.sender?.login ?? p.pusher?.name ?? "unknown";
-  const production = p.repository.default_branch ?? p.repository.master_branch ?? null;
   let activated = "";
   if (branch === production) {
     const { activation, changed } = await activateVersion(ctx.store, {
@@ -129,67 +126,4 @@ async function previousHead(
 
 function summary(v: VersionRecord) {
   return { specDigest: v.specDigest ?? "", tasks: v.tasks, workflows: v.workflows };
-}
-
-/** Creates the check run with the first 50 annotations, then adds the rest 50 at a time. */
-/**
- * Posts `reprise/register`, its external_id the delivery's id. A delivery taken up again (its
- * first attempt cut short after posting, by a crash or a database outage) finds the check run it
- * posted and rewrites it rather than posting a second: one read, on retries only.
- */
-async function postRegisterCheck(
-  octokit: Octokit,
-  name: RepoName,
-  version: VersionRecord,
-  { conclusion, output }: ReturnType<typeof registerOutput>,
-  delivery: DeliveryAttempt,
-): Promise<void> {
-  const all = output.annotations ?? [];
-  const fields = {
-    ...name,
-    name: REGISTER_CHECK,
-    status: "completed" as const,
-    conclusion,
-    completed_at: new Date().toISOString(),
-    output: { ...output, annotations: all.slice(0, ANNOTATIONS_PER_REQUEST) },
-    ...(delivery.id ? { external_id: delivery.id } : {}),
-  };
-  const posted =
-    delivery.attempts > 1 && delivery.id
-      ? (
-          await octokit.rest.checks.listForRef({
-            ...name,
-            ref: version.sha,
-            check_name: REGISTER_CHECK,
-            filter: "all",
-            per_page: 100,
-          })
-        ).data.check_runs.find((c) => c.external_id === delivery.id)
-      : undefined;
-  // Annotations add up over a check run's updates: a retry sends what the first attempt did not.
-  let id: number;
-  let sent: number;
-  if (posted) {
-    id = posted.id;
-    sent = posted.output.annotations_count;
-    await octokit.rest.checks.update({
-      ...fields,
-      check_run_id: id,
-      output: { title: output.title, summary: output.summary },
-    });
-  } else {
-    id = (await octokit.rest.checks.create({ ...fields, head_sha: version.sha })).data.id;
-    sent = ANNOTATIONS_PER_REQUEST;
-  }
-  for (let i = sent; i < all.length; i += ANNOTATIONS_PER_REQUEST) {
-    await octokit.rest.checks.update({
-      ...name,
-      check_run_id: id,
-      output: {
-        title: output.title,
-        summary: output.summary,
-        annotations: all.slice(i, i + ANNOTATIONS_PER_REQUEST),
-      },
-    });
-  }
 }

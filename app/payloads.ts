@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import { REPORT_EVENT } from "./report.js";
-import { SCHEDULE_EVENT } from "./schedules.js";
+import { CHECK_RUN_EVENT } from "./schedules.js";
 
 /** As core/version/repo-key.ts checks it: what githubRepoKey accepts. */
 const FULL_NAME = /^[A-Za-z0-9-]{1,39}\/[A-Za-z0-9._-]{1,100}$/;
@@ -94,13 +94,6 @@ export const checkRunSchema = z.object({
 
 /** The App's own deliveries (report.ts, schedules.ts): never from GitHub, checked all the same. */
 export const reportSchema = z.object({ executionId: z.string().min(1) });
-export const scheduleSchema = z.object({
-  repo: z.string().min(1),
-  sha,
-  workflow: z.string().min(1),
-  index: z.number().int().nonnegative(),
-  slot: z.string(),
-});
 
 export type PushPayloadChecked = z.infer<typeof pushSchema>;
 export type PullRequestPayloadChecked = z.infer<typeof pullRequestSchema>;
@@ -114,7 +107,7 @@ export const PAYLOADS: Readonly<Record<string, z.ZodType>> = {
   issue_comment: commentSchema,
   check_run: checkRunSchema,
   [REPORT_EVENT]: reportSchema,
-  [SCHEDULE_EVENT]: scheduleSchema,
+  [CHECK_RUN_EVENT]: reportSchema,
 };
 
 /** At most this many problems are named in an outcome. */

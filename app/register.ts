@@ -1,18 +1,16 @@
 /**
- * Registration of a GitHub commit (DESIGN.md sections 4 and 8): the recursive tree listing and
- * the reprise.yaml blob, two read calls whatever the number of tasks. Git already hashed every
- * file, so no other content is read. A tree GitHub truncates (over 100,000 entries or 7 MB)
- * falls back to walking only the directories the tasks' `sources` globs start from.
+ * Registration of a GitHub commit (docs/design.md sections 4 and 8), from what repository.ts reads of
+ * it: the recursive tree listing and the reprise.yaml blob, two read calls whatever the number
+ * of tasks.
+ *
+ * The branch is the App's word whoever registered the commit first: a commit a client posted
+ * before the push is not read again (its content was verified against the same git object ids),
+ * but its branch is recorded with the App's authority (db/store/versions.ts).
  */
-import type { RestEndpointMethodTypes } from "@octokit/rest";
-import picomatch from "picomatch";
-import type { TreeEntry } from "../../core/hash/sources.js";
-import { SPEC_FILE } from "../../core/spec/diagnostics.js";
-import type { BuildResult } from "../../core/version/build-version.js";
-import type { Store } from "../../db/store.js";
-import type { VersionRecord } from "../../db/types.js";
-import { specWorkers } from "../spec-worker.js";
-import type { Octokit, RepoName } from "./client.js";
+import type { Store } from "../db/store.js";
+import type { Registrant, VersionRecord } from "../db/types.js";
+import type { Octokit, RepoName } from "./github-client.js";
+import { readCommit } from "./repository.js";
 
 export interface CommitFacts {
   sha: string;
@@ -26,8 +24,8 @@ export type GitHubRegistration =
   | { kind: "absent" }
   | { kind: "registered"; version: VersionRecord; created: boolean; identicalTo: string | null };
 
-/** An entry of GitHub's tree listing, as @octokit/rest types it. */
-type GitTreeItem = RestEndpointMethodTypes["git"]["getTree"]["response"]["data"]["tree"][number];
+/** What the App records as: GitHub's word. */
+export const APP_REGISTRANT: Registrant = { source: "app", actor: "app" };
 
 /** Registers `commit` of `repoKey` unless it already is; `absent` when it has no reprise.yaml. */
 export async function registerFromGitHub(
@@ -39,7 +37,13 @@ export async function registerFromGitHub(
 ): Promise<GitHubRegistration> {
   let version = await store.versions.get(repoKey, commit.sha);
   let created = false;
-  if (!version) {
+  if (version) {
+    if (
+      commit.ref !== null &&
+      (await store.versions.recordRef(repoKey, commit.sha, commit.ref, APP_REGISTRANT))
+    )
+      version = (await store.versions.get(repoKey, commit.sha)) ?? version;
+  } else {
     const read = await readCommit(octokit, name, commit.sha);
     if (!read) return { kind: "absent" };
     const stored = await store.versions.register({
@@ -49,6 +53,7 @@ export async function registerFromGitHub(
       ref: commit.ref,
       message: commit.message,
       result: read,
+      by: APP_REGISTRANT,
     });
     version = stored.version;
     created = stored.created;
@@ -57,114 +62,4 @@ export async function registerFromGitHub(
     ? await store.versions.findEquivalent(repoKey, version.specDigest, version.sha)
     : null;
   return { kind: "registered", version, created, identicalTo };
-}
-
-/** The version content of a commit, or null when it has no reprise.yaml at its root. */
-async function readCommit(
-  octokit: Octokit,
-  name: RepoName,
-  sha: string,
-): Promise<BuildResult | null> {
-  const { data: tree } = await octokit.rest.git.getTree({ ...name, tree_sha: sha, recursive: "1" });
-  if (tree.truncated) {
-    const { data: rootTree } = await octokit.rest.git.getTree({ ...name, tree_sha: sha });
-    const root = rootTree.tree;
-    const spec = root.find((e) => e.path === SPEC_FILE && e.type === "blob");
-    if (!spec?.sha) return null;
-    const text = await blob(octokit, name, spec.sha);
-    // Parsed on a spec worker, as every build is (runner/spec-worker.ts). An invalid spec is
-    // reported from its own text; the tree only matters for a valid one.
-    const globs = await specWorkers().sourceGlobs(text);
-    if (globs === null) return specWorkers().build(text, []);
-    return specWorkers().build(text, await walk(octokit, name, root, globBases(globs)));
-  }
-  const entries = toEntries(tree.tree, "");
-  const specEntry = entries.find((e) => e.path === SPEC_FILE && e.mode !== "160000");
-  if (!specEntry) return null;
-  return specWorkers().build(await blob(octokit, name, specEntry.sha), entries);
-}
-
-async function blob(octokit: Octokit, name: RepoName, sha: string): Promise<Uint8Array> {
-  const { data } = await octokit.rest.git.getBlob({ ...name, file_sha: sha });
-  return new Uint8Array(Buffer.from(data.content, (data.encoding as BufferEncoding) || "base64"));
-}
-
-/** Files and submodules (what `git ls-tree -r` lists), paths prefixed with `dir`. */
-function toEntries(items: GitTreeItem[], dir: string): TreeEntry[] {
-  const out: TreeEntry[] = [];
-  for (const i of items) {
-    if (i.type === "tree" || !i.path || !i.mode || !i.sha) continue;
-    out.push({ path: dir + i.path, mode: i.mode, sha: i.sha });
-  }
-  return out;
-}
-
-/** The directories the globs start from ("" for the whole tree), without nested duplicates. */
-export function globBases(globs: readonly string[]): string[] {
-  const bases = new Set<string>();
-  for (const g of globs) {
-    if (g.startsWith("!")) continue;
-    const scan = picomatch.scan(g);
-    // A plain path may name a file or a directory; its parent directory holds either.
-    const base = scan.isGlob ? scan.base : g.includes("/") ? g.slice(0, g.lastIndexOf("/")) : "";
-    bases.add(base);
-  }
-  const sorted = [...bases].sort();
-  return sorted.filter((b) => !sorted.some((o) => o !== b && (o === "" || b.startsWith(`${o}/`))));
-}
-
-/** Every entry under each base directory, reading only the trees on the way there. */
-async function walk(
-  octokit: Octokit,
-  name: RepoName,
-  root: GitTreeItem[],
-  bases: string[],
-): Promise<TreeEntry[]> {
-  const out: TreeEntry[] = toEntries(root, "").filter((e) => !e.path.includes("/"));
-  const seen = new Set(out.map((e) => e.path));
-  const listing = new Map<string, GitTreeItem[]>([["", root]]);
-  const dirSha = async (dir: string): Promise<string | null> => {
-    const parent = dir.includes("/") ? dir.slice(0, dir.lastIndexOf("/")) : "";
-    const leaf = dir.slice(parent === "" ? 0 : parent.length + 1);
-    let items = listing.get(parent);
-    if (!items) {
-      const sha = await dirSha(parent);
-      if (!sha) return null;
-      items = (await octokit.rest.git.getTree({ ...name, tree_sha: sha })).data.tree;
-      listing.set(parent, items);
-    }
-    return items.find((i) => i.path === leaf && i.type === "tree")?.sha ?? null;
-  };
-  const collect = async (treeSha: string, prefix: string): Promise<void> => {
-    const { data } = await octokit.rest.git.getTree({ ...name, tree_sha: treeSha, recursive: "1" });
-    if (!data.truncated) {
-      for (const e of toEntries(data.tree, prefix))
-        if (!seen.has(e.path)) {
-          seen.add(e.path);
-          out.push(e);
-        }
-      return;
-    }
-    // Still too big: one level at a time.
-    const { data: level } = await octokit.rest.git.getTree({ ...name, tree_sha: treeSha });
-    for (const i of level.tree) {
-      if (i.type === "tree" && i.sha && i.path) await collect(i.sha, `${prefix}${i.path}/`);
-      else
-        for (const e of toEntries([i], prefix))
-          if (!seen.has(e.path)) {
-            seen.add(e.path);
-            out.push(e);
-          }
-    }
-  };
-  for (const base of bases) {
-    if (base === "") {
-      for (const i of root)
-        if (i.type === "tree" && i.sha && i.path) await collect(i.sha, `${i.path}/`);
-      continue;
-    }
-    const sha = await dirSha(base);
-    if (sha) await collect(sha, `${base}/`);
-  }
-  return out;
 }

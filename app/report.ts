@@ -3,11 +3,13 @@
  * node's log tail and a Relaunch button. Which executions need it is polled from the store
  * (README.md here says why polling): an ended execution with a check run and no report yet gets
  * a `reprise.report` delivery in the inbox, stored once whatever the number of replicas, and
- * processed like any delivery (retried if GitHub fails, resumed after a crash).
+ * processed like any delivery (retried if GitHub fails, resumed after a crash). checks.ts writes
+ * the check run.
  */
-import { executionDocument, orderedNodes } from "../cli/document.js";
-import { nodeLogs } from "../reports.js";
+import { executionDocument, orderedNodes } from "../runner/documents.js";
+import { nodeLogs } from "../runner/reports.js";
 import { executionOutput } from "./check-run-text.js";
+import { completeCheckRun } from "./checks.js";
 import type { AppContext, Outcome } from "./context.js";
 
 export const REPORT_EVENT = "reprise.report";
@@ -48,23 +50,6 @@ export async function onReport(ctx: AppContext, p: { executionId: string }): Pro
     const log = entry?.log ?? failed.error?.message ?? null;
     if (log) failedLog = { node: failed.nodeId, log };
   }
-  const { conclusion, output } = executionOutput(doc, failedLog, ctx.publicUrl);
-  const octokit = await ctx.client.forRepo(exec.repo);
-  await octokit.rest.checks.update({
-    ...ctx.client.name(exec.repo),
-    check_run_id: run.checkRunId,
-    status: "completed",
-    conclusion,
-    completed_at: (exec.finishedAt ?? new Date()).toISOString(),
-    output,
-    actions: [
-      {
-        // GitHub limits: label 20 characters, description 40, identifier 20.
-        label: "Relaunch",
-        description: "Run it again; the cache decides",
-        identifier: "relaunch",
-      },
-    ],
-  });
+  await completeCheckRun(ctx, exec, run.checkRunId, executionOutput(doc, failedLog, ctx.publicUrl));
   return `reported ${exec.state} on check run ${run.checkRunId}`;
 }

@@ -1,20 +1,18 @@
 /**
  * Starting executions from GitHub: the runner call, then the execution's check run
- * `reprise/<workflow>` (in_progress, external_id = execution id, details_url = its page). The
- * check run is completed by report.ts when the execution ends.
+ * `reprise/<workflow>`, opened by checks.ts (in_progress, external_id = execution id,
+ * details_url = its page). The check run is completed by report.ts when the execution ends.
  */
-import type { ExecutionRecord } from "../../db/types.js";
+import type { ExecutionRecord } from "../db/types.js";
 import {
   type RelaunchRequest,
   relaunchExecution,
   type StartRequest,
   startExecution,
-} from "../service.js";
-import { executionUrl } from "./check-run-text.js";
-import type { Octokit, RepoName } from "./client.js";
+} from "../runner/service.js";
+import { openCheckRun } from "./checks.js";
 import type { AppContext } from "./context.js";
-
-export const CHECK_PREFIX = "reprise/";
+import type { Octokit, RepoName } from "./github-client.js";
 
 export async function startWithCheckRun(
   ctx: AppContext,
@@ -84,36 +82,6 @@ export async function ensureCheckRun(
   if (!(await ctx.store.checkRuns.get(exec.id))) await openCheckRun(ctx, octokit, name, exec, why);
 }
 
-async function openCheckRun(
-  ctx: AppContext,
-  octokit: Octokit,
-  name: RepoName,
-  exec: ExecutionRecord,
-  why: string,
-): Promise<void> {
-  const url = executionUrl(ctx.publicUrl, exec.id);
-  const { data } = await octokit.rest.checks.create({
-    ...name,
-    name: `${CHECK_PREFIX}${exec.workflow}`,
-    head_sha: exec.sha,
-    status: "in_progress",
-    started_at: new Date().toISOString(),
-    external_id: exec.id,
-    ...(url ? { details_url: url } : {}),
-    output: {
-      title: "running",
-      summary: `Execution ${url ? `[${exec.id}](${url})` : `\`${exec.id}\``} of \`${exec.workflow}\`, ${why}.`,
-    },
-  });
-  await ctx.store.checkRuns.save({
-    executionId: exec.id,
-    repo: exec.repo,
-    checkRunId: data.id,
-    name: `${CHECK_PREFIX}${exec.workflow}`,
-  });
-  ctx.log.info({ executionId: exec.id, checkRunId: data.id }, "execution started from GitHub");
-}
-
-function describe(t: { kind: string; actor: string; pr?: number }): string {
+export function describe(t: { kind: string; actor: string; pr?: number }): string {
   return `${t.kind.replace("_", " ")} (${t.actor}${t.pr !== undefined ? `, #${t.pr}` : ""})`;
 }

@@ -1,466 +1,31 @@
 /**
- * Code at a SHA for the local executor, for GitHub repositories (DESIGN.md section 7): the
- * repository tarball at the commit, streamed (never held whole in memory) and extracted once per
- * SHA into `<cacheRoot>/<sha>`, checked against the commit's tree as GitHub lists it.
- *
- * The tree says exactly what to expect: every member of the tarball (below GitHub's wrapping
- * directory) must be one of its files, links or directories, of the kind and size it says, and
- * every file's content (hashed while it streams: `sha1("blob <size>\0" + content)`) and link
- * target must hash to its blob id; a missing, extra or different member fails the checkout. So
- * nothing is written but the tree's own paths, parsed by node-tar (pax, GNU long names, base-256
- * sizes), each file opened O_EXCL|O_NOFOLLOW. Links are made last, after their targets are
- * checked to stay inside (core/version/links.ts, kernel-style): nothing is written through one.
- *
- * Bounded: a tree over `maxBytes` (REPRISE_CHECKOUT_MAX_BYTES) of files is refused before the
- * download; the decompressed stream may not exceed what the tree accounts for (a gzip bomb is
- * cut off there), nor `maxBytes`. What was extracted is in a staging directory until it is
- * complete and checked, then published by an atomic rename; on any failure it is removed.
- *
- * Failures: a checkout refused for its size (the tree's, or a tarball larger than its tree) is a
- * user failure (`CheckoutRefused`, reason `checkout`: retrying cannot help); a tarball that does
- * not match its tree otherwise (a corrupted or cut download) is a plain Error: a system failure,
- * retried.
+ * The GitHub half of code at a SHA for the local executor (docs/design.md section 7): a commit's tree
+ * (repository.ts) and tarball through the process's GitHub client, the tarball streamed.
+ * Extraction, its checks and bounds are runner/sources/tarball.ts's, published by
+ * runner/sources/materialise.ts, the step shared with the `git archive` checkout of local
+ * repositories.
  */
-import { constants, createWriteStream, mkdirSync, openSync } from "node:fs";
-import { mkdir, mkdtemp, rename, rm, stat, symlink } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
-import { Readable, Transform } from "node:stream";
-import { createGunzip } from "node:zlib";
-import type { Logger } from "pino";
-import { Parser, type ReadEntry } from "tar";
-import { gitObjectHasher } from "../../core/version/git-objects.js";
-import { linkEscapes } from "../../core/version/links.js";
-import type { Config } from "../config.js";
-import { type Checkout, CheckoutRefused, fileRepoCheckout } from "../executors/local/checkout.js";
-import { defaultLog } from "../log.js";
-import { GitHubClient } from "./client.js";
-
-/** A file, link or submodule of a commit's tree, as GitHub's tree listing gives it. */
-export interface TreeFile {
-  path: string;
-  /** Git file mode: "100644", "100755", "120000" (symlink), "160000" (submodule). */
-  mode: string;
-  /** The blob's id (40 hex for SHA-1 repositories, 64 for SHA-256). */
-  sha: string;
-  /** The blob's size in bytes, when the listing says. */
-  size?: number;
-}
-
-/** Where a commit's code and its tree come from. */
-export interface TarballSource {
-  /** Every file, link and submodule of the commit's tree. */
-  tree(repo: string, sha: string): Promise<readonly TreeFile[]>;
-  /** The gzipped tarball of the commit, as GitHub serves it (one top-level directory). */
-  tarball(repo: string, sha: string): Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>;
-}
-
-export interface TarballLimits {
-  /** REPRISE_CHECKOUT_MAX_BYTES: the most file bytes one checkout may hold. */
-  maxBytes: number;
-  /** Files, links and submodules one checkout may hold. */
-  maxEntries?: number;
-}
-
-export const DEFAULT_CHECKOUT_MAX_BYTES = 4 * 1024 ** 3;
-/** GitHub lists at most 100,000 entries in one recursive tree read; far above that is not code. */
-const DEFAULT_MAX_ENTRIES = 1_000_000;
-
-const SHA = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
-const STAGING = ".tarball-";
-/** Extraction is stopped after this. */
-const EXTRACT_TIMEOUT_MS = 10 * 60_000;
-/** Headers, pax records and padding a member may add to its bytes, besides its path. */
-const MEMBER_OVERHEAD = 4 * 512;
-/** The end-of-archive blocks and the blocking factor's padding, with room to spare. */
-const ARCHIVE_OVERHEAD = 1024 * 1024;
-
-export function tarballCheckout(
-  cacheRoot: string,
-  source: TarballSource,
-  limits: TarballLimits = { maxBytes: DEFAULT_CHECKOUT_MAX_BYTES },
-): Checkout {
-  const root = resolve(cacheRoot);
-  const inFlight = new Map<string, Promise<string>>();
-  return (repo, sha) => {
-    if (!SHA.test(sha))
-      return Promise.reject(new Error(`"${sha}" is not a full lowercase commit SHA`));
-    const target = join(root, sha);
-    let pending = inFlight.get(target);
-    if (!pending) {
-      pending = materialise(target, source, repo, sha, limits).finally(() =>
-        inFlight.delete(target),
-      );
-      inFlight.set(target, pending);
-    }
-    return pending;
-  };
-}
-
-/** `file://` repositories through `local`, every other one through `other`. */
-export function routeCheckout(local: Checkout, other: Checkout): Checkout {
-  return (repo, sha) => (repo.startsWith("file://") ? local(repo, sha) : other(repo, sha));
-}
-
-async function materialise(
-  target: string,
-  source: TarballSource,
-  repo: string,
-  sha: string,
-  limits: TarballLimits,
-): Promise<string> {
-  if (await isDirectory(target)) return target;
-  const what = `${sha} of ${repo}`;
-  const expected = expect(await source.tree(repo, sha), what, limits);
-  await mkdir(dirname(target), { recursive: true });
-  const staging = await mkdtemp(join(dirname(target), `${STAGING}${process.pid}-`));
-  try {
-    await extract(await source.tarball(repo, sha), staging, expected, what, limits);
-    try {
-      await rename(staging, target);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== "ENOTEMPTY" && code !== "EEXIST") throw e;
-      // Another process finished the same checkout first; it has the same content.
-    }
-    return target;
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
-}
-
-interface Expected {
-  /** Files and links by path; submodules are directories (the tarball has no content for them). */
-  entries: Map<string, TreeFile>;
-  directories: Set<string>;
-  /** What the decompressed tarball may add up to. */
-  maxStreamBytes: number;
-  /** The most file bytes, when the tree does not give every size. */
-  maxFileBytes: number;
-}
-
-/** What the tree says the tarball holds, refused up front when it is over the limits. */
-function expect(tree: readonly TreeFile[], what: string, limits: TarballLimits): Expected {
-  const maxEntries = limits.maxEntries ?? DEFAULT_MAX_ENTRIES;
-  if (tree.length > maxEntries)
-    throw new CheckoutRefused(
-      `cannot check out ${what}: its tree has ${tree.length} entries, over the local executor's limit of ${maxEntries}`,
-    );
-  const entries = new Map<string, TreeFile>();
-  const directories = new Set<string>([""]);
-  let fileBytes = 0;
-  let pathBytes = 0;
-  let sized = true;
-  for (const e of tree) {
-    if (
-      e.path === "" ||
-      e.path.startsWith("/") ||
-      e.path.split("/").some((p) => p === ".." || p === "." || p === "")
-    )
-      throw new Error(
-        `cannot check out ${what}: its tree lists the path ${JSON.stringify(e.path)}`,
-      );
-    for (let i = e.path.indexOf("/"); i > 0; i = e.path.indexOf("/", i + 1))
-      directories.add(e.path.slice(0, i));
-    pathBytes += Buffer.byteLength(e.path);
-    if (e.mode === "160000") {
-      directories.add(e.path);
-      continue;
-    }
-    entries.set(e.path, e);
-    if (typeof e.size === "number") fileBytes += e.size;
-    else sized = false;
-  }
-  for (const path of entries.keys())
-    if (directories.has(path))
-      throw new Error(
-        `cannot check out ${what}: its tree lists ${JSON.stringify(path)} as a file and as a directory`,
-      );
-  if (fileBytes > limits.maxBytes)
-    throw new CheckoutRefused(
-      `cannot check out ${what}: its files add up to ${fileBytes} bytes, over REPRISE_CHECKOUT_MAX_BYTES (${limits.maxBytes}); raise it, or make the repository smaller`,
-    );
-  const maxFileBytes = sized ? fileBytes : limits.maxBytes;
-  return {
-    entries,
-    directories,
-    maxFileBytes,
-    maxStreamBytes:
-      maxFileBytes +
-      2 * pathBytes +
-      (entries.size + directories.size) * MEMBER_OVERHEAD +
-      ARCHIVE_OVERHEAD,
-  };
-}
-
-async function extract(
-  tarball: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-  dest: string,
-  expected: Expected,
-  what: string,
-  limits: TarballLimits,
-): Promise<void> {
-  const where = `cannot extract ${what}`;
-  const seen = new Set<string>();
-  const links = new Map<string, string>();
-  const writes: Promise<void>[] = [];
-  const open = new Set<NodeJS.WritableStream & { destroy(): void }>();
-  let top: string | null = null;
-  let fileBytes = 0;
-  let failure: Error | null = null;
-
-  const input = Readable.from(tarball, { objectMode: false });
-  const gunzip = createGunzip();
-  let streamed = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      streamed += chunk.length;
-      if (streamed > expected.maxStreamBytes)
-        done(
-          new CheckoutRefused(
-            `${where}: the tarball unpacks to more than ${expected.maxStreamBytes} bytes, more than its tree accounts for (${expected.maxFileBytes} bytes of files): refused (a gzip bomb, or not this commit's code)`,
-          ),
-        );
-      else done(null, chunk);
-    },
-  });
-  const parser = new Parser({ strict: true });
-
-  return new Promise<void>((done, fail) => {
-    let settled = false;
-    const timer = setTimeout(
-      () => stop(new Error(`${where}: extraction took over ${EXTRACT_TIMEOUT_MS / 1000}s`)),
-      EXTRACT_TIMEOUT_MS,
-    );
-    const stop = (e: Error): void => {
-      failure ??= e;
-      for (const s of [input, gunzip, counter, ...open]) s.destroy();
-      parser.abort(failure);
-      finish();
-    };
-    const finish = (): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      // Every file stream closes (or fails) before the staging directory may be removed.
-      void Promise.allSettled(writes).then(async (results) => {
-        if (failure) return fail(failure);
-        const bad = results.find((r) => r.status === "rejected");
-        if (bad) return fail((bad as PromiseRejectedResult).reason);
-        try {
-          await complete(dest, expected, seen, links, what);
-          done();
-        } catch (e) {
-          fail(e);
-        }
-      });
-    };
-    const onEntry = (entry: ReadEntry): void => {
-      try {
-        const path = entry.path.replace(/\/+$/, "");
-        const slash = path.indexOf("/");
-        const first = slash < 0 ? path : path.slice(0, slash);
-        top ??= first;
-        if (first !== top || first === "" || first === "." || first === "..")
-          throw new Error(
-            `${where}: ${JSON.stringify(entry.path)} is not under the tarball's top directory ${JSON.stringify(top)}`,
-          );
-        const rel = slash < 0 ? "" : path.slice(slash + 1);
-        if (entry.type === "Directory") {
-          if (!expected.directories.has(rel))
-            throw new Error(
-              `${where}: it has a directory ${JSON.stringify(rel)} that the commit's tree does not`,
-            );
-          entry.resume();
-          return;
-        }
-        if (
-          entry.type !== "File" &&
-          entry.type !== "OldFile" &&
-          entry.type !== "ContiguousFile" &&
-          entry.type !== "SymbolicLink"
-        )
-          throw new Error(
-            `${where}: it has ${JSON.stringify(rel)} (a ${entry.type}), which is not a file, directory or symlink; the local executor refuses to check it out`,
-          );
-        const want = expected.entries.get(rel);
-        if (!want)
-          throw new Error(
-            `${where}: it has ${JSON.stringify(rel)}, which the commit's tree does not`,
-          );
-        if (seen.has(rel)) throw new Error(`${where}: it has ${JSON.stringify(rel)} twice`);
-        seen.add(rel);
-        const isLink = entry.type === "SymbolicLink";
-        if (isLink !== (want.mode === "120000"))
-          throw new Error(
-            `${where}: ${JSON.stringify(rel)} is a ${isLink ? "symlink" : "file"} in the tarball, mode ${want.mode} in the commit's tree`,
-          );
-        if (isLink) {
-          const target = entry.linkpath ?? "";
-          const id = gitObjectHasher("blob", Buffer.byteLength(target), want.sha.length)
-            .update(target)
-            .digest("hex");
-          if (id !== want.sha)
-            throw new Error(
-              `${where}: the symlink ${JSON.stringify(rel)} -> ${JSON.stringify(target)} does not hash to its blob ${want.sha}`,
-            );
-          links.set(rel, target);
-          entry.resume();
-          return;
-        }
-        const size = entry.size ?? 0;
-        if (want.size !== undefined && size !== want.size)
-          throw new Error(
-            `${where}: ${JSON.stringify(rel)} is ${size} bytes in the tarball, ${want.size} in the commit's tree`,
-          );
-        fileBytes += size;
-        if (fileBytes > limits.maxBytes)
-          throw new CheckoutRefused(
-            `${where}: its files add up to more than REPRISE_CHECKOUT_MAX_BYTES (${limits.maxBytes}); raise it, or make the repository smaller`,
-          );
-        writes.push(writeFile(entry, join(dest, rel), rel, want, size, where, open));
-      } catch (e) {
-        stop(e as Error);
-      }
-    };
-    parser.on("entry", onEntry);
-    parser.on("error", (e: Error) =>
-      stop(e instanceof CheckoutRefused ? e : new Error(`${where}: ${e.message}`)),
-    );
-    parser.on("end", finish);
-    for (const s of [input, gunzip, counter])
-      s.on("error", (e: Error) =>
-        stop(e instanceof CheckoutRefused ? e : new Error(`${where}: ${e.message}`)),
-      );
-    input
-      .pipe(gunzip)
-      .pipe(counter)
-      .pipe(parser as unknown as NodeJS.WritableStream);
-  });
-}
-
-/** Streams one member to a new file (never through a link, never over anything), hashing it. */
-function writeFile(
-  entry: ReadEntry,
-  path: string,
-  rel: string,
-  want: TreeFile,
-  size: number,
-  where: string,
-  open: Set<NodeJS.WritableStream & { destroy(): void }>,
-): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true });
-  const fd = openSync(
-    path,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    want.mode === "100755" ? 0o755 : 0o644,
-  );
-  const hash = gitObjectHasher("blob", size, want.sha.length);
-  const out = createWriteStream(path, { fd });
-  open.add(out);
-  entry.on("data", (chunk: Buffer) => hash.update(chunk));
-  return new Promise<void>((done, fail) => {
-    out.once("error", fail);
-    out.once("close", () => {
-      open.delete(out);
-      const id = hash.digest("hex");
-      if (id === want.sha) done();
-      else
-        fail(
-          new Error(
-            `${where}: the content of ${JSON.stringify(rel)} hashes to ${id}, not its blob ${want.sha} in the commit's tree (a corrupted download?)`,
-          ),
-        );
-    });
-    entry.pipe(out);
-  });
-}
-
-/** After the last member: nothing missing, and the links made, each checked to stay inside. */
-async function complete(
-  dest: string,
-  expected: Expected,
-  seen: ReadonlySet<string>,
-  links: ReadonlyMap<string, string>,
-  what: string,
-): Promise<void> {
-  const missing = [...expected.entries.keys()].filter((p) => !seen.has(p));
-  if (missing.length > 0)
-    throw new Error(
-      `cannot extract ${what}: the tarball lacks ${missing.length} of the commit's files (${missing
-        .slice(0, 3)
-        .map((p) => JSON.stringify(p))
-        .join(", ")}${missing.length > 3 ? ", ..." : ""})`,
-    );
-  await refuseEscapingLinks(expected.entries, links, what);
-  for (const [rel, target] of links) {
-    await mkdir(dirname(join(dest, rel)), { recursive: true });
-    await symlink(target, join(dest, rel));
-  }
-}
-
-/** Links resolved as the kernel would, through the other links of the tree (core/version/links.ts). */
-async function refuseEscapingLinks(
-  entries: ReadonlyMap<string, TreeFile>,
-  links: ReadonlyMap<string, string>,
-  what: string,
-): Promise<void> {
-  const byPath = new Map<string, { kind: string; target?: string }>();
-  for (const path of entries.keys()) byPath.set(path, { kind: "file" });
-  for (const [path, target] of links) byPath.set(path, { kind: "symlink", target });
-  for (const [path, target] of links) {
-    const leaves = linkEscapes(path, byPath);
-    if (leaves)
-      throw new CheckoutRefused(
-        `commit ${what} has a symlink ${path} -> ${target} that points outside the repository (${leaves}); the local executor refuses to check it out: make the link relative and inside the repository`,
-      );
-  }
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import type { Config } from "../runner/config.js";
+import { fileRepoCheckout } from "../runner/sources/git-archive.js";
+import type { Checkout } from "../runner/sources/materialise.js";
+import {
+  DEFAULT_MAX_ENTRIES,
+  routeCheckout,
+  type TarballLimits,
+  type TarballSource,
+  tarballCheckout,
+} from "../runner/sources/tarball.js";
+import type { GitHubClient } from "./github-client.js";
+import { readTree } from "./repository.js";
 
 /** The commit's tree and tarball through the App's installation token, the tarball streamed. */
 export function appTarballSource(client: GitHubClient): TarballSource {
   return {
     async tree(repoKey, sha) {
       const octokit = await client.forRepo(repoKey);
-      const name = client.name(repoKey);
-      const out: TreeFile[] = [];
-      const add = (items: TreeItem[], prefix: string): TreeItem[] => {
-        const dirs: TreeItem[] = [];
-        for (const i of items) {
-          if (!i.path || !i.mode || !i.sha) continue;
-          if (i.type === "tree") dirs.push({ ...i, path: prefix + i.path });
-          else
-            out.push({
-              path: prefix + i.path,
-              mode: i.mode,
-              sha: i.sha,
-              ...(typeof i.size === "number" ? { size: i.size } : {}),
-            });
-        }
-        return dirs;
-      };
-      const { data } = await octokit.rest.git.getTree({ ...name, tree_sha: sha, recursive: "1" });
-      if (!data.truncated) {
-        add(data.tree, "");
-        return out;
-      }
-      // Over GitHub's limits for one read: one directory at a time.
-      const todo: Array<{ sha: string; prefix: string }> = [{ sha, prefix: "" }];
-      while (todo.length > 0) {
-        const next = todo.pop() as { sha: string; prefix: string };
-        const level = await octokit.rest.git.getTree({ ...name, tree_sha: next.sha });
-        for (const d of add(level.data.tree, next.prefix))
-          todo.push({ sha: d.sha as string, prefix: `${d.path}/` });
-        if (out.length > DEFAULT_MAX_ENTRIES) break;
-      }
-      return out;
+      return readTree(octokit, client.name(repoKey), sha, DEFAULT_MAX_ENTRIES);
     },
     async tarball(repoKey, sha) {
       const octokit = await client.forRepo(repoKey);
@@ -476,18 +41,7 @@ export function appTarballSource(client: GitHubClient): TarballSource {
   };
 }
 
-type TreeItem = {
-  path?: string;
-  mode?: string;
-  type?: string;
-  sha?: string;
-  size?: number;
-};
-
-/**
- * What runner/cli/runtime.ts gives the local executor when the GitHub App is configured: local
- * repositories through `git archive` as before, GitHub ones through the App's tarball.
- */
+/** GitHub repositories' checkouts from their tarball through `client`, cached under `cacheRoot`. */
 export function appTarballCheckout(
   client: GitHubClient,
   cacheRoot: string,
@@ -496,13 +50,16 @@ export function appTarballCheckout(
   return tarballCheckout(cacheRoot, appTarballSource(client), limits);
 }
 
-/** The local executor's checkout when the GitHub App is configured; null otherwise. */
-export function githubAppCheckout(config: Config, log?: Logger): Checkout | null {
-  if (!config.githubApp) return null;
+/**
+ * What runner/runtime.ts gives the local executor when the GitHub App is configured (serve.ts's
+ * `githubCode`): local repositories through `git archive` as before, GitHub ones through the
+ * tarball, fetched with the process's one client.
+ */
+export function githubCheckout(config: Config, client: GitHubClient): Checkout {
   const root = join(config.dataDir, "local", "checkouts");
-  const client = new GitHubClient(config.githubApp, config.githubHost, log ?? defaultLog(config));
+  const limits = { maxBytes: config.checkoutMaxBytes };
   return routeCheckout(
-    fileRepoCheckout(root),
-    appTarballCheckout(client, join(root, "github"), { maxBytes: config.checkoutMaxBytes }),
+    fileRepoCheckout(root, limits),
+    appTarballCheckout(client, join(root, "github"), limits),
   );
 }

@@ -1,5 +1,5 @@
 /**
- * The GitHub App's delivery path (DESIGN.md section 8, issue 9 "10,000 deliveries with 10%
+ * The GitHub App's delivery path (docs/design.md section 8, issue 9 "10,000 deliveries with 10%
  * duplicates"): 10,000 signed push deliveries to 100 repositories, 9,000 unique and 1,000
  * redeliveries of ids already in the burst (same id, same body; spread through it, some arriving
  * while their original is still being stored), sent over loopback HTTP as fast as it allows

@@ -1,5 +1,5 @@
 /**
- * The store on real Postgres (DESIGN.md section 13), each figure against a floor measured in the
+ * The store on real Postgres (docs/design.md section 13), each figure against a floor measured in the
  * same run on the same pool and database:
  * - cache lookup by key among 1,000,000 entries, against a bare `SELECT 1` round trip;
  * - node-completion transactions, against pgbench-style single-row update transactions.

@@ -1,5 +1,5 @@
 /**
- * The only reader of the environment (DESIGN.md section 10): `loadConfig(env)` validates it once
+ * The only reader of the environment (docs/design.md section 10): `loadConfig(env)` validates it once
  * with zod, and a bad value stops the start with a message that says how to fix it.
  */
 import { readFileSync } from "node:fs";
@@ -24,6 +24,11 @@ export interface Config {
    * a runner dies, another takes its executions over this much later.
    */
   leaseSeconds: number;
+  /**
+   * How often `serve` and `worker` look for `on.schedule` slots come due
+   * (REPRISE_SCHEDULE_TICK_MS; runner/schedules.ts). Schedules have minute granularity.
+   */
+  scheduleTickMs: number;
   /** Who is acting, when git does not say (the trigger's actor). */
   user: string;
   /** The runner's environment, from which the local executor gives tasks PATH, HOME, LANG... */
@@ -57,6 +62,13 @@ export interface Config {
   sandboxWritable: string[];
   /** REPRISE_CHECKOUT_MAX_BYTES: the most file bytes one local checkout of a GitHub commit holds. */
   checkoutMaxBytes: number;
+  /**
+   * REPRISE_CACHE_MAX_BYTES (default 20 GiB) and REPRISE_CACHE_MAX_AGE_DAYS (default 14): the
+   * local executor evicts checkouts and ended attempt directories (logs, task/ scratch) unused
+   * for longer than the age, and least recently used first while they hold more than the bytes.
+   */
+  cacheMaxBytes: number;
+  cacheMaxAgeDays: number;
   /** The Kubernetes namespace of task Jobs; null: the kubeconfig context's, else "default". */
   namespace: string | null;
   /** A kubeconfig file for the kubernetes executor; null: the in-cluster service account. */
@@ -72,11 +84,17 @@ export interface Config {
    */
   auth: "required" | "none";
   /**
-   * GitHub Actions OIDC: the issuer whose tokens are accepted, the audience they must name, and
+   * GitHub Actions OIDC: the issuer whose tokens are accepted, the audience they must name,
    * REPRISE_OIDC_RULES, the file of what tokens may do by ref, environment and workflow
-   * (runner/server/oidc-rules.ts; read at start).
+   * (runner/server/oidc-rules.ts; read at start), and REPRISE_PRODUCTION_BRANCH, whose tokens
+   * may activate in a repository the App has reported no default branch for (default main).
    */
-  oidc: { issuer: string; audience: string; rulesPath: string | null } | null;
+  oidc: {
+    issuer: string;
+    audience: string;
+    rulesPath: string | null;
+    productionBranch: string;
+  } | null;
   /** GitHub's host (GHE_HOST for GitHub Enterprise Server): repository keys are HOST/OWNER/NAME. */
   githubHost: string;
   /** The GitHub App (Probot's own variables); null when APP_ID is not set: no webhooks. */
@@ -125,6 +143,12 @@ const schema = z.object({
     .min(1, { message: "must be at least 1" })
     .max(3_600, { message: "must be at most 3600" })
     .default(30),
+  REPRISE_SCHEDULE_TICK_MS: z.coerce
+    .number({ message: "must be a whole number of milliseconds, e.g. 15000" })
+    .int({ message: "must be a whole number of milliseconds, e.g. 15000" })
+    .min(50, { message: "must be at least 50" })
+    .max(60_000, { message: "must be at most 60000 (a slot is one minute)" })
+    .default(15_000),
   REPRISE_MAX_PARALLEL: z.coerce
     .number({ message: "must be a whole number of attempts, e.g. 4" })
     .int({ message: "must be a whole number of attempts, e.g. 4" })
@@ -155,6 +179,15 @@ const schema = z.object({
     .int({ message: "must be a whole number of bytes, e.g. 4294967296" })
     .min(1_048_576, { message: "must be at least 1048576" })
     .default(4 * 1024 ** 3),
+  REPRISE_CACHE_MAX_BYTES: z.coerce
+    .number({ message: "must be a whole number of bytes, e.g. 21474836480" })
+    .int({ message: "must be a whole number of bytes, e.g. 21474836480" })
+    .min(0, { message: "must be at least 0" })
+    .default(20 * 1024 ** 3),
+  REPRISE_CACHE_MAX_AGE_DAYS: z.coerce
+    .number({ message: "must be a number of days, e.g. 14" })
+    .positive({ message: "must be more than 0 days" })
+    .default(14),
   REPRISE_EXECUTOR: z
     .enum(["local", "kubernetes"], { message: 'must be "local" or "kubernetes"' })
     .default("local"),
@@ -222,6 +255,13 @@ const schema = z.object({
     }),
   REPRISE_OIDC_AUDIENCE: z.string().optional(),
   REPRISE_OIDC_RULES: z.string().optional(),
+  REPRISE_PRODUCTION_BRANCH: z
+    .string()
+    .trim()
+    .optional()
+    .refine((v) => !v || /^(?!refs\/|-)[^\s~^:?*[\\]+$/.test(v), {
+      message: 'must be a branch name without "refs/heads/", e.g. main',
+    }),
   GHE_HOST: z
     .string()
     .optional()
@@ -277,6 +317,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logLevel: e.LOG_LEVEL,
     maxParallel: e.REPRISE_MAX_PARALLEL,
     leaseSeconds: e.REPRISE_LEASE_SECONDS,
+    scheduleTickMs: e.REPRISE_SCHEDULE_TICK_MS,
     user: e.USER || "unknown",
     environment: env,
     localSecrets: parseLocalSecrets(e.REPRISE_LOCAL_SECRETS).grants,
@@ -286,6 +327,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     logMaxBytes: e.REPRISE_LOG_MAX_BYTES,
     sandboxWritable: parseSandboxWritable(e.REPRISE_SANDBOX_WRITABLE).dirs,
     checkoutMaxBytes: e.REPRISE_CHECKOUT_MAX_BYTES,
+    cacheMaxBytes: e.REPRISE_CACHE_MAX_BYTES,
+    cacheMaxAgeDays: e.REPRISE_CACHE_MAX_AGE_DAYS,
     namespace: e.REPRISE_NAMESPACE || null,
     kubeconfig: e.KUBECONFIG?.split(":").find((p) => p !== "") ?? null,
     host: e.HOST,
@@ -297,6 +340,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
           issuer: e.REPRISE_OIDC_ISSUER,
           audience: e.REPRISE_OIDC_AUDIENCE || (e.REPRISE_PUBLIC_URL ?? "reprise"),
           rulesPath: e.REPRISE_OIDC_RULES || null,
+          productionBranch: e.REPRISE_PRODUCTION_BRANCH || "main",
         }
       : null,
     githubHost: e.GHE_HOST || "github.com",

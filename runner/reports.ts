@@ -1,11 +1,11 @@
 /**
- * What a node printed and where its outputs were computed (DESIGN.md sections 5 and 11), as
+ * What a node printed and where its outputs were computed (docs/design.md sections 5 and 11), as
  * data: `reprise logs` and `reprise lineage` print it, the API returns it.
  */
 import type { Store } from "../db/store.js";
 import type { AttemptRecord, ExecutionRecord, NodeRecord } from "../db/types.js";
 import { type ExecutionArtifact, executionArtifacts } from "./artifacts/listing.js";
-import { iso, orderedNodes } from "./cli/document.js";
+import { iso, orderedNodes } from "./documents.js";
 import type { Executor } from "./executors/types.js";
 import { RequestError } from "./service.js";
 

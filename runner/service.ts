@@ -9,6 +9,7 @@ import { artifactRef, isArtifactDigest, isArtifactType } from "../core/artifacts
 import { resolveWorkflowInputs } from "../core/engine/inputs.js";
 import type { InputDecl, JsonValue } from "../core/spec/types.js";
 import { NotFoundError } from "../db/errors.js";
+import type { CreateExecution } from "../db/store/executions.js";
 import type { Store } from "../db/store.js";
 import type { Activation, ExecutionRecord, Trigger, VersionRecord } from "../db/types.js";
 
@@ -84,6 +85,23 @@ export async function versionAt(
 
 /** Creates an execution (QUEUED, pinned to the version); a runner drives it. */
 export async function startExecution(store: Store, req: StartRequest): Promise<ExecutionRecord> {
+  return store.executions.create(await executionOf(store, req));
+}
+
+/**
+ * startExecution, once per `claim.id` whoever asks (a schedule slot, across replicas): null when
+ * the claim was taken before. The claim and the execution commit together (ExecutionStore.createOnce).
+ */
+export async function startExecutionOnce(
+  store: Store,
+  req: StartRequest,
+  claim: { id: string; event: string; payload: unknown },
+): Promise<ExecutionRecord | null> {
+  return store.executions.createOnce(await executionOf(store, req), claim);
+}
+
+/** What a start request creates, checked: the version, the workflow, the inputs resolved. */
+async function executionOf(store: Store, req: StartRequest): Promise<CreateExecution> {
   const version = await versionAt(store, req.repo, req.at);
   if (!(req.workflow in version.workflows)) {
     const known = Object.keys(version.workflows);
@@ -96,14 +114,14 @@ export async function startExecution(store: Store, req: StartRequest): Promise<E
   const given = await artifactInputs(store, version.repo, wf.spec.inputs, req.inputs);
   const resolved = resolveWorkflowInputs(wf.spec.inputs, given);
   if (!resolved.ok) throw new RequestError("invalid_inputs", resolved.reason);
-  return store.executions.create({
+  return {
     repo: version.repo,
     sha: version.sha,
     workflow: req.workflow,
     inputs: resolved.inputs,
     trigger: req.trigger,
     overwriteCache: req.overwriteCache ?? false,
-  });
+  };
 }
 
 /**
@@ -181,7 +199,7 @@ export async function relaunchExecution(
       "not_found",
       `${version.sha.slice(0, 12)} has no workflow "${parent.workflow}" to relaunch (it was removed or renamed)`,
     );
-  // Whether the code is a fork's (then it gets no secrets, DESIGN.md section 2): as the caller
+  // Whether the code is a fork's (then it gets no secrets, docs/design.md section 2): as the caller
   // says when it knows (a comment knows its pull request's head), otherwise as the parent was
   // when its own commit runs again, whoever asks (the check run's button, the API, the CLI).
   const { fork: said, ...trigger } = req.trigger;

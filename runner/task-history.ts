@@ -10,7 +10,7 @@
  */
 import type { Store } from "../db/store.js";
 import type { NodeRecord } from "../db/types.js";
-import { iso } from "./cli/document.js";
+import { iso } from "./documents.js";
 
 export type How = "ran" | "cached" | "recovered" | "not run";
 

@@ -18,9 +18,9 @@ import { materialise } from "../artifacts/ingest.js";
 import { executionArtifacts } from "../artifacts/listing.js";
 import { BlobMissingError } from "../artifacts/store.js";
 import type { Config } from "../config.js";
+import { orderedNodes } from "../documents.js";
 import { openConfiguredStore } from "../open-store.js";
 import { repoRoot } from "../sources/local-git.js";
-import { orderedNodes } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 
 export interface ArtifactsGetOptions {

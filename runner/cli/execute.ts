@@ -10,6 +10,8 @@ import {
   isArtifactType,
   shortDigest,
 } from "../../core/artifacts/ref.js";
+import { parseInputFlags } from "../../core/engine/input-flags.js";
+import { summaryLines } from "../../core/report/document.js";
 import { formatDiagnostic } from "../../core/spec/diagnostics.js";
 import type { InputDecl, JsonValue } from "../../core/spec/types.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
@@ -18,13 +20,13 @@ import type { ExecutionRecord, VersionRecord } from "../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
 import { ArtifactShapeError, storeArtifact } from "../artifacts/ingest.js";
 import type { Config } from "../config.js";
+import { executionDocument, orderedNodes } from "../documents.js";
 import { registerLocalCommitIfValid } from "../registry.js";
+import { type GitHubCode, openRuntime, type Runtime, type RuntimeOptions } from "../runtime.js";
 import { RequestError, relaunchExecution, startExecution } from "../service.js";
 import { gitUser, repoRoot } from "../sources/local-git.js";
-import { executionDocument, orderedNodes, summaryLines } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 import { progressPrinter } from "./progress.js";
-import { openRuntime, type Runtime } from "./runtime.js";
 
 export interface CommonOptions {
   repo: string;
@@ -34,6 +36,8 @@ export interface CommonOptions {
   progress: boolean;
   /** Ctrl-C: stop driving; the execution stays as it is for a worker or `status --resume`. */
   signal?: AbortSignal;
+  /** Code at a SHA of GitHub repositories (the composition root's, runner/cli/main.ts `Edges`). */
+  github?: GitHubCode;
 }
 
 export interface RunOptions extends CommonOptions {
@@ -49,7 +53,7 @@ export interface RunOptions extends CommonOptions {
 export async function runCommand(config: Config, opts: RunOptions, io: Io): Promise<number> {
   const root = await repoRoot(opts.repo);
   const printer = progressPrinter(io, opts.progress);
-  const rt = await openRuntime(config, printer.onEvent);
+  const rt = await openRuntime(config, runtimeOptions(printer, opts));
   try {
     const version = await registerOrExplain(rt.open.store, root, opts.ref, io);
     if (!version) return EXIT.invalid;
@@ -101,7 +105,7 @@ export async function relaunchCommand(
   io: Io,
 ): Promise<number> {
   const printer = progressPrinter(io, opts.progress);
-  const rt = await openRuntime(config, printer.onEvent);
+  const rt = await openRuntime(config, runtimeOptions(printer, opts));
   try {
     const parent = await rt.open.store.executions.get(opts.execution);
     if (!parent)
@@ -141,11 +145,12 @@ export async function statusCommand(
     resume: boolean;
     progress: boolean;
     signal?: AbortSignal;
+    github?: GitHubCode;
   },
   io: Io,
 ): Promise<number> {
   const printer = progressPrinter(io, opts.progress);
-  const rt = await openRuntime(config, printer.onEvent);
+  const rt = await openRuntime(config, runtimeOptions(printer, opts));
   try {
     let exec = await rt.open.store.executions.get(opts.execution);
     if (!exec) throw new UsageError(`no execution "${opts.execution}"`);
@@ -215,38 +220,17 @@ async function registerOrExplain(
   return version;
 }
 
+function runtimeOptions(
+  printer: ReturnType<typeof progressPrinter>,
+  opts: { github?: GitHubCode },
+): RuntimeOptions {
+  return { onEvent: printer.onEvent, ...(opts.github ? { github: opts.github } : {}) };
+}
+
 /** The runner's refusals are usage errors on the command line (exit 2). */
 function usage(e: unknown): never {
   if (e instanceof RequestError) throw new UsageError(e.message);
   throw e;
-}
-
-/** `-i name=value`: strings as given, every other type as JSON (`-i rows=3`, `-i flags='{"a":1}'`). */
-export function parseInputFlags(
-  flags: readonly string[],
-  declared: Readonly<Record<string, InputDecl>>,
-): Record<string, JsonValue> {
-  const out: Record<string, JsonValue> = {};
-  for (const flag of flags) {
-    const eq = flag.indexOf("=");
-    if (eq <= 0) throw new UsageError(`-i takes name=value, got "${flag}"`);
-    const name = flag.slice(0, eq);
-    const raw = flag.slice(eq + 1);
-    const decl = declared[name];
-    // Artifacts are named by digest (sha256:...) or uploaded from a path (@PATH: uploadInputs).
-    if (!decl || decl.type === "string" || isArtifactType(decl.type)) {
-      out[name] = raw;
-      continue;
-    }
-    try {
-      out[name] = JSON.parse(raw) as JsonValue;
-    } catch {
-      throw new UsageError(
-        `-i ${name}=${raw}: not a valid ${decl.type} (values other than strings are JSON)`,
-      );
-    }
-  }
-  return out;
 }
 
 /** Stores the file or directory at `path` as an artifact of the repository. */

@@ -1,5 +1,5 @@
 /**
- * `reprise logs`, `lineage` and `cache` (DESIGN.md sections 5 and 11): what a node printed,
+ * `reprise logs`, `lineage` and `cache` (docs/design.md sections 5 and 11): what a node printed,
  * where a node's outputs were computed, and the repository's memo cache.
  */
 import { formatBytes } from "../../core/artifacts/ref.js";
@@ -8,13 +8,13 @@ import { localRepoKey } from "../../core/version/repo-key.js";
 import type { Store } from "../../db/store.js";
 import type { ExecutionRecord } from "../../db/types.js";
 import type { Config } from "../config.js";
+import { iso } from "../documents.js";
 import { openConfiguredStore } from "../open-store.js";
 import { type LogEntry, lineage, nodeLogs } from "../reports.js";
+import { createConfiguredExecutor } from "../runtime.js";
 import { RequestError } from "../service.js";
 import { repoRoot } from "../sources/local-git.js";
-import { iso } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
-import { createConfiguredExecutor } from "./runtime.js";
 
 /** How much of a log `logs` prints unless told (`--tail BYTES`). */
 export const DEFAULT_LOG_TAIL = 64 * 1024;
@@ -55,7 +55,8 @@ export interface LogsOptions {
 
 export async function logsCommand(config: Config, opts: LogsOptions, io: Io): Promise<number> {
   const open = await openConfiguredStore(config);
-  const executor = createConfiguredExecutor(config);
+  // For log tails only: code at a SHA (the GitHub App's checkout) plays no part.
+  const executor = await createConfiguredExecutor(config);
   try {
     const exec = await findExecution(open.store, opts.execution);
     const entries = await nodeLogs(open.store, executor, exec, opts).catch(usage);

@@ -4,7 +4,7 @@ export interface Io {
   err(line: string): void;
 }
 
-/** DESIGN.md section 11. */
+/** docs/design.md section 11. */
 export const EXIT = {
   ok: 0,
   /** The execution failed or was aborted. */

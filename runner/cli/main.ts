@@ -1,7 +1,10 @@
-/** The `reprise` command line (DESIGN.md section 11). Parses arguments and dispatches. */
+/** The `reprise` command line (docs/design.md section 11). Parses arguments and dispatches. */
 import { parseArgs } from "node:util";
+import { InputFlagError } from "../../core/engine/input-flags.js";
 import { isDiskFull, StoreError } from "../../db/errors.js";
-import { ConfigError, loadConfig } from "../config.js";
+import { type Config, ConfigError, loadConfig } from "../config.js";
+import type { GitHubCode } from "../runtime.js";
+import { type Served, startServer } from "../server/serve.js";
 import { GitError } from "../sources/local-git.js";
 import { artifactsGc, artifactsGet, artifactsLs } from "./artifacts.js";
 import { relaunchCommand, runCommand, statusCommand } from "./execute.js";
@@ -77,6 +80,17 @@ server's API (the commit is registered there from the checkout if it lacks it); 
 commands exit 2 there for now. validate, serve, worker, migrate work locally as ever.
 `;
 
+/**
+ * What the composition root (bin.ts) plugs in from the edges the CLI does not import: the GitHub
+ * App's. Without them (tests calling `main`), commands run as with no GitHub App configured.
+ */
+export interface Edges {
+  /** Code at a SHA of GitHub repositories, for the executors of `run`, `relaunch`, `status`, `worker`. */
+  github?: GitHubCode;
+  /** Starts `reprise serve` (default `startServer`: no GitHub App mounted). */
+  serve?: (config: Config) => Promise<Served>;
+}
+
 export async function main(
   argv: readonly string[],
   io: Io,
@@ -84,6 +98,7 @@ export async function main(
   env: Readonly<Record<string, string | undefined>>,
   tty = false,
   signal?: AbortSignal,
+  edges: Edges = {},
 ): Promise<number> {
   /** The configuration of a command that works on the local store only, so far. */
   const local = (command: string) => {
@@ -125,7 +140,7 @@ export async function main(
         );
         const config = loadConfig(env);
         const opts = {
-          ...executeOptions(values, cwd, tty, signal),
+          ...executeOptions(values, cwd, tty, signal, edges),
           workflow: positionals[0] as string,
           ref: str(values.ref) ?? "HEAD",
           inputs: (values.input as string[] | undefined) ?? [],
@@ -144,7 +159,7 @@ export async function main(
         );
         const config = loadConfig(env);
         const opts = {
-          ...executeOptions(values, cwd, tty, signal),
+          ...executeOptions(values, cwd, tty, signal, edges),
           execution: positionals[0] as string,
           ref: str(values.ref) ?? null,
           recover: values.recover === true,
@@ -178,6 +193,7 @@ export async function main(
             resume: values.resume === true,
             progress: !json && tty,
             ...(signal ? { signal } : {}),
+            ...(edges.github ? { github: edges.github } : {}),
           },
           io,
         );
@@ -407,14 +423,19 @@ export async function main(
         const { values } = parse(rest, { once: { type: "boolean", default: false } });
         return await workerCommand(
           loadConfig(env),
-          { once: values.once === true },
+          { once: values.once === true, ...(edges.github ? { github: edges.github } : {}) },
           io,
           signal ?? new AbortController().signal,
         );
       }
       case "serve": {
         parse(rest, {});
-        return await serveCommand(loadConfig(env), io, signal ?? new AbortController().signal);
+        return await serveCommand(
+          loadConfig(env),
+          io,
+          signal ?? new AbortController().signal,
+          edges.serve ?? startServer,
+        );
       }
       case "token": {
         const { values, positionals } = parse(
@@ -448,7 +469,8 @@ export async function main(
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (e) {
-    if (e instanceof UsageError) {
+    // A bad `-i name=value` is a usage error here (core's parser is shared with the App).
+    if (e instanceof UsageError || e instanceof InputFlagError) {
       io.err(`reprise: ${e.message}\n\n${USAGE}`);
       return EXIT.invalid;
     }
@@ -517,6 +539,7 @@ function executeOptions(
   cwd: string,
   tty: boolean,
   signal: AbortSignal | undefined,
+  edges: Edges,
 ) {
   const json = values.json === true;
   return {
@@ -527,6 +550,7 @@ function executeOptions(
     // Live progress on a terminal; never with --json, never when piped.
     progress: !json && tty,
     ...(signal ? { signal } : {}),
+    ...(edges.github ? { github: edges.github } : {}),
   };
 }
 

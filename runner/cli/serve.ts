@@ -1,9 +1,8 @@
 /** `reprise serve` and `reprise token`: the server, and the API tokens that secure it. */
 import { githubRepoKey, localRepoKey } from "../../core/version/repo-key.js";
 import type { Config } from "../config.js";
-import { startWithGitHub } from "../github/serve.js";
 import { openConfiguredStore } from "../open-store.js";
-import { ServeError, type ServeOptions } from "../server/serve.js";
+import { type Served, ServeError } from "../server/serve.js";
 import { repoRoot } from "../sources/local-git.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 
@@ -11,12 +10,12 @@ export async function serveCommand(
   config: Config,
   io: Io,
   signal: AbortSignal,
-  opts: ServeOptions = {},
+  /** The composition root's (bin.ts): with APP_ID configured, it mounts the GitHub App. */
+  start: (config: Config) => Promise<Served>,
 ): Promise<number> {
-  let served: Awaited<ReturnType<typeof startWithGitHub>>;
+  let served: Served;
   try {
-    // With APP_ID configured, the GitHub App is mounted at /api/github/webhooks.
-    served = await startWithGitHub(config, opts);
+    served = await start(config);
   } catch (e) {
     if (e instanceof ServeError) throw new UsageError(e.message);
     throw e;

@@ -3,11 +3,11 @@ import { diffVersions, type NamedChanges } from "../../core/diff/diff-versions.j
 import { formatDiagnostic } from "../../core/spec/diagnostics.js";
 import { localRepoKey } from "../../core/version/repo-key.js";
 import type { Config } from "../config.js";
+import { diffable, versionDocument } from "../documents.js";
 import { openConfiguredStore } from "../open-store.js";
 import { registerLocalCommit, registerLocalCommitIfValid } from "../registry.js";
 import { activateVersion } from "../service.js";
 import { gitUser, repoRoot } from "../sources/local-git.js";
-import { diffable, versionDocument } from "./document.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 
 const short = (sha: string | null | undefined) => (sha ? sha.slice(0, 12) : "-");

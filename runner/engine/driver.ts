@@ -30,7 +30,7 @@ import type {
 } from "../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
 import { AttemptError, type AttemptOutcome, type LaunchSpec } from "../executors/types.js";
-import type { Engine, EngineEvent } from "./engine.js";
+import type { DriverHost, EngineEvent } from "./host.js";
 
 /** A result reused instead of computed: its outputs and the node that computed them. */
 type Reuse = { outputs: Record<string, JsonValue>; source: { execution: string; node: string } };
@@ -112,7 +112,7 @@ export class Driver {
   progressed = false;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: DriverHost,
     lease: Lease,
     private readonly signal?: AbortSignal,
   ) {
@@ -767,7 +767,7 @@ export class Driver {
    * What the executor needs for one attempt. Secrets go as references only (each executor
    * resolves them, so their values never pass through the engine or the database), and not at
    * all when the code comes from a fork's pull request: like GitHub Actions, such a run gets no
-   * secrets and the task runs without them (DESIGN.md section 2); the log says which were withheld.
+   * secrets and the task runs without them (docs/design.md section 2); the log says which were withheld.
    */
   private launchSpec(
     exec: ExecutionRecord,

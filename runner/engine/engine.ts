@@ -1,35 +1,25 @@
 /**
- * The engine (DESIGN.md section 6): claims executions through leases, and for each one runs a
+ * The engine (docs/design.md section 6): claims executions through leases, and for each one runs a
  * Driver that reconciles the persisted state with the pure planner until the execution ends.
  * See README.md here for the invariants (what is persisted before what).
  */
 
 import { setMaxListeners } from "node:events";
+import { sleep } from "../../client/sleep.js";
 import { attemptName } from "../../core/engine/attempt-name.js";
-import { TERMINAL_NODE_STATES } from "../../core/engine/plan.js";
 import { storableText } from "../../core/engine/storable.js";
+import { TERMINAL_NODE_STATES } from "../../core/engine/vocabulary.js";
 import { isUnavailable, NotFoundError, rootCause } from "../../db/errors.js";
 import { EXECUTIONS_CHANNEL } from "../../db/store/executions.js";
 import type { Store } from "../../db/store.js";
-import type { CacheStatus, ExecutionRecord, Lease, NodeError, NodeState } from "../../db/types.js";
+import type { ExecutionRecord, Lease, NodeError, NodeState } from "../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
 import type { BlobStore } from "../artifacts/store.js";
 import type { Executor } from "../executors/types.js";
 import { Driver } from "./driver.js";
+import type { DriverHost, EngineEvent } from "./host.js";
 
-export type EngineEvent =
-  | { type: "execution"; executionId: string; state: ExecutionRecord["state"] }
-  | {
-      type: "node";
-      executionId: string;
-      nodeId: string;
-      state: NodeState;
-      cache?: CacheStatus | null;
-      attempt?: number;
-      error?: NodeError | null;
-      source?: { execution: string; node: string } | null;
-    }
-  | { type: "waiting"; executionId: string; nodeId: string; holder: string };
+export type { EngineEvent } from "./host.js";
 
 export interface EngineOptions {
   store: Store;
@@ -40,7 +30,7 @@ export interface EngineOptions {
   maxParallel: number;
   leaseMs?: number;
   tickMs?: number;
-  /** Reservation expiry and heartbeat (DESIGN.md section 5: 30 s and 10 s). */
+  /** Reservation expiry and heartbeat (docs/design.md section 5: 30 s and 10 s). */
   reservationMs?: number;
   heartbeatMs?: number;
   onEvent?: (event: EngineEvent) => void;
@@ -67,7 +57,7 @@ export interface EngineOptions {
  */
 export const MAX_DRIVER_FAILURES = 3;
 
-export class Engine {
+export class Engine implements DriverHost {
   readonly store: Store;
   readonly executor: Executor;
   readonly artifacts: BlobStore | null;
@@ -316,17 +306,4 @@ export class Engine {
       this.emit({ type: "execution", executionId, state: exec.state });
     return exec;
   }
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 }

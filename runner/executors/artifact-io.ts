@@ -15,9 +15,9 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { type ArtifactRef, artifactsOf, isArtifactType } from "../../core/artifacts/ref.js";
+import type { NodeError } from "../../core/engine/vocabulary.js";
 import { inputEnvName, outputEnvName } from "../../core/spec/names.js";
 import type { JsonValue, OutputDecl } from "../../core/spec/types.js";
-import type { NodeError } from "../../db/types.js";
 import { ArtifactShapeError, materialise, storeArtifact } from "../artifacts/ingest.js";
 import { BlobMissingError, type BlobStore, BlobStoreError } from "../artifacts/store.js";
 import type { LaunchSpec } from "./types.js";

@@ -1,5 +1,5 @@
 /**
- * Masking secret values in logs (DESIGN.md section 2): every occurrence of a value, and of its
+ * Masking secret values in logs (docs/design.md section 2): every occurrence of a value, and of its
  * usual encodings, is replaced by `***` in what an executor stores and serves. One
  * implementation for every executor: the Kubernetes executor masks a pod's log as it keeps it,
  * the local executor rewrites an attempt's log file when the attempt ends and masks what it

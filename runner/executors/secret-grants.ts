@@ -1,5 +1,5 @@
 /**
- * Which repositories may use a secret (DESIGN.md section 2, issue 14): REPRISE_LOCAL_SECRETS (a
+ * Which repositories may use a secret (docs/design.md section 2, issue 14): REPRISE_LOCAL_SECRETS (a
  * runner variable, local executor) and REPRISE_KUBE_SECRETS (a Secret's name, kubernetes
  * executor) are lists of `NAME@REPOSITORY` entries separated by commas or whitespace: one
  * repository per entry (repeat the name for several), its key as Reprise spells it

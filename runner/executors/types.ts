@@ -1,9 +1,11 @@
 /**
- * The executor interface (DESIGN.md section 7): one contract, two implementations (local
+ * The executor interface (docs/design.md section 7): one contract, two implementations (local
  * processes, Kubernetes Jobs), one contract test suite. The engine persists an attempt under its
  * deterministic handle *before* launching it, so launch must be idempotent by handle and a
  * restarted runner re-attaches to whatever the handle names.
  */
+
+import type { NodeError } from "../../core/engine/vocabulary.js";
 import type {
   JsonValue,
   OutputDecl,
@@ -11,7 +13,6 @@ import type {
   SecretRef,
   ValueType,
 } from "../../core/spec/types.js";
-import type { NodeError } from "../../db/types.js";
 
 export interface LaunchSpec {
   /** Deterministic, DNS-1123, at most 63 characters (core/engine/attempt-name.ts). */
@@ -51,7 +52,7 @@ export interface LaunchSpec {
   secretRefs?: SecretRef[];
   /**
    * Env names of the task's secrets that were withheld because the execution's code comes from
-   * a fork's pull request (DESIGN.md section 2): the task runs without them, and the executor
+   * a fork's pull request (docs/design.md section 2): the task runs without them, and the executor
    * says so in the attempt's log.
    */
   withheldSecrets?: string[];

@@ -1,5 +1,5 @@
 /**
- * The JSON API under /api/v1 (DESIGN.md section 9), described by its own OpenAPI document at
+ * The JSON API under /api/v1 (docs/design.md section 9), described by its own OpenAPI document at
  * /api/v1/openapi.json. Routes translate HTTP into runner calls (runner/service.ts,
  * runner/reports.ts) and the store's reads; every route checks that the caller may act on the
  * repository concerned. A repository is one path segment: its key URL-encoded
@@ -8,9 +8,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { diffVersions } from "../../core/diff/diff-versions.js";
+import { EXECUTION_STATES } from "../../core/engine/vocabulary.js";
 import { GitObjectError, verifyCommit } from "../../core/version/git-objects.js";
-import type { ExecutionRecord, ExecutionState, VersionRecord } from "../../db/types.js";
-import { diffable, executionDocument, iso, versionDocument } from "../cli/document.js";
+import type { ExecutionRecord, VersionRecord } from "../../db/types.js";
+import { diffable, executionDocument, iso, versionDocument } from "../documents.js";
 import { lineage, nodeLogs } from "../reports.js";
 import {
   activateVersion,
@@ -20,16 +21,15 @@ import {
   type VersionRef,
 } from "../service.js";
 import { specWorkers } from "../spec-worker.js";
-import type { ServerDeps } from "./app.js";
 import { artifactRoutes } from "./artifacts-api.js";
 import { type Action, authorize, type Principal } from "./auth.js";
 import { readableOr404 } from "./by-id.js";
+import type { ServerDeps } from "./deps.js";
 import { ApiError, errorBody, onError } from "./errors.js";
 import { finishedNodes } from "./finished-nodes.js";
 import { type Env, ExecParam, jsonResponse, ok, PathName, RepoParam } from "./openapi.js";
 
 const Sha = z.string().regex(/^[0-9a-f]{40}$/, "a full 40-hex commit SHA");
-const STATES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "ABORTING", "ABORTED"] as const;
 const Base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, "base64");
 const Limit = z.coerce.number().int().min(1).max(500).optional();
 /** Any JSON value (the body is JSON already; z.json() is recursive, which the OpenAPI generator cannot walk). */
@@ -144,6 +144,9 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
         {
           ...versionDocument(v),
           parents: v.parents,
+          // Who registered it, and every branch recorded for it by whom (db/store/versions.ts).
+          registeredBy: v.registeredBy,
+          refs: v.refs.map((r) => ({ ...r, recordedAt: r.recordedAt.toISOString() })),
           warnings: v.warnings,
           tasks: v.tasks,
           workflows: v.workflows,
@@ -232,6 +235,8 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
         ref,
         message: commit.subject,
         result,
+        // A claim: a branch the App has recorded is never moved by it (db/store/versions.ts).
+        by: { source: "client", actor: actor(c) },
       });
       if (v.status !== "registered")
         return c.json(
@@ -266,7 +271,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
         params: RepoParam,
         query: z.object({
           workflow: z.string().optional(),
-          state: z.enum(STATES).optional(),
+          state: z.enum(EXECUTION_STATES).optional(),
           sha: Sha.optional(),
           pr: z.coerce.number().int().min(1).optional(),
           limit: Limit,
@@ -281,7 +286,7 @@ export function apiRoutes(deps: ServerDeps): OpenAPIHono<Env> {
       const list = await store.executions.list({
         repo,
         ...(q.workflow ? { workflow: q.workflow } : {}),
-        ...(q.state ? { state: q.state as ExecutionState } : {}),
+        ...(q.state ? { state: q.state } : {}),
         ...(q.sha ? { sha: q.sha } : {}),
         ...(q.pr !== undefined ? { pr: q.pr } : {}),
         limit: q.limit ?? 50,

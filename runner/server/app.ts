@@ -1,23 +1,19 @@
 /**
- * `reprise serve` is one Hono app (DESIGN.md section 9): the JSON API under /api/v1 with its
+ * `reprise serve` is one Hono app (docs/design.md section 9): the JSON API under /api/v1 with its
  * OpenAPI document, the GitHub webhooks at /api/github/webhooks, health and metrics, and the web
- * UI. Everything it needs comes in `ServerDeps`, so tests build it on any store with
+ * UI. Everything it needs comes in `ServerDeps` (deps.ts), so tests build it on any store with
  * `app.request()` or serve it over real HTTP.
  */
 import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { assertMigrated } from "../../db/migrate.js";
-import type { Store } from "../../db/store.js";
-import type { BlobStore } from "../artifacts/store.js";
-import type { Executor } from "../executors/types.js";
 import { apiRoutes } from "./api.js";
 import { isArtifactUpload } from "./artifacts-api.js";
-import type { Authenticator } from "./auth.js";
+import type { ServerDeps } from "./deps.js";
 import { errorBody, onError } from "./errors.js";
 import { hostCheck } from "./hosts.js";
-import type { Metrics } from "./metrics.js";
 
-/** Request bodies above this are refused with 413 (DESIGN.md section 9). */
+/** Request bodies above this are refused with 413 (docs/design.md section 9). */
 export const MAX_BODY_BYTES = 1024 * 1024;
 /**
  * A registration (POST /repos/{repo}/versions): the spec plus the commit's raw tree objects,
@@ -30,31 +26,6 @@ export const MAX_REGISTRATION_BYTES = 48 * 1024 * 1024;
  */
 export const MAX_WEBHOOK_BYTES = 25 * 1024 * 1024;
 export const WEBHOOK_PATH = "/api/github/webhooks";
-
-export interface ServerDeps {
-  store: Store;
-  /** Log tails of attempts (the executor that ran them). */
-  executor: Pick<Executor, "logTail">;
-  /**
-   * Where `file` and `directory` values live (runner/artifacts): uploads, downloads, previews.
-   * Absent: the artifact routes answer 503 and the execution page shows no previews.
-   */
-  artifacts?: BlobStore | undefined;
-  auth: Authenticator;
-  metrics: Metrics;
-  /** Where users reach this server (links in check runs, the UI); null: relative links. */
-  publicUrl: string | null;
-  /**
-   * Host names answered besides loopback ones and the public URL's (runner/server/hosts.ts):
-   * the address listened on, when it is one.
-   */
-  hosts?: readonly string[] | undefined;
-  log: (level: "info" | "warn" | "error", message: string, extra?: Record<string, unknown>) => void;
-  /** The GitHub App's webhook handler, mounted at /api/github/webhooks when configured. */
-  webhooks?: ((req: Request) => Promise<Response>) | undefined;
-  /** The web UI, mounted at / (runner/server/ui). */
-  ui?: Hono | undefined;
-}
 
 export function createApp(deps: ServerDeps): Hono {
   const app = new Hono();
@@ -73,7 +44,7 @@ export function createApp(deps: ServerDeps): Hono {
   const apiLimit = limit(MAX_BODY_BYTES, "request bodies");
   // Webhooks: only a declared length is checked here; hono's bodyLimit would buffer a chunked
   // body whole before its signature is checked, so the App counts it as it streams
-  // (runner/github/signed-body.ts).
+  // (app/signed-body.ts).
   const webhookLimit = declaredLimit(
     limit(MAX_WEBHOOK_BYTES, "webhook deliveries"),
     MAX_WEBHOOK_BYTES,

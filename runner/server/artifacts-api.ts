@@ -21,10 +21,10 @@ import type { ArtifactRecord } from "../../db/types.js";
 import { inParallel } from "../artifacts/ingest.js";
 import { executionArtifacts } from "../artifacts/listing.js";
 import { BlobMismatchError, type BlobStore } from "../artifacts/store.js";
-import { iso } from "../cli/document.js";
-import type { ServerDeps } from "./app.js";
+import { iso } from "../documents.js";
 import { contentResponse, digestOf } from "./artifact-content.js";
 import { authorize } from "./auth.js";
+import type { ServerDeps } from "./deps.js";
 import { ApiError } from "./errors.js";
 import type { NodesOf } from "./finished-nodes.js";
 import {

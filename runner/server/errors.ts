@@ -1,5 +1,5 @@
 /**
- * API errors (DESIGN.md section 9): `{ "error": { "code", "message" } }` with the status that
+ * API errors (docs/design.md section 9): `{ "error": { "code", "message" } }` with the status that
  * applies. The runner's own refusals (`RequestError`) map to theirs.
  */
 import type { Context } from "hono";

@@ -8,7 +8,7 @@
 import type { Store } from "../../db/store.js";
 import type { ExecutionRecord, NodeRecord } from "../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../db/types.js";
-import { orderedNodes } from "../cli/document.js";
+import { orderedNodes } from "../documents.js";
 
 /** Nodes kept across all executions; the least recently viewed executions are dropped first. */
 const MAX_NODES = 20_000;

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (DESIGN.md section 9), with prom-client: what the engine reports as it
+ * Prometheus metrics (docs/design.md section 9), with prom-client: what the engine reports as it
  * goes (node durations, cache hits and misses, reconcile passes) and what the database says at
  * scrape time (executions by state, queue depth, GitHub deliveries waiting).
  */

@@ -6,12 +6,12 @@
  */
 import { serve as listen, type ServerType } from "@hono/node-server";
 import type { Logger } from "pino";
-import type { Runtime } from "../cli/runtime.js";
-import { openRuntime } from "../cli/runtime.js";
 import type { Config } from "../config.js";
 import { defaultLog } from "../log.js";
-import { createApp, type ServerDeps } from "./app.js";
+import { type GitHubCode, openRuntime, type Runtime } from "../runtime.js";
+import { createApp } from "./app.js";
 import { Authenticator } from "./auth.js";
+import type { ServerDeps } from "./deps.js";
 import { isLoopback } from "./hosts.js";
 import { Metrics } from "./metrics.js";
 import { loadOidcRules } from "./oidc-rules.js";
@@ -38,8 +38,10 @@ export interface Served {
 
 export interface ServeOptions {
   /** Extra parts mounted by the caller: the GitHub App's webhooks, the web UI. */
-  extend?: (deps: ServerDeps) => Pick<ServerDeps, "webhooks" | "ui">;
+  extend?: (deps: ServerDeps, runtime: Runtime) => Pick<ServerDeps, "webhooks" | "ui">;
   log?: Logger;
+  /** Code at a SHA of GitHub repositories for the executor (runner/runtime.ts). */
+  github?: GitHubCode;
 }
 
 export { isLoopback } from "./hosts.js";
@@ -47,7 +49,11 @@ export { isLoopback } from "./hosts.js";
 export async function startServer(config: Config, opts: ServeOptions = {}): Promise<Served> {
   const log = opts.log ?? defaultLog(config);
   const metrics = new Metrics();
-  const runtime = await openRuntime(config, metrics.onEvent, log);
+  const runtime = await openRuntime(config, {
+    onEvent: metrics.onEvent,
+    log,
+    ...(opts.github ? { github: opts.github } : {}),
+  });
   const stop = new AbortController();
   let server: ServerType | null = null;
   let working: Promise<void> | null = null;
@@ -76,6 +82,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
             githubHost: config.githubHost,
             // A bad rules file refuses the start, naming the line to fix.
             rules: config.oidc.rulesPath ? loadOidcRules(config.oidc.rulesPath) : [],
+            productionBranch: config.oidc.productionBranch,
           }
         : null,
     });
@@ -92,7 +99,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
         : [config.host.includes(":") ? `[${config.host}]` : config.host],
       log: (level, message, extra) => log[level](extra ?? {}, message),
     };
-    Object.assign(deps, opts.extend?.(deps) ?? {});
+    Object.assign(deps, opts.extend?.(deps, runtime) ?? {});
     deps.ui ??= uiRoutes(deps);
     const app = createApp(deps);
     const address = await new Promise<{ port: number }>((resolve, reject) => {
@@ -110,6 +117,7 @@ export async function startServer(config: Config, opts: ServeOptions = {}): Prom
     working = runtime.engine.work(stop.signal).catch((e: Error) => {
       log.error({ err: e.stack ?? e.message }, "the engine stopped");
     });
+    runtime.scheduler.start();
     const host = config.host.includes(":") ? `[${config.host}]` : config.host;
     const url = `http://${host}:${address.port}`;
     log.info({ url, owner: runtime.engine.owner, auth: open ? "open" : "required" }, "serving");

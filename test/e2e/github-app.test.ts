@@ -10,10 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWithGitHub } from "../../app/serve.js";
+import { ApiClient } from "../../client/client.js";
+import { ensureRegistered } from "../../client/register.js";
 import type { Store } from "../../db/store.js";
 import { loadConfig } from "../../runner/config.js";
-import { startWithGitHub } from "../../runner/github/serve.js";
-import { tempRepo } from "../fakes/git-repo.js";
+import { type TempRepo, tempRepo } from "../fakes/git-repo.js";
 import {
   appPrivateKey,
   checkRunPayload,
@@ -24,6 +26,7 @@ import {
   pushPayload,
   until,
 } from "../fakes/github/index.js";
+import { type OidcIssuer, startOidcIssuer } from "../fakes/oidc-issuer.js";
 
 const SECRET = "webhook-secret";
 const ZERO = "0".repeat(40);
@@ -32,6 +35,7 @@ const MAKE_STORY = fileURLToPath(
 );
 
 let fake: FakeGitHub;
+let oidc: OidcIssuer;
 let served: Awaited<ReturnType<typeof startWithGitHub>>;
 let store: Store;
 let dataDir: string;
@@ -63,6 +67,7 @@ const repoKey = (name: string) => `${fake.host}/${name}`;
 
 beforeAll(async () => {
   fake = await FakeGitHub.start();
+  oidc = await startOidcIssuer("https://reprise.test");
   dataDir = mkdtempSync(join(tmpdir(), "reprise-github-"));
   storyDir = join(dataDir, "story");
   const tags = execFileSync("bash", [MAKE_STORY, storyDir], { encoding: "utf8" });
@@ -94,6 +99,8 @@ beforeAll(async () => {
     GHE_PROTOCOL: "http",
     REPRISE_PUBLIC_URL: "https://reprise.test",
     REPRISE_EXECUTOR: "local",
+    REPRISE_OIDC_ISSUER: oidc.issuer,
+    REPRISE_OIDC_AUDIENCE: "https://reprise.test",
   });
   served = await startWithGitHub(config, { tuning: { tickMs: 100 } });
   store = served.runtime.open.store;
@@ -102,6 +109,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await served?.close();
   await fake?.close();
+  await oidc?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -132,7 +140,7 @@ describe("the seed story through GitHub", () => {
     expect(register?.output?.title).toContain("4 added");
     // Registering reads two things whatever the number of tasks: the recursive tree and the
     // reprise.yaml blob. The run's checkout reads the tree once more, to check the tarball
-    // against it (runner/github/tarball-checkout.ts).
+    // against it (app/tarball-source.ts).
     expect(fake.count("GET", /\/git\/trees\//)).toBe(2);
     expect(fake.count("GET", /\/git\/blobs\//)).toBe(1);
     expect(fake.count("POST", /\/check-runs$/)).toBe(2);
@@ -146,6 +154,14 @@ describe("the seed story through GitHub", () => {
     expect(train.details_url).toBe(`https://reprise.test/executions/${train.external_id}`);
     expect(train.output?.text).toContain("Log of `train`");
     expect(train.actions?.map((a) => a.identifier)).toEqual(["relaunch"]);
+  });
+
+  it("the run's tarball checkout shares the App's GitHub client: no installation asked after the push told it", () => {
+    // The calls since the push above: the train ran from GitHub's tarball of that commit...
+    expect(fake.count("GET", /^\/repos\/acme\/seed\/tarball\//)).toBe(1);
+    // ...fetched with the installation the push delivery named (app/github-client.ts: one
+    // client, one installation cache, for the App, the tarball checkout and the code source).
+    expect(fake.count("GET", /\/installation$/)).toBe(0);
   });
 
   it("a push of the fix to a branch registers it and runs nothing", async () => {
@@ -733,5 +749,127 @@ workflows:
     expect(await store.versions.get(repoKey("acme/more"), next)).toMatchObject({
       status: "registered",
     });
+  });
+});
+
+describe("a client's registration before the App's push", () => {
+  const SPEC = `version: 1
+defaults: { image: node:20-slim }
+tasks:
+  hello: { command: [node, -e, "0"], sources: [src/**] }
+workflows:
+  w: { nodes: { h: { task: hello } } }
+`;
+  let race: TempRepo;
+  let api: ApiClient;
+  const key = () => repoKey("acme/race");
+  const call = async (method: string, path: string, body: unknown, bearer: string) => {
+    const res = await fetch(`${served.url}/api/v1/repos/${encodeURIComponent(key())}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: the test reads arbitrary JSON documents
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  };
+  const workflowToken = (branch: string) =>
+    oidc.token("acme/race", { claims: { ref: `refs/heads/${branch}` } });
+  const latest = async (branch: string) =>
+    (await store.versions.latestOnBranch(key(), branch))?.sha ?? null;
+  let a = "";
+  let b = "";
+  let writeToken = "";
+  let tokenId = "";
+
+  beforeAll(async () => {
+    race = tempRepo("reprise-github-race-");
+    race.write({ "reprise.yaml": SPEC, "src/a.txt": "a\n" });
+    a = race.commit("a");
+    race.git("checkout", "-q", "-b", "feature");
+    race.write({ "src/a.txt": "b\n" });
+    b = race.commit("b");
+    fake.addRepo({ fullName: "acme/race", dir: race.dir, permissions: { ada: "write" } });
+    const created = await store.tokens.create({ repos: [key()], readOnly: false });
+    writeToken = created.token;
+    tokenId = created.record.id;
+    api = new ApiClient({ server: served.url, token: writeToken });
+  });
+  afterAll(() => race.remove());
+
+  it("App's push after a client's registration still records its branch", async () => {
+    await send("push", pushPayload({ repo: "acme/race", branch: "main", before: ZERO, after: a }));
+    await settled();
+    expect(await latest("main")).toBe(a);
+    // A write token registers the feature commit first, claiming it is main's.
+    expect(await ensureRegistered(api, key(), race.dir, b, "main")).toBe("registered");
+    expect(await latest("main")).toBe(a);
+
+    await send(
+      "push",
+      pushPayload({ repo: "acme/race", branch: "feature", before: ZERO, after: b }),
+    );
+    await settled();
+    expect(checkRun("reprise/register", b)).toMatchObject({ conclusion: "success" });
+    const v = await store.versions.get(key(), b);
+    expect(v).toMatchObject({ registeredBy: `token:${tokenId}`, ref: "feature" });
+    expect(v?.refs.map((r) => [r.ref, r.source])).toEqual([
+      ["main", "client"],
+      ["feature", "app"],
+    ]);
+    expect(await latest("feature")).toBe(b);
+    expect(await latest("main")).toBe(a);
+    const shown = await call("GET", `/versions/${b}`, undefined, writeToken);
+    expect(shown.body).toMatchObject({
+      ref: "feature",
+      registeredBy: `token:${tokenId}`,
+      refs: [
+        { ref: "main", source: "client", recordedBy: `token:${tokenId}` },
+        { ref: "feature", source: "app", recordedBy: "app" },
+      ],
+    });
+    // Starting "the head of main" runs the App's main, not the client's claim.
+    const started = await call("POST", "/executions", { workflow: "w", ref: "main" }, writeToken);
+    expect([started.status, started.body.sha]).toEqual([201, a]);
+
+    // Merged: the App's push of the known commit to main records it, and activates it.
+    await send("push", pushPayload({ repo: "acme/race", branch: "main", before: a, after: b }));
+    await settled();
+    expect(await latest("main")).toBe(b);
+    expect((await store.production.current(key()))?.sha).toBe(b);
+  });
+
+  it("lets a workflow run of the default branch the App saw activate, and no other branch's", async () => {
+    const path = "/production";
+    const feature = await call("POST", path, { sha: a }, await workflowToken("feature"));
+    expect(feature.status).toBe(403);
+    expect(feature.body.error.message).toContain(
+      `this OIDC token is for refs/heads/feature: only a workflow run of ${key()}'s production branch (refs/heads/main) may activate`,
+    );
+    expect(feature.body.error.message).toContain("REPRISE_OIDC_RULES");
+    const main = await call("POST", path, { sha: a }, await workflowToken("main"));
+    expect([main.status, main.body.sha]).toEqual([200, a]);
+
+    // The default branch is renamed on GitHub: the next push says so, and trunk is production.
+    race.git("checkout", "-q", "-b", "trunk");
+    race.write({ "src/a.txt": "c\n" });
+    const c = race.commit("c");
+    await send(
+      "push",
+      pushPayload({
+        repo: "acme/race",
+        branch: "trunk",
+        before: ZERO,
+        after: c,
+        defaultBranch: "trunk",
+      }),
+    );
+    await settled();
+    expect(await store.production.branch(key())).toBe("trunk");
+    expect((await store.production.current(key()))?.sha).toBe(c);
+    const oldMain = await call("POST", path, { sha: a }, await workflowToken("main"));
+    expect(oldMain.status).toBe(403);
+    expect(oldMain.body.error.message).toContain("(refs/heads/trunk) may activate");
+    const trunk = await call("POST", path, { sha: a }, await workflowToken("trunk"));
+    expect([trunk.status, trunk.body.sha]).toEqual([200, a]);
   });
 });

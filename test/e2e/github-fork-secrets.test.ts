@@ -1,5 +1,5 @@
 /**
- * Executions of fork pull requests get no secrets (DESIGN.md section 2), through the GitHub App
+ * Executions of fork pull requests get no secrets (docs/design.md section 2), through the GitHub App
  * end to end: `reprise serve`'s app against the fake GitHub, the local executor with a secret
  * REPRISE_LOCAL_SECRETS allows. A writer's `/run` on a pull request from a branch of the
  * repository gives the task its secret (masked in the check run's log tail); the same `/run` on
@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWithGitHub } from "../../app/serve.js";
 import type { Store } from "../../db/store.js";
 import type { ExecutionRecord } from "../../db/types.js";
 import { loadConfig } from "../../runner/config.js";
-import { startWithGitHub } from "../../runner/github/serve.js";
 import { type TempRepo, tempRepo } from "../fakes/git-repo.js";
 import {
   appPrivateKey,

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { type ServerType, serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GitHubApp } from "../../runner/github/app.js";
+import type { GitHubApp } from "../../app/app.js";
 import { createApp, MAX_WEBHOOK_BYTES } from "../../runner/server/app.js";
 import { Authenticator } from "../../runner/server/auth.js";
 import { Metrics } from "../../runner/server/metrics.js";
@@ -39,7 +39,6 @@ beforeAll(async () => {
     fake,
     secret: SECRET,
     tickMs: 50,
-    now: () => new Date(0),
   });
   const app = createApp({
     store: db.store,

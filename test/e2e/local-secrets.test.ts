@@ -1,5 +1,5 @@
 /**
- * Task secrets on the local executor, through the real CLI on the embedded store (DESIGN.md
+ * Task secrets on the local executor, through the real CLI on the embedded store (docs/design.md
  * section 2): a secret REPRISE_LOCAL_SECRETS allows for the repository reaches the task and is
  * `***` in `reprise logs`, base64-encoded too; rotating its value changes no digest, so the
  * relaunch is all cache hits; one that is not allowed, or allowed for another repository only,

@@ -2,7 +2,7 @@
  * The seed pipeline's story, end to end with real git and real processes: the repository that
  * examples/seed-pipeline/make-story-repo.sh builds registers at every commit, its digests move
  * exactly as the story says (a fix re-versions one task, a reshape only the graph), and its
- * tasks honour the I/O contract of DESIGN.md section 3 when run the way an executor runs them.
+ * tasks honour the I/O contract of docs/design.md section 3 when run the way an executor runs them.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -24,7 +24,7 @@ const MAKE_STORY = join(EXAMPLE, "make-story-repo.sh");
 const TAGS = ["broken", "fixed", "reshaped"] as const;
 type Tag = (typeof TAGS)[number];
 const WORKFLOW = "train";
-/** DESIGN.md section 3: outputs travel in the Kubernetes termination message. */
+/** docs/design.md section 3: outputs travel in the Kubernetes termination message. */
 const MAX_OUTPUT_BYTES = 4096;
 
 /**

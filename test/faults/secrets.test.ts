@@ -14,8 +14,8 @@ import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startWithGitHub } from "../../app/serve.js";
 import { loadConfig } from "../../runner/config.js";
-import { startWithGitHub } from "../../runner/github/serve.js";
 import { appPrivateKey, deliver, FakeGitHub, pushPayload, until } from "../fakes/github/index.js";
 
 const MAKE_STORY = fileURLToPath(

@@ -13,7 +13,7 @@ import fc from "fast-check";
 import type { Hono } from "hono";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GitHubApp } from "../../runner/github/app.js";
+import type { GitHubApp } from "../../app/app.js";
 import { createApp } from "../../runner/server/app.js";
 import { Authenticator } from "../../runner/server/auth.js";
 import { Metrics } from "../../runner/server/metrics.js";
@@ -69,7 +69,6 @@ beforeAll(async () => {
     log,
     tickMs: 20,
     concurrency: 4,
-    now: () => new Date(0),
   });
   server = createApp({
     store: db.store,

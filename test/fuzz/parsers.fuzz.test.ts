@@ -6,8 +6,8 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { parseCommands } from "../../app/commands.js";
 import { checkOutputs, MAX_OUTPUTS_BYTES } from "../../core/engine/outputs.js";
-import { parseCommands } from "../../runner/github/commands.js";
 
 const DECLARED = {
   model: { type: "string" as const },

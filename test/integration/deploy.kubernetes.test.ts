@@ -2,7 +2,7 @@
  * deploy/: every Kubernetes manifest, as the kustomize base and the try-it overlay build it, is a
  * valid object of its kind (kubernetes-models' schemas); the Role grants exactly what the
  * kubernetes executor asks the API for, checked against the requests the fake apiserver records;
- * the GitHub App manifest and the Dockerfile say what DESIGN.md and issue 6 ask.
+ * the GitHub App manifest and the Dockerfile say what docs/design.md and issue 6 ask.
  *
  * kustomize itself is not installed here: `build` below does the part of `kustomize build` these
  * manifests use (resources, generators from literals, labels, images, JSON 6902 replace patches),

@@ -1,5 +1,5 @@
 /**
- * The engine's contract (DESIGN.md sections 3, 5 and 6), run on every driver: PGlite always, real
+ * The engine's contract (docs/design.md sections 3, 5 and 6), run on every driver: PGlite always, real
  * Postgres when DATABASE_URL is set. Real things throughout: temporary git repositories registered
  * as versions, the local executor running node processes, the Store on the driver. Each task run
  * appends a line to a counter file (test/fakes/task-project.ts), so "ran" and "did not run" are
@@ -866,7 +866,7 @@ export function engineContract(driver: Driver): void {
       });
       const [attempt] = await store.executions.attempts(created.id, "a");
       expect(attempt).toMatchObject({ state: "ABORTED", errorReason: "aborted" });
-      // Nothing cached, and the reservation released (DESIGN.md 5: on every terminal state).
+      // Nothing cached, and the reservation released (docs/design.md 5: on every terminal state).
       const key = nodes.a?.cacheKey as string;
       expect(key).toMatch(/^sha256:/);
       expect(await store.cache.lookup(key)).toBeNull();

@@ -6,8 +6,8 @@
 import { gunzipSync } from "node:zlib";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GitHubClient } from "../../runner/github/client.js";
-import { appCodeSource } from "../../runner/github/code-source.js";
+import { appCodeSource } from "../../app/code-source.js";
+import { GitHubClient } from "../../app/github-client.js";
 import { tempRepo } from "../fakes/git-repo.js";
 import { appPrivateKey, FakeGitHub } from "../fakes/github/index.js";
 

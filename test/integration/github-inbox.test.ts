@@ -9,7 +9,7 @@ import { sign, testGitHubApp } from "../fakes/github/index.js";
 import { openTestStore, type TestStore } from "../setup/stores.js";
 
 let db: TestStore;
-const app = () => testGitHubApp({ store: db.store, tickMs: 50, now: () => new Date(0) });
+const app = () => testGitHubApp({ store: db.store, tickMs: 50 });
 
 function request(id: string, body: string, signature: string | null): Request {
   const headers: Record<string, string> = { "x-github-event": "ping", "x-github-delivery": id };

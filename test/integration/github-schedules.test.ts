@@ -1,9 +1,17 @@
+/**
+ * Schedules of GitHub repositories: the runtime fires them (runner/schedules.ts) and the App only
+ * adds the check run, as a listener of the scheduler. Two replicas (a Scheduler and an App each,
+ * one store) fire a slot once and open one check run; a local repository's scheduled execution
+ * gets none. The version comes the real way: a signed push to the default branch.
+ */
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GitHubApp } from "../../runner/github/app.js";
-import { queueSchedules } from "../../runner/github/schedules.js";
+import type { GitHubApp } from "../../app/app.js";
+import { CHECK_RUN_PREFIX } from "../../app/schedules.js";
 import { registerLocalCommit } from "../../runner/registry.js";
+import { Scheduler } from "../../runner/schedules.js";
 import { tempRepo } from "../fakes/git-repo.js";
-import { testGitHubApp } from "../fakes/github/index.js";
+import { FakeGitHub, pushPayload, sign, testGitHubApp, until } from "../fakes/github/index.js";
 import { openTestStore, type TestStore } from "../setup/stores.js";
 
 const SPEC = `version: 1
@@ -23,59 +31,102 @@ workflows:
 `;
 
 let db: TestStore;
-const repo = tempRepo("reprise-schedules-");
+let fake: FakeGitHub;
+const gh = tempRepo("reprise-schedules-gh-");
+const local = tempRepo("reprise-schedules-local-");
 let apps: GitHubApp[];
+let schedulers: Scheduler[];
+const clock = { now: 0 };
 
 beforeAll(async () => {
   db = await openTestStore("pglite");
-  repo.write({ "reprise.yaml": SPEC });
-  repo.commit("schedule");
-  // Their own ticks look at 1970, before the activation: only the test's calls count.
-  apps = [0, 1].map(() => testGitHubApp({ store: db.store, now: () => new Date(0) }));
+  fake = await FakeGitHub.start();
+  for (const r of [gh, local]) {
+    r.write({ "reprise.yaml": SPEC });
+    r.commit("schedule");
+  }
+  fake.addRepo({ fullName: "acme/nightly", dir: gh.dir });
+  apps = [0, 1].map(() =>
+    testGitHubApp({ store: db.store, fake, host: fake.host, secret: "s", tickMs: 50 }),
+  );
+  schedulers = apps.map((app) => {
+    const s = new Scheduler({
+      store: db.store,
+      log: pino({ level: "silent" }),
+      now: () => new Date(clock.now),
+    });
+    s.onStarted(app.scheduled);
+    return s;
+  });
+  for (const app of apps) app.start();
 });
 
 afterAll(async () => {
   await Promise.all(apps.map((a) => a.close()));
+  await fake.close();
   await db.dispose();
-  repo.remove();
+  gh.remove();
+  local.remove();
 });
 
-describe("schedules", () => {
-  it("fire once per slot across replicas, on the production version, with the schedule's inputs", async () => {
-    const { version } = await registerLocalCommit(db.store, repo.dir, "HEAD");
+describe("schedules of GitHub repositories", () => {
+  it("fire once per slot across replicas, and the App opens one check run for the execution", async () => {
+    const body = JSON.stringify(
+      pushPayload({
+        repo: "acme/nightly",
+        branch: "main",
+        before: "0".repeat(40),
+        after: gh.git("rev-parse", "HEAD"),
+      }),
+    );
+    const answer = await (apps[0] as GitHubApp).webhooks(
+      new Request("http://x/api/github/webhooks", {
+        method: "POST",
+        headers: {
+          "x-github-event": "push",
+          "x-github-delivery": "push-1",
+          "x-hub-signature-256": sign("s", body),
+        },
+        body,
+      }),
+    );
+    expect(answer.status).toBe(202);
+    await apps[0]?.idle();
+    const key = `${fake.host}/acme/nightly`;
+    expect((await db.store.production.current(key))?.sha).toBe(gh.git("rev-parse", "HEAD"));
+    const { version: localVersion } = await registerLocalCommit(db.store, local.dir, "HEAD");
     await db.store.production.activate({
-      repo: version.repo,
-      sha: version.sha,
+      repo: localVersion.repo,
+      sha: localVersion.sha,
       actor: "t",
       reason: "test",
     });
-    // The next five-minute slot, a little after it starts.
-    const slot = Math.ceil((Date.now() + 60_000) / 300_000) * 300_000;
-    const [a, b] = apps as [GitHubApp, GitHubApp];
-    const first = await Promise.all([
-      queueSchedules(a.ctx, new Date(slot + 5_000)),
-      queueSchedules(b.ctx, new Date(slot + 7_000)),
-    ]);
-    expect(first[0] + first[1]).toBe(1);
-    // A minute later both look back over the same slot: nothing new.
-    const again = await Promise.all([
-      queueSchedules(a.ctx, new Date(slot + 65_000)),
-      queueSchedules(b.ctx, new Date(slot + 66_000)),
-    ]);
-    expect(again).toEqual([0, 0]);
-    // No slot of the cron in between: nothing either.
-    expect(await queueSchedules(a.ctx, new Date(slot + 120_000))).toBe(0);
 
-    for (const app of apps) app.start();
-    await apps[0]?.idle();
-    await apps[1]?.idle();
-    const started = await db.store.executions.list({ repo: version.repo });
-    expect(started).toHaveLength(1);
-    expect(started[0]).toMatchObject({
-      sha: version.sha,
-      workflow: "nightly",
-      inputs: { day: "today" },
-      trigger: { kind: "schedule", actor: "schedule */5 * * * *" },
+    // The next five-minute slot, a little after it starts; both replicas tick at once.
+    const slot = Math.ceil((Date.now() + 60_000) / 300_000) * 300_000;
+    clock.now = slot + 5_000;
+    const started = (await Promise.all(schedulers.map((s) => s.tick()))).flat();
+    // One slot for each repository.
+    expect(started.map((e) => e.repo).sort()).toEqual([key, localVersion.repo].sort());
+    clock.now = slot + 65_000;
+    expect((await Promise.all(schedulers.map((s) => s.tick()))).flat()).toEqual([]);
+
+    const exec = started.find((e) => e.repo === key);
+    const run = await until("the scheduled execution's check run", () =>
+      fake.checkRuns.find((c) => c.name === "reprise/nightly"),
+    );
+    for (const app of apps) await app.idle();
+    expect(run).toMatchObject({
+      head_sha: gh.git("rev-parse", "HEAD"),
+      status: "in_progress",
+      external_id: exec?.id,
     });
+    expect(run.output?.summary).toContain("started by schedule (schedule */5 * * * *)");
+    expect(fake.checkRuns.filter((c) => c.name === "reprise/nightly")).toHaveLength(1);
+    expect(await db.store.checkRuns.get(exec?.id as string)).toMatchObject({ checkRunId: run.id });
+    // The local repository's execution runs without one.
+    const localExec = started.find((e) => e.repo === localVersion.repo);
+    expect(await db.store.deliveries.get(`${CHECK_RUN_PREFIX}${localExec?.id}`)).toBeNull();
+    expect(await db.store.checkRuns.get(localExec?.id as string)).toBeNull();
   });
 });

@@ -1,6 +1,6 @@
 /**
  * Values the database cannot store, and writes it refuses, never wedge an execution (issue 14,
- * finding 6; DESIGN.md sections 3 and 6), run on every driver. Real things throughout: tasks
+ * finding 6; docs/design.md sections 3 and 6), run on every driver. Real things throughout: tasks
  * are node processes run by the local executor, the Store is PGlite or Postgres, and a refused
  * write is a real trigger installed in the test's database that raises for one execution.
  */

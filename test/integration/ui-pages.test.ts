@@ -4,8 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shortDigest } from "../../core/artifacts/ref.js";
-import { createApp, type ServerDeps } from "../../runner/server/app.js";
+import { createApp } from "../../runner/server/app.js";
 import { Authenticator } from "../../runner/server/auth.js";
+import type { ServerDeps } from "../../runner/server/deps.js";
 import { finishedNodes } from "../../runner/server/finished-nodes.js";
 import { Metrics } from "../../runner/server/metrics.js";
 import { paths, uiRoutes } from "../../runner/server/ui/index.js";

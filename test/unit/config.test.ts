@@ -63,4 +63,20 @@ describe("loadConfig", () => {
         /REPRISE_SERVER: must be the Reprise server's http:\/\/ or https:\/\/ URL/,
       );
   });
+
+  it("REPRISE_PRODUCTION_BRANCH names the branch whose OIDC tokens may activate, main by default", () => {
+    const oidc = {
+      HOME: "/h",
+      REPRISE_OIDC_ISSUER: "https://issuer.test",
+      REPRISE_OIDC_AUDIENCE: "a",
+    };
+    expect(loadConfig(oidc).oidc?.productionBranch).toBe("main");
+    expect(
+      loadConfig({ ...oidc, REPRISE_PRODUCTION_BRANCH: "release/2" }).oidc?.productionBranch,
+    ).toBe("release/2");
+    for (const bad of ["refs/heads/main", "two words", "-x"])
+      expect(() => loadConfig({ ...oidc, REPRISE_PRODUCTION_BRANCH: bad }), bad).toThrow(
+        /REPRISE_PRODUCTION_BRANCH: must be a branch name without "refs\/heads\/", e.g. main/,
+      );
+  });
 });

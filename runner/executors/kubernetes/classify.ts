@@ -1,5 +1,5 @@
 /**
- * How an attempt stands, from what the cluster says about its Job and pod (DESIGN.md section 3):
+ * How an attempt stands, from what the cluster says about its Job and pod (docs/design.md section 3):
  * pure and level-triggered, so the runner that launched the attempt and one that re-attached
  * after a restart read the same objects the same way.
  *
@@ -28,8 +28,8 @@ import type {
   V1PodCondition,
 } from "@kubernetes/client-node";
 import { checkOutputs, MAX_OUTPUTS_BYTES } from "../../../core/engine/outputs.js";
+import type { NodeError } from "../../../core/engine/vocabulary.js";
 import type { OutputDecl } from "../../../core/spec/types.js";
-import type { NodeError } from "../../../db/types.js";
 import { CONTAINERS } from "./manifests.js";
 
 export interface AttemptFacts {

@@ -1,5 +1,5 @@
 /**
- * Where the init container fetches the code at a SHA from (DESIGN.md section 7): a URL of the
+ * Where the init container fetches the code at a SHA from (docs/design.md section 7): a URL of the
  * commit's gzipped tarball, and a short-lived token when the repository needs one. The token
  * travels in the attempt's own Secret, owned by its Job, so it goes when the Job goes.
  */

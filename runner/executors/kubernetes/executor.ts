@@ -1,5 +1,5 @@
 /**
- * The kubernetes executor (DESIGN.md section 7): each attempt is a batch/v1 Job named by its
+ * The kubernetes executor (docs/design.md section 7): each attempt is a batch/v1 Job named by its
  * handle, with the code fetched by an init container, inputs in a ConfigMap and outputs through
  * the termination message (manifests.ts). How an attempt stands is read from two informers shared
  * by every attempt (cluster-watch.ts) and decided by a pure function of the Job and its pods

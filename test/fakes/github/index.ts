@@ -3,8 +3,10 @@ export * from "./server.js";
 
 import { generateKeyPairSync } from "node:crypto";
 import { pino } from "pino";
+import type { ProbotOctokit } from "probot";
+import { GitHubApp, type GitHubAppOptions } from "../../../app/app.js";
+import { GitHubClient } from "../../../app/github-client.js";
 import type { Store } from "../../../db/store.js";
-import { GitHubApp, type GitHubAppOptions } from "../../../runner/github/app.js";
 import type { FakeGitHub } from "./server.js";
 
 /** A throwaway GitHub App private key (PKCS#1 PEM, as GitHub hands them out). */
@@ -32,29 +34,38 @@ let sharedKey: string | null = null;
 
 /**
  * The GitHub App as tests and benchmarks build it, in process: a store, the fake GitHub (or an
- * address nothing answers), a silent log, a task-log reader with nothing to say. `key` and
- * everything of GitHubAppOptions can be given; the private key is made once per process.
+ * address nothing answers), a silent log, a task-log reader with nothing to say, and its client
+ * (`host` github.com unless given; `Octokit` Probot's). Everything of GitHubAppOptions can be
+ * given; the private key is made once per process.
  */
 export function testGitHubApp(
-  o: Partial<Omit<GitHubAppOptions, "config">> & {
+  o: Partial<Omit<GitHubAppOptions, "client">> & {
     store: Store;
     fake?: FakeGitHub;
     secret?: string;
+    host?: string;
+    Octokit?: typeof ProbotOctokit;
   },
 ): GitHubApp {
   sharedKey ??= appPrivateKey();
-  const { fake, secret, ...rest } = o;
-  return new GitHubApp({
-    config: {
+  const { fake, secret, host, Octokit, ...rest } = o;
+  const log = rest.log ?? pino({ level: "silent" });
+  const client = new GitHubClient(
+    {
       appId: 1,
       privateKey: sharedKey,
       webhookSecret: secret ?? "s",
       baseUrl: fake?.baseUrl ?? "http://127.0.0.1:9/api/v3",
     },
-    host: "github.com",
+    host ?? "github.com",
+    log.child({ component: "github" }),
+    Octokit,
+  );
+  return new GitHubApp({
+    client,
     executor: { logTail: async () => null },
     publicUrl: null,
-    log: pino({ level: "silent" }),
     ...rest,
+    log,
   });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tailBytes, truncateBytes } from "../../../runner/github/check-run-text.js";
+import { tailBytes, truncateBytes } from "../../../app/check-run-text.js";
 
 describe("check-run text limits", () => {
   it("truncates to GitHub's 65,535 bytes on a character boundary and says so", () => {

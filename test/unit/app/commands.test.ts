@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseCommands } from "../../../runner/github/commands.js";
+import { parseCommands } from "../../../app/commands.js";
 
 describe("comment commands", () => {
   it("reads /relaunch with an id and flags, /run with inputs, /cancel", () => {

@@ -4,7 +4,7 @@ import { parseSpec } from "../../../core/spec/parse-spec.js";
 
 const PINNED = `python:3.12-slim@sha256:${"a".repeat(64)}`;
 
-/** The example of DESIGN.md section 2, digest-pinned so that it has no warnings. */
+/** The example of docs/design.md section 2, digest-pinned so that it has no warnings. */
 const DESIGN_EXAMPLE = `version: 1
 defaults:
   image: ${PINNED}
@@ -70,7 +70,7 @@ function oneTask(extra: string, head = "command: [run]"): string {
 }
 
 describe("parseSpec on valid input", () => {
-  it("accepts the example of DESIGN.md and applies defaults", () => {
+  it("accepts the example of docs/design.md and applies defaults", () => {
     const r = parseSpec(DESIGN_EXAMPLE);
     expect(r.ok).toBe(true);
     if (!r.ok) return;

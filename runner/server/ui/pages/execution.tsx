@@ -3,15 +3,16 @@
  * inputs and outputs, and the selected node's inputs, outputs, attempts, log tail and, for a
  * reused one, the execution that computed its outputs; the artifacts its nodes read and wrote
  * (ui/artifacts.tsx), with previews. The document is the CLI's and the API's
- * (runner/cli/document.ts); logs and lineage are runner/reports.ts's.
+ * (runner/documents.ts); logs and lineage are runner/reports.ts's.
  */
 import { raw } from "hono/html";
 import { dependencyMap } from "../../../../core/dag/workflow-deps.js";
+import type { ExecutionDocument } from "../../../../core/report/document.js";
 import type { Store } from "../../../../db/store.js";
 import type { AttemptRecord, ExecutionRecord, NodeRecord } from "../../../../db/types.js";
 import { TERMINAL_EXECUTION_STATES } from "../../../../db/types.js";
 import type { BlobStore } from "../../../artifacts/store.js";
-import { type ExecutionDocument, executionDocument } from "../../../cli/document.js";
+import { executionDocument } from "../../../documents.js";
 import type { Executor } from "../../../executors/types.js";
 import { type Lineage, type LogEntry, lineage, nodeLogs, reused } from "../../../reports.js";
 import { nodeHow } from "../../../task-history.js";

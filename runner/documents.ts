@@ -1,11 +1,12 @@
-/** The execution document of DESIGN.md section 11: `--json` output, `status`, and the API. */
-import { topologicalOrder } from "../../core/dag/graph.js";
-import { dependencyMap } from "../../core/dag/workflow-deps.js";
-import type { ExecutionDocument } from "../../core/report/document.js";
-import type { Store } from "../../db/store.js";
-import type { ExecutionRecord, NodeRecord, VersionRecord } from "../../db/types.js";
-
-export { type ExecutionDocument, summaryLines } from "../../core/report/document.js";
+/**
+ * The execution and version documents of docs/design.md section 11, built from the store's records:
+ * what the CLI prints (`--json`, `status`), the API answers, the web UI and the check runs show.
+ */
+import { topologicalOrder } from "../core/dag/graph.js";
+import { dependencyMap } from "../core/dag/workflow-deps.js";
+import type { ExecutionDocument } from "../core/report/document.js";
+import type { Store } from "../db/store.js";
+import type { ExecutionRecord, NodeRecord, VersionRecord } from "../db/types.js";
 
 export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
