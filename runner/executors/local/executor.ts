@@ -312,6 +312,10 @@ export class LocalExecutor implements Executor {
     const path = resolve(logRef);
     // Only logs of this executor's attempts: a logRef is data, not a licence to read any file.
     if (basename(path) !== "log" || !isInside(this.#attempts, path)) return null;
+    // The note is written before the log is removed: once it is there, the attempt is evicted,
+    // whatever of its files the eviction has not removed yet.
+    const evicted = this.#evictedNote(path, maxBytes);
+    if (evicted !== null) return evicted;
     const masker = new Masker(this.#allSecretValues);
     if (!masker.active) return readTail(path, maxBytes) ?? this.#evictedNote(path, maxBytes);
     // A running attempt's log is not masked on disk yet (an ended one is: #watch), so mask what
