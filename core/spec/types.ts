@@ -42,6 +42,11 @@ export interface CacheSettings {
 export interface Resources {
   cpu: string | null;
   memory: string | null;
+  /**
+   * The size limit of the attempt's scratch volume (Kubernetes: the emptyDir `sizeLimit`), a
+   * quantity in bytes; null is no limit.
+   */
+  disk: string | null;
 }
 
 export interface SecretRef {

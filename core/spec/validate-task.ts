@@ -67,7 +67,7 @@ export function readDefaults(c: Collector, raw: unknown): Defaults {
     image: null,
     retries: 0,
     timeoutSeconds: DEFAULT_TIMEOUT_SECONDS,
-    resources: { cpu: null, memory: null },
+    resources: { cpu: null, memory: null, disk: null },
   };
   if (raw === undefined || raw === null) return out;
   const m = readMapping(c, raw, path, "defaults", DEFAULTS_KEYS);
@@ -224,6 +224,7 @@ export function readTask(c: Collector, name: string, raw: unknown, defaults: Def
     task.resources = {
       cpu: r.cpu ?? task.resources.cpu,
       memory: r.memory ?? task.resources.memory,
+      disk: r.disk ?? task.resources.disk,
     };
   }
   if (m.secrets !== undefined)
@@ -455,19 +456,27 @@ function readDurationValue(
   return seconds;
 }
 
+const RESOURCE_EXAMPLES = { cpu: '500m or "2"', memory: "512Mi or 4Gi", disk: "10Gi or 500Mi" };
+
 function readResources(c: Collector, raw: unknown, path: PathSegment[], what: string): Resources {
-  const out: Resources = { cpu: null, memory: null };
-  const m = readMapping(c, raw, path, what, ["cpu", "memory"]);
+  const out: Resources = { cpu: null, memory: null, disk: null };
+  const m = readMapping(c, raw, path, what, ["cpu", "memory", "disk"]);
   if (!m) return out;
-  for (const key of ["cpu", "memory"] as const) {
+  for (const key of ["cpu", "memory", "disk"] as const) {
     if (m[key] === undefined) continue;
     const q = parseQuantity(m[key]);
     if (q === null) {
-      const example = key === "cpu" ? '500m or "2"' : "512Mi or 4Gi";
       c.error(
         "E_QUANTITY",
         [...path, key],
-        `${what}.${key}: ${describe(m[key])} is not a positive Kubernetes quantity (e.g. ${example})`,
+        `${what}.${key}: ${describe(m[key])} is not a positive Kubernetes quantity (e.g. ${RESOURCE_EXAMPLES[key]})`,
+      );
+    } else if (key === "disk" && q.endsWith("m")) {
+      // Kubernetes takes it, as thousandths of a byte: a volume no task fits in. Surely Mi or M.
+      c.error(
+        "E_QUANTITY",
+        [...path, key],
+        `${what}.disk: ${q} is ${q.slice(0, -1)} thousandths of a byte (m is milli); write Mi (mebibytes) or M (megabytes), e.g. ${q.slice(0, -1)}Mi`,
       );
     } else out[key] = q;
   }

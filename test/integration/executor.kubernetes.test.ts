@@ -138,6 +138,12 @@ describe("KubernetesExecutor, beyond the contract", () => {
   let seq = 0;
   beforeAll(async () => {
     k = await kubeSetup({
+      // Writes argv[2] bytes into its working directory (the workspace), waits argv[3] ms, ends.
+      "tasks/fill.mjs": `import { writeFileSync } from "node:fs";
+writeFileSync("fill.bin", Buffer.alloc(Number(process.argv[2]), 1));
+await new Promise((resolve) => setTimeout(resolve, Number(process.argv[3])));
+writeFileSync(process.env.REPRISE_OUTPUTS, JSON.stringify({ done: true }));
+`,
       "tasks/secret.mjs": `console.log("the token is " + process.env.API_TOKEN);\n`,
       "tasks/encode.sh": `printf %s "$API_TOKEN" | base64
 printf 'x%s' "$API_TOKEN" | base64 | tr '+/' '-_'
@@ -321,6 +327,42 @@ printf %s "$API_TOKEN" | od -An -tx1
     const error = failure(await run(spec));
     expect(error).toMatchObject({ kind: "user", reason: "oom", exitCode: 137 });
     expect(error.message).toMatch(/^OOMKilled/);
+  });
+
+  it("fails a task that writes more than its resources.disk into the workspace as a user failure (disk)", async () => {
+    const spec = fresh({
+      command: [NODE, "tasks/fill.mjs", String(3 * 2 ** 20), "30000"],
+      resources: { cpu: null, memory: null, disk: "1Mi" },
+      outputs: { done: { type: "boolean" } },
+    });
+    const error = failure(await run(spec));
+    expect(error).toEqual({
+      kind: "user",
+      reason: "disk",
+      message:
+        'evicted: the emptyDir volume "workspace" (what the code and the task put under /workspace) exceeded its limit of 1Mi, the task\'s resources.disk; raise resources.disk, or write less there',
+    });
+    // The Job failed by itself (no DisruptionTarget, backoffLimit 0): no second pod ran.
+    // The verdict may come from the pod before the Job controller has written its own.
+    await expect
+      .poll(() => objectsOf(spec.handle).job?.status?.conditions, { timeout: 5_000 })
+      .toContainEqual(expect.objectContaining({ type: "Failed", status: "True" }));
+    const { pods } = objectsOf(spec.handle);
+    expect(pods).toHaveLength(1);
+    expect(pods[0]?.status).toMatchObject({ phase: "Failed", reason: "Evicted" });
+  });
+
+  it("lets a task that stays under its resources.disk succeed", async () => {
+    const spec = fresh({
+      command: [NODE, "tasks/fill.mjs", String(100 * 2 ** 10), "500"],
+      resources: { cpu: null, memory: null, disk: "2Mi" },
+      outputs: { done: { type: "boolean" } },
+    });
+    expect(await run(spec)).toMatchObject({ ok: true, outputs: { done: true } });
+    expect(objectsOf(spec.handle).job?.spec?.template.spec?.volumes).toContainEqual({
+      name: "workspace",
+      emptyDir: { sizeLimit: "2Mi" },
+    });
   });
 
   it.each([

@@ -43,7 +43,7 @@ describe("attemptObjects", () => {
       {
         ...spec,
         secrets: {},
-        resources: { cpu: "2", memory: "4Gi" },
+        resources: { cpu: "2", memory: "4Gi", disk: null },
         secretRefs: [{ env: "DB_PASSWORD", secret: "warehouse", key: "password" }],
         cacheKey: key,
       },
@@ -72,6 +72,32 @@ describe("attemptObjects", () => {
       requests: { memory: "128Mi" },
       limits: { memory: "128Mi" },
     });
+  });
+
+  it("gives the workspace emptyDir the task's resources.disk as its sizeLimit, and none without", () => {
+    const volumesOf = (resources: LaunchSpec["resources"]) =>
+      attemptObjects({ ...spec, ...(resources ? { resources } : {}) }, { url: "x" }, options).job
+        .spec?.template.spec?.volumes;
+    const limited = volumesOf({ cpu: null, memory: "1Gi", disk: "10Gi" });
+    expect(limited?.find((v) => v.name === "workspace")).toEqual({
+      name: "workspace",
+      emptyDir: { sizeLimit: "10Gi" },
+    });
+    for (const unlimited of [
+      volumesOf({ cpu: null, memory: "1Gi", disk: null }),
+      volumesOf(undefined),
+    ])
+      expect(unlimited?.find((v) => v.name === "workspace")).toEqual({
+        name: "workspace",
+        emptyDir: {},
+      });
+    // The limit is the volume's alone: no ephemeral-storage request or limit on any container.
+    const { job } = attemptObjects(
+      { ...spec, resources: { cpu: null, memory: null, disk: "10Gi" } },
+      { url: "x" },
+      options,
+    );
+    expect(JSON.stringify(job)).not.toContain("ephemeral-storage");
   });
 
   it("layers the env as every executor does: task env < secrets < inputs < the REPRISE_* contract", () => {
@@ -193,6 +219,45 @@ describe("classify", () => {
         message: expect.stringContaining("ephemeral-storage"),
       },
       deleteJob: true,
+    });
+  });
+
+  it("reports an eviction for an emptyDir over its sizeLimit as a user failure (disk) naming the volume and the limit", () => {
+    const evicted: V1Pod = {
+      ...pod("Failed", {
+        reason: "Evicted",
+        // The kubelet's own format, trailing space included; no DisruptionTarget condition.
+        message: 'Usage of EmptyDir volume "workspace" exceeds the limit "1Mi". ',
+      }),
+      spec: {
+        containers: [
+          { name: "task", volumeMounts: [{ name: "workspace", mountPath: "/workspace" }] },
+        ],
+      },
+    };
+    // Seen before the Job says it failed, and after: the same verdict, the Job left to its TTL.
+    for (const j of [job(), job({ type: "Failed", reason: "BackoffLimitExceeded" })]) {
+      expect(classify(facts({ job: j, pods: [{ pod: evicted, deleted: false }] }))).toEqual({
+        done: true,
+        ok: false,
+        error: {
+          kind: "user",
+          reason: "disk",
+          message:
+            'evicted: the emptyDir volume "workspace" (what the code and the task put under /workspace) exceeded its limit of 1Mi, the task\'s resources.disk; raise resources.disk, or write less there',
+        },
+        pod: evicted,
+        quoteLog: true,
+        deleteJob: false,
+      });
+    }
+    // A pod over a container's ephemeral-storage limit (a LimitRange's, not Reprise's) is not this.
+    const container = pod("Failed", {
+      reason: "Evicted",
+      message: 'Container task exceeded its local ephemeral storage limit "1Gi". ',
+    });
+    expect(classify(facts({ pods: [{ pod: container, deleted: false }] }))).toMatchObject({
+      error: { kind: "system", reason: "evicted" },
     });
   });
 

@@ -11,10 +11,11 @@
  * | Job Failed: DeadlineExceeded, the task had started      | user, `timeout`                      |
  * | Job Failed: DeadlineExceeded, the pod never started     | system, `pending`, with the reason   |
  * | Job Failed, container OOMKilled                         | user, `oom`                          |
+ * | pod Evicted: an emptyDir over its sizeLimit             | user, `disk`                         |
  * | Job Failed, container exited non-zero                   | user, `exit`, with the log's end     |
  * | Job Failed, the init container (code fetch) failed      | system, `fetch`                      |
  * | a pod with DisruptionTarget (eviction, preemption,      | system, `evicted` / `preempted` /    |
- * | node loss) while the Job runs                           | `node-lost` / `disrupted`            |
+ * | node loss), or Evicted otherwise, while the Job runs    | `node-lost` / `disrupted`            |
  * | the pod deleted by someone else while the Job runs      | system, `pod-deleted`                |
  * | the pod Pending past the pending timeout (image pull,   | system, `pending`, with the reason   |
  * | unschedulable, missing Secret)                          |                                      |
@@ -119,6 +120,8 @@ export function classify(f: AttemptFacts): Verdict {
 
   // A disruption, a deletion or a stuck pending while the Job has not failed on its own.
   for (const { pod, deleted } of f.pods) {
+    const disk = diskEviction(pod);
+    if (disk) return fail(disk, pod, { quoteLog: true });
     const disruption = disruptionOf(pod);
     if (disruption) return fail(disruption, pod, { deleteJob: true });
     if (!failed && (deleted || pod.metadata?.deletionTimestamp) && !isFinished(pod)) {
@@ -262,6 +265,33 @@ function disruptionOf(pod: V1Pod): NodeError | null {
     };
   }
   return null;
+}
+
+// The kubelet's emptyDirMessageFmt (pkg/kubelet/eviction/helpers.go): "Usage of EmptyDir volume
+// %q exceeds the limit %q. ".
+const EMPTY_DIR_EVICTION = /^Usage of EmptyDir volume "([^"]*)" exceeds the limit "([^"]*)"\.\s*$/;
+
+/**
+ * An eviction for an emptyDir over its sizeLimit: the task wrote more than its `resources.disk`,
+ * which a retry on another node does not change. The eviction manager sets no DisruptionTarget
+ * for it, so the pod counts against the Job's backoffLimit of 0 and the Job fails by itself: no
+ * replacement pod, nothing to delete. Other evictions (node pressure) are the node's, not the
+ * task's, and stay system failures.
+ */
+function diskEviction(pod: V1Pod): NodeError | null {
+  if (pod.status?.reason !== "Evicted") return null;
+  const m = EMPTY_DIR_EVICTION.exec(pod.status.message ?? "");
+  if (!m) return null;
+  const [, volume, limit] = m;
+  const mount = pod.spec?.containers
+    .find((c) => c.name === CONTAINERS.task)
+    ?.volumeMounts?.find((v) => v.name === volume)?.mountPath;
+  const under = mount ? ` (what the code and the task put under ${mount})` : "";
+  return {
+    kind: "user",
+    reason: "disk",
+    message: `evicted: the emptyDir volume "${volume}"${under} exceeded its limit of ${limit}, the task's resources.disk; raise resources.disk, or write less there`,
+  };
 }
 
 /** What keeps a pod pending: unschedulable, an image that does not pull, a missing Secret... */

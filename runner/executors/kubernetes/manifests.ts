@@ -4,7 +4,8 @@
  *
  * - a batch/v1 Job named by the attempt's handle: one pod, `backoffLimit: 0` (the engine owns
  *   retries), `activeDeadlineSeconds` from the task's timeout, `ttlSecondsAfterFinished`, a
- *   podFailurePolicy that ignores `DisruptionTarget`;
+ *   podFailurePolicy that ignores `DisruptionTarget`; its pod's `workspace` emptyDir (the code and
+ *   what the task writes) has the task's `resources.disk` as its `sizeLimit`;
  * - a ConfigMap with the inputs, mounted where $REPRISE_INPUTS points;
  * - a Secret, only when there is something secret: the credentials the init container fetches
  *   the code with, and the task's secret values.
@@ -115,8 +116,13 @@ export function attemptObjects(
     secretData[SECRET_ENV_PREFIX + name] = value;
   const hasSecret = Object.keys(secretData).length > 0;
 
+  // The attempt's data lives in the workspace emptyDir (the code, and whatever the task writes
+  // under it): `resources.disk` is its sizeLimit, enforced by the kubelet's eviction manager
+  // (classify.ts reports that eviction as a user failure `disk`). No ephemeral-storage request or
+  // limit: the sizeLimit needs none to be enforced (see the README).
+  const disk = spec.resources?.disk ?? null;
   const volumes: V1Volume[] = [
-    { name: "workspace", emptyDir: {} },
+    { name: "workspace", emptyDir: disk ? { sizeLimit: disk } : {} },
     { name: "inputs", configMap: { name: spec.handle } },
   ];
   if (code.token) {

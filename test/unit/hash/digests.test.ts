@@ -128,6 +128,11 @@ describe("task digest: what does not change it", () => {
       SPEC.replace("resources: { cpu: 500m }", "resources: { cpu: 2, memory: 1Gi }"),
       "prepare",
     ],
+    [
+      "the disk limit",
+      SPEC.replace("resources: { cpu: 500m }", "resources: { cpu: 500m, disk: 10Gi }"),
+      "prepare",
+    ],
     ["cache settings", SPEC.replace("cache: true", "cache: { ttl: 1d }"), "prepare"],
     [
       "secrets",

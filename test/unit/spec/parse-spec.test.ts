@@ -93,7 +93,7 @@ describe("parseSpec on valid input", () => {
     ]);
     expect(fit?.image).toBe(PINNED);
     expect(fit?.timeoutSeconds).toBe(3600);
-    expect(fit?.resources).toEqual({ cpu: "500m", memory: "512Mi" });
+    expect(fit?.resources).toEqual({ cpu: "500m", memory: "512Mi", disk: null });
     expect(fit?.cache.enabled).toBe(false);
     expect(fit?.workdir).toBe(".");
     const train = r.spec.workflows.train;
@@ -156,6 +156,69 @@ workflows:
       b: { task: q, inputs: { f: "\${{ nodes.a.outputs.n }}", j: "\${{ nodes.a.outputs.s }}" } }
 `;
     expect(parseSpec(text).ok).toBe(true);
+  });
+});
+
+describe("resources.disk", () => {
+  const diskOf = (text: string) => {
+    const r = parseSpec(text);
+    if (!r.ok) throw new Error(r.errors.map((e) => formatDiagnostic(e)).join("\n"));
+    return r.spec.tasks.t?.resources.disk;
+  };
+
+  it.each([
+    ["10Gi", "10Gi"],
+    ["500Mi", "500Mi"],
+    ["1.5Gi", "1.5Gi"],
+    ["2G", "2G"],
+    ['"+1Ti"', "1Ti"],
+    ["1073741824", "1073741824"],
+  ])("takes the quantity %s", (written, disk) => {
+    expect(diskOf(oneTask(`resources: { disk: ${written} }`))).toBe(disk);
+  });
+
+  it("defaults to none, comes from defaults, and a task's own replaces it alone", () => {
+    expect(diskOf(oneTask("resources: { cpu: 1 }"))).toBeNull();
+    const withDefault = (task: string) =>
+      `version: 1\ndefaults: { image: ${PINNED}, resources: { memory: 1Gi, disk: 5Gi } }\ntasks:\n  t: { command: [run]${task} }\n`;
+    expect(diskOf(withDefault(""))).toBe("5Gi");
+    const r = parseSpec(withDefault(", resources: { disk: 50Gi }"));
+    expect(r.ok && r.spec.tasks.t?.resources).toEqual({ cpu: null, memory: "1Gi", disk: "50Gi" });
+  });
+
+  it.each([
+    [
+      "lots",
+      'reprise.yaml:6:24: E_QUANTITY task "t": resources.disk: the string "lots" is not a positive Kubernetes quantity (e.g. 10Gi or 500Mi)',
+    ],
+    [
+      "0Gi",
+      'reprise.yaml:6:24: E_QUANTITY task "t": resources.disk: the string "0Gi" is not a positive Kubernetes quantity (e.g. 10Gi or 500Mi)',
+    ],
+    [
+      "-1Gi",
+      'reprise.yaml:6:24: E_QUANTITY task "t": resources.disk: the string "-1Gi" is not a positive Kubernetes quantity (e.g. 10Gi or 500Mi)',
+    ],
+    [
+      "10GB",
+      'reprise.yaml:6:24: E_QUANTITY task "t": resources.disk: the string "10GB" is not a positive Kubernetes quantity (e.g. 10Gi or 500Mi)',
+    ],
+    [
+      "500m",
+      'reprise.yaml:6:24: E_QUANTITY task "t": resources.disk: 500m is 500 thousandths of a byte (m is milli); write Mi (mebibytes) or M (megabytes), e.g. 500Mi',
+    ],
+  ])("refuses %s at the value, saying what to write", (written, expected) => {
+    const errors = errorsOf(oneTask(`resources: { disk: ${written} }`));
+    expect(errors.map((e) => formatDiagnostic(e))).toEqual([expected]);
+  });
+
+  it("refuses a bad disk in defaults at its position, and an unknown resource key", () => {
+    const text = `version: 1\ndefaults:\n  image: ${PINNED}\n  resources: { disk: [10Gi] }\ntasks:\n  t: { command: [run], resources: { disc: 1Gi } }\n`;
+    expect(errorsOf(text).map((e) => [e.code, e.line, e.col])).toEqual([
+      ["E_QUANTITY", 4, 22],
+      ["E_UNKNOWN_KEY", 6, 37],
+    ]);
+    expect(errorsOf(text)[1]?.message).toContain('did you mean "disk"?');
   });
 });
 
