@@ -29,10 +29,12 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
+  PutObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { hashFile } from "./local-store.js";
 import {
   BlobCorruptError,
@@ -42,6 +44,8 @@ import {
   type BlobStore,
   BlobStoreError,
   hexOf,
+  type PresignedRequest,
+  type PresignOptions,
   type PutOptions,
 } from "./store.js";
 
@@ -57,6 +61,10 @@ const PARTS_IN_FLIGHT = 4;
  */
 const LARGE_UPLOADS = 2;
 const READ_CHUNK = 1 << 20;
+/** SigV4 refuses a presigned URL valid for longer than 7 days (X-Amz-Expires at most 604800). */
+const S3_MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
+/** S3's largest single PutObject: a presigned PUT is one request, so one blob at most this big. */
+const S3_MAX_PUT_BYTES = 5 * 1024 ** 3;
 const DEFAULT_REGION = "us-east-1";
 /**
  * The SDK warns once per process, on the first client it builds, that its releases from 2027 on
@@ -320,6 +328,75 @@ export class S3BlobStore implements BlobStore {
     } while (token);
   }
 
+  async presignGet(digest: string, options: PresignOptions): Promise<PresignedRequest> {
+    const Key = this.key(digest);
+    const seconds = presignSeconds(options);
+    // Taken before signing, so `expires` is never later than the URL's own end.
+    const expires = new Date(Date.now() + seconds * 1000);
+    const url = await this.#presign(
+      Key,
+      new GetObjectCommand({ Bucket: this.bucket, Key }),
+      seconds,
+      new Set(),
+    );
+    return { method: "GET", url, headers: {}, expires };
+  }
+
+  /**
+   * Signs the key, Content-Length and x-amz-checksum-sha256 (the digest's own bytes, base64): S3
+   * refuses another key, another size, and bytes whose sha256 is not that one. Stores that do
+   * not check the checksum (s3rver) take other bytes of the right size: verifyBlob catches them.
+   */
+  async presignPut(
+    digest: string,
+    size: number,
+    options: PresignOptions,
+  ): Promise<PresignedRequest> {
+    const Key = this.key(digest);
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new TypeError(`a blob's size is a whole number of bytes, got ${size}`);
+    if (size > S3_MAX_PUT_BYTES)
+      // Not retryable: a presigned multipart upload (one URL per part) is what such a blob needs.
+      throw new RangeError(
+        `artifact ${digest} is ${size} bytes, over the ${S3_MAX_PUT_BYTES} one S3 PUT takes: a single presigned upload cannot store it`,
+      );
+    const checksum = Buffer.from(hexOf(digest), "hex").toString("base64");
+    const seconds = presignSeconds(options);
+    const expires = new Date(Date.now() + seconds * 1000);
+    const put = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key,
+      ContentLength: size,
+      ChecksumSHA256: checksum,
+    });
+    // Hoisted into the query, the checksum would be a parameter S3 does not check the body by.
+    const url = await this.#presign(Key, put, seconds, new Set(["x-amz-checksum-sha256"]));
+    return {
+      method: "PUT",
+      url,
+      headers: { "content-length": String(size), "x-amz-checksum-sha256": checksum },
+      expires,
+    };
+  }
+
+  async #presign(
+    Key: string,
+    command: GetObjectCommand | PutObjectCommand,
+    expiresIn: number,
+    unhoistableHeaders: Set<string>,
+  ): Promise<string> {
+    try {
+      return await getSignedUrl(this.#client, command, {
+        expiresIn,
+        // Signed by default today; named so that a change of default cannot unbind the size.
+        signableHeaders: new Set(["content-length"]),
+        unhoistableHeaders,
+      });
+    } catch (e) {
+      throw this.#failed("presign", Key, e);
+    }
+  }
+
   /** Uploads `sent` to `Key`; when its verdict refused the bytes, says why (nothing was stored). */
   async #upload(Key: string, sent: Vetted, sizeHint: number | null, what: string): Promise<void> {
     const large = sizeHint === null || sizeHint > S3_MIN_PART_BYTES;
@@ -558,6 +635,15 @@ class Slots {
     if (next) next();
     else this.#free++;
   }
+}
+
+/** The seconds a presigned URL is asked to last, within what SigV4 allows. */
+function presignSeconds({ expiresInSeconds }: PresignOptions): number {
+  if (!Number.isFinite(expiresInSeconds) || expiresInSeconds < 1)
+    throw new TypeError(
+      `a presigned URL must last at least 1 second (the task's timeout plus a margin), got ${expiresInSeconds}`,
+    );
+  return Math.min(Math.ceil(expiresInSeconds), S3_MAX_PRESIGN_SECONDS);
 }
 
 /** Parts large enough that `size` bytes fit in S3's part limit; S3's minimum when not known. */

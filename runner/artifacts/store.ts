@@ -55,6 +55,87 @@ export interface BlobStore {
   getBytes(digest: string, maxBytes: number): Promise<Buffer>;
   delete(digest: string): Promise<void>;
   list(): AsyncIterable<BlobInfo>;
+  /**
+   * Presigning (optional: S3 has it, the local store does not): a URL that lets a pod, holding
+   * no credential, download one blob, or upload exactly one blob's bytes under its digest's key.
+   * See `presigner` for callers.
+   */
+  presignGet?(digest: string, options: PresignOptions): Promise<PresignedRequest>;
+  /**
+   * Bound to the digest's key, `size` (Content-Length is signed: another size is refused) and,
+   * where the store enforces it, the bytes' sha256. A store that does not check content may take
+   * other bytes of that size: the runner's `verifyBlob` is what guarantees them.
+   */
+  presignPut?(digest: string, size: number, options: PresignOptions): Promise<PresignedRequest>;
+}
+
+export interface PresignOptions {
+  /**
+   * How long the URL works: the task's timeout plus a margin. A store clamps it to its own limit
+   * (S3: 7 days) and says in `expires` when it really ends.
+   */
+  expiresInSeconds: number;
+}
+
+/** One HTTP request a pod may make, as signed: send these headers with exactly these values. */
+export interface PresignedRequest {
+  method: "GET" | "PUT";
+  url: string;
+  /** Signed headers the request must carry (for a PUT: content-length, the checksum). */
+  headers: Record<string, string>;
+  /** When the URL stops working (after clamping). */
+  expires: Date;
+}
+
+export type PresigningBlobStore = BlobStore &
+  Required<Pick<BlobStore, "presignGet" | "presignPut">>;
+
+/**
+ * The store as one that can presign, or an error saying what to configure: a pod cannot reach a
+ * store on the runner's filesystem, so tasks whose pods move artifacts need an S3 store.
+ */
+export function presigner(store: BlobStore, why: string): PresigningBlobStore {
+  if (store.presignGet && store.presignPut) return store as PresigningBlobStore;
+  throw new BlobStoreError(
+    `${why} needs an artifact store that pods can reach with presigned URLs, and ${store.location} is on the runner's own filesystem: set REPRISE_ARTIFACTS=s3://BUCKET/PREFIX (AWS_ENDPOINT_URL for MinIO, R2 or GCS)`,
+  );
+}
+
+/** What the runner found when it checked a blob someone else uploaded. */
+export type BlobCheck =
+  | { ok: true; size: number }
+  | { ok: false; problem: "missing" }
+  /** Its bytes hashed to `actual`: it has been removed. */
+  | { ok: false; problem: "corrupt"; actual: string }
+  /** The bytes are right, but not the size that was announced for them. */
+  | { ok: false; problem: "size"; size: number };
+
+/**
+ * Whether the blob under `digest` is there, `size` bytes long, and hashes to its digest: what the
+ * runner checks before recording an output that a pod uploaded with a presigned PUT, since not
+ * every S3-compatible store checks a signed checksum (s3rver does not). The bytes are read back
+ * and hashed as they stream (never held whole): a 10 GiB output costs a 10 GiB download, at the
+ * link's speed or sha256's (about 1-2 GB/s a core), whichever is slower. A failing read is the
+ * store's failure (BlobStoreError, thrown), not a verdict.
+ */
+export async function verifyBlob(
+  store: BlobStore,
+  digest: string,
+  size: number,
+): Promise<BlobCheck> {
+  const info = await store.stat(digest);
+  if (info === null) return { ok: false, problem: "missing" };
+  try {
+    const stream = await store.getStream(digest);
+    // Reading to the end is what makes the store hash it (and drop it if wrong).
+    for await (const _ of stream);
+  } catch (e) {
+    if (e instanceof BlobCorruptError) return { ok: false, problem: "corrupt", actual: e.actual };
+    if (e instanceof BlobMissingError) return { ok: false, problem: "missing" };
+    throw e;
+  }
+  if (info.size !== size) return { ok: false, problem: "size", size: info.size };
+  return { ok: true, size };
 }
 
 /** No blob under this digest (never stored, removed, or found corrupt and dropped). */
@@ -72,7 +153,12 @@ export class BlobMissingError extends Error {
 /** Bytes that do not hash to their digest: the blob was removed from the store. */
 export class BlobCorruptError extends BlobMissingError {
   override readonly name = "BlobCorruptError";
-  constructor(digest: string, location: string, actual: string) {
+  constructor(
+    digest: string,
+    location: string,
+    /** What the bytes hashed to. */
+    readonly actual: string,
+  ) {
     super(digest, location, `its bytes hash to ${actual}: it was corrupt and has been removed`);
   }
 }

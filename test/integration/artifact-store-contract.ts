@@ -32,6 +32,7 @@ import {
   BlobMissingError,
   type BlobStore,
   BlobStoreError,
+  verifyBlob,
 } from "../../runner/artifacts/store.js";
 
 const MiB = 1024 * 1024;
@@ -356,6 +357,51 @@ export function artifactStoreContract(
         await expect(store.getBytes(digest, 1000)).rejects.toThrow(BlobCorruptError);
         await store.putFile(await file("again", bytes));
         expect((await store.getBytes(digest, 1000)).equals(bytes)).toBe(true);
+      });
+    });
+
+    describe("verifyBlob: the runner's check of bytes someone else uploaded", () => {
+      it("confirms a blob that is there, of the announced size, hashing right", async () => {
+        const bytes = randomBytes(MULTIPART);
+        const digest = await stored(bytes);
+        expect(await verifyBlob(store, digest, bytes.length)).toEqual({
+          ok: true,
+          size: bytes.length,
+        });
+        expect(await store.has(digest)).toBe(true);
+      }, 60_000);
+
+      it("reports a blob never stored, or removed, as missing", async () => {
+        const digest = await stored(Buffer.from("gone"));
+        await t.remove(digest);
+        expect(await verifyBlob(store, digest, 4)).toEqual({ ok: false, problem: "missing" });
+        expect(await verifyBlob(store, sha256(Buffer.from("never")), 5)).toEqual({
+          ok: false,
+          problem: "missing",
+        });
+      });
+
+      it("reports wrong bytes as corrupt, with what they hash to, and removes them", async () => {
+        const bytes = randomBytes(5000);
+        const digest = await stored(bytes);
+        await t.corrupt(digest);
+        expect(await verifyBlob(store, digest, bytes.length)).toEqual({
+          ok: false,
+          problem: "corrupt",
+          actual: sha256(damaged(bytes)),
+        });
+        expect(await store.has(digest)).toBe(false);
+      });
+
+      it("reports right bytes of another size than announced, and keeps them", async () => {
+        const bytes = randomBytes(100);
+        const digest = await stored(bytes);
+        expect(await verifyBlob(store, digest, 99)).toEqual({
+          ok: false,
+          problem: "size",
+          size: 100,
+        });
+        expect(await store.has(digest)).toBe(true);
       });
     });
 

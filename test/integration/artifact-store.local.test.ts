@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LocalBlobStore } from "../../runner/artifacts/local-store.js";
-import { BlobStoreError } from "../../runner/artifacts/store.js";
+import { type BlobStore, BlobStoreError, presigner } from "../../runner/artifacts/store.js";
 import { artifactStoreContract, damaged, sha256 } from "./artifact-store-contract.js";
 
 artifactStoreContract("local", async () => {
@@ -123,6 +123,19 @@ describe("the local artifact store when it cannot write", () => {
     } finally {
       await rm(work, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the local artifact store and pods", () => {
+  it("cannot presign: a pod cannot reach it, and the refusal says to use S3", () => {
+    const store: BlobStore = new LocalBlobStore(join(tmpdir(), "reprise-never-made"));
+    expect(store.presignGet).toBeUndefined();
+    expect(store.presignPut).toBeUndefined();
+    const refuse = () => presigner(store, "task train on Kubernetes");
+    expect(refuse).toThrow(BlobStoreError);
+    expect(refuse).toThrow(
+      `task train on Kubernetes needs an artifact store that pods can reach with presigned URLs, and ${store.location} is on the runner's own filesystem: set REPRISE_ARTIFACTS=s3://BUCKET/PREFIX`,
+    );
   });
 });
 
