@@ -37,9 +37,9 @@ export interface Runtime {
  */
 export interface GitHubCode {
   /** The local executor's checkout: GitHub repositories from their tarball at the SHA. */
-  checkout(config: Config, log?: Logger): Checkout | null;
+  checkout(config: Config, log?: Logger): Checkout | null | Promise<Checkout | null>;
   /** The kubernetes executor's code source: the tarball URL and a token for that repository. */
-  codeSource(config: Config, log?: Logger): CodeSource | null;
+  codeSource(config: Config, log?: Logger): CodeSource | null | Promise<CodeSource | null>;
 }
 
 export interface RuntimeOptions {
@@ -104,7 +104,7 @@ export async function createConfiguredExecutor(
   if (config.executor === "kubernetes") {
     const { createKubernetesExecutor } = await import("./executors/kubernetes/index.js");
     try {
-      const codeSource = github?.codeSource(config, log) ?? null;
+      const codeSource = (await github?.codeSource(config, log)) ?? null;
       return createKubernetesExecutor({
         kubeconfig: config.kubeconfig,
         namespace: config.namespace,
@@ -117,7 +117,7 @@ export async function createConfiguredExecutor(
       throw new ConfigError((e as Error).message, { cause: e });
     }
   }
-  const checkout = github?.checkout(config, log) ?? null;
+  const checkout = (await github?.checkout(config, log)) ?? null;
   return createLocalExecutor({
     dataDir: config.dataDir,
     env: config.environment,

@@ -4,7 +4,7 @@ import { InputFlagError } from "../../core/engine/input-flags.js";
 import { isDiskFull, StoreError } from "../../db/errors.js";
 import { type Config, ConfigError, loadConfig } from "../config.js";
 import type { GitHubCode } from "../runtime.js";
-import { type Served, startServer } from "../server/serve.js";
+import type { Served } from "../server/serve.js";
 import { GitError } from "../sources/local-git.js";
 import { artifactsGc, artifactsGet, artifactsLs } from "./artifacts.js";
 import { relaunchCommand, runCommand, statusCommand } from "./execute.js";
@@ -434,7 +434,8 @@ export async function main(
           loadConfig(env),
           io,
           signal ?? new AbortController().signal,
-          edges.serve ?? startServer,
+          // The server (Hono, the API, the UI) is loaded by this command alone.
+          edges.serve ?? (async (c) => (await import("../server/serve.js")).startServer(c)),
         );
       }
       case "token": {

@@ -2,7 +2,8 @@
 import { githubRepoKey, localRepoKey } from "../../core/version/repo-key.js";
 import type { Config } from "../config.js";
 import { openConfiguredStore } from "../open-store.js";
-import { type Served, ServeError } from "../server/serve.js";
+import type { Served } from "../server/serve.js";
+import { ServeError } from "../server/serve-error.js";
 import { repoRoot } from "../sources/local-git.js";
 import { EXIT, type Io, UsageError } from "./io.js";
 

@@ -15,6 +15,7 @@ import type { ServerDeps } from "./deps.js";
 import { isLoopback } from "./hosts.js";
 import { Metrics } from "./metrics.js";
 import { loadOidcRules } from "./oidc-rules.js";
+import { ServeError } from "./serve-error.js";
 import { uiRoutes } from "./ui/index.js";
 
 /**
@@ -23,9 +24,7 @@ import { uiRoutes } from "./ui/index.js";
  */
 const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
 
-export class ServeError extends Error {
-  override readonly name = "ServeError";
-}
+export { ServeError };
 
 export interface Served {
   /** The address it listens on, e.g. http://127.0.0.1:3000. */
