@@ -3,7 +3,7 @@
  * git CLI. The listing is what git already hashed (`ls-tree -r`), so no file is read or hashed.
  */
 import { execFile } from "node:child_process";
-import { copyFile, mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, rm, stat, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -98,8 +98,19 @@ export async function snapshotWorktree(root: string): Promise<Snapshot> {
       root,
       (await git(root, ["rev-parse", "--git-path", "index"])).toString("utf8").trim(),
     );
-    // Starting from the real index lets git skip rehashing files whose stat is unchanged.
-    await copyFile(realIndex, index).catch(() => undefined);
+    // Starting from the real index lets git skip rehashing files whose stat is unchanged. The
+    // copy keeps the index's mtime: git trusts a file's stat only when the file is older than the
+    // index ("racy git"), and a fresh mtime on the copy would make a file edited in the same
+    // second as the last `git add` look unchanged (same size, same second).
+    try {
+      await copyFile(realIndex, index);
+      const { atime, mtime } = await stat(realIndex);
+      await utimes(index, atime, mtime);
+    } catch {
+      // No index yet (a repository without commits), or its times cannot be kept: git builds
+      // the index from the files, hashing every one.
+      await rm(index, { force: true });
+    }
     const env = { GIT_INDEX_FILE: index };
     await git(root, ["add", "-A", "--", "."], env);
     const tree = parseTreeListing(await git(root, ["ls-files", "-s", "-z"], env), "ls-files");

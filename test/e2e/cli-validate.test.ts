@@ -81,6 +81,26 @@ describe("reprise validate", () => {
     expect(status.sort()).toEqual(["?? untracked-but-not-a-source.txt", "M hello.mjs"]);
   });
 
+  it("sees a file edited in the same second as its commit, at the same size (racy git)", () => {
+    repo = tempRepo();
+    // git trusts a file's cached stat (seconds, same size) unless the index is no older than the
+    // file. Commit and edit at the start of one second, so both land in it, and validate in the
+    // next: an index copy with a fresh mtime would then hide the edit.
+    const nap = () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    const now = () => Math.floor(Date.now() / 1000);
+    const before = now();
+    while (Date.now() % 1000 > 100 || now() === before) nap();
+    const second = now();
+    repo.write({ "reprise.yaml": SPEC, "hello.mjs": "1\n" });
+    repo.commit("v1");
+    repo.write({ "hello.mjs": "2\n" });
+    expect(now(), "writing, committing and editing took over a second").toBe(second);
+    while (now() === second) nap();
+    const dirty = JSON.parse(reprise(repo.dir, "validate", "--json").stdout);
+    const committed = JSON.parse(reprise(repo.dir, "validate", "--ref", "HEAD", "--json").stdout);
+    expect(dirty.tasks.hello.digest).not.toBe(committed.tasks.hello.digest);
+  });
+
   it("reads an older commit with --ref, from a subdirectory", () => {
     repo = tempRepo();
     repo.write({ "reprise.yaml": SPEC, "hello.mjs": "1\n", "sub/x.txt": "x" });
