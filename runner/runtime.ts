@@ -14,12 +14,12 @@ import type { BlobStore } from "./artifacts/store.js";
 import { type Config, ConfigError } from "./config.js";
 import { Engine, type EngineEvent } from "./engine/engine.js";
 import type { CodeSource } from "./executors/kubernetes/code-source.js";
-import type { Checkout } from "./executors/local/checkout.js";
 import { createLocalExecutor } from "./executors/local/index.js";
 import type { Executor } from "./executors/types.js";
 import { defaultLog } from "./log.js";
 import { openConfiguredStore } from "./open-store.js";
 import { Scheduler } from "./schedules.js";
+import type { Checkout } from "./sources/materialise.js";
 
 export interface Runtime {
   open: OpenStore;

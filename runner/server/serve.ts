@@ -24,8 +24,6 @@ import { uiRoutes } from "./ui/index.js";
  */
 const REQUEST_TIMEOUT_MS = 60 * 60 * 1000;
 
-export { ServeError };
-
 export interface Served {
   /** The address it listens on, e.g. http://127.0.0.1:3000. */
   url: string;

@@ -48,7 +48,7 @@ describe("the git archive checkout", () => {
     const cache = join(root.dir, "race");
     try {
       const module = pathToFileURL(
-        join(import.meta.dirname, "../../runner/executors/local/checkout.ts"),
+        join(import.meta.dirname, "../../runner/sources/git-archive.ts"),
       ).href;
       const tsx = pathToFileURL(
         join(import.meta.dirname, "../../node_modules/tsx/dist/loader.mjs"),

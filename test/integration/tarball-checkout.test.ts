@@ -15,7 +15,7 @@ import { pino } from "pino";
 import { afterAll, describe, expect, it } from "vitest";
 import { GitHubClient } from "../../app/github-client.js";
 import { appTarballCheckout } from "../../app/tarball-source.js";
-import { CheckoutRefused } from "../../runner/executors/local/checkout.js";
+import { CheckoutRefused } from "../../runner/sources/materialise.js";
 import {
   type TarballSource,
   type TreeFile,

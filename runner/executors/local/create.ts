@@ -6,8 +6,9 @@
  */
 import { join } from "node:path";
 import type { BlobStore } from "../../artifacts/store.js";
+import { fileRepoCheckout } from "../../sources/git-archive.js";
+import type { Checkout } from "../../sources/materialise.js";
 import type { SecretGrant } from "../secret-grants.js";
-import { type Checkout, fileRepoCheckout } from "./checkout.js";
 import type { CacheLimits } from "./eviction.js";
 import { LocalExecutor } from "./executor.js";
 import {

@@ -11,6 +11,7 @@ import { existsSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { formatBytes, isArtifactType, shortDigest } from "../../../core/artifacts/ref.js";
 import type { BlobStore } from "../../artifacts/store.js";
+import type { Checkout } from "../../sources/materialise.js";
 import { evictCheckout, evicted, useCheckout } from "../../sources/materialise.js";
 import {
   type AttemptIo,
@@ -24,7 +25,6 @@ import { Masker, mask } from "../mask.js";
 import { lastBytes } from "../tail.js";
 import { AttemptError, type AttemptOutcome, type Executor, type LaunchSpec } from "../types.js";
 import { AttemptDir, readTail, type StopReason } from "./attempt-dir.js";
-import type { Checkout } from "./checkout.js";
 import {
   type CacheLimits,
   cacheEntries,

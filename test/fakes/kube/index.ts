@@ -11,7 +11,7 @@ import { mkdir, rename } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { promisify } from "node:util";
-import { gitArchiveCheckout } from "../../../runner/executors/local/checkout.js";
+import { gitArchiveCheckout } from "../../../runner/sources/git-archive.js";
 import { Cluster } from "./cluster.js";
 import type { ContainerSpec, Disruption, Fault, ImageConfig, Preparation } from "./kubelet.js";
 import type { KubeObject } from "./objects.js";
