@@ -13,11 +13,18 @@ import { basename, dirname, isAbsolute, join } from "node:path";
 import { promisify } from "node:util";
 import { gitArchiveCheckout } from "../../../runner/sources/git-archive.js";
 import { Cluster } from "./cluster.js";
-import type { ContainerSpec, Disruption, Fault, ImageConfig, Preparation } from "./kubelet.js";
+import type {
+  ContainerSpec,
+  Disruption,
+  Fault,
+  HostPath,
+  ImageConfig,
+  Preparation,
+} from "./kubelet.js";
 import type { KubeObject } from "./objects.js";
 import { FakeApiServer, type RecordedRequest } from "./server.js";
 
-export type { Disruption, Fault, ImageConfig } from "./kubelet.js";
+export type { Disruption, Fault, HostPath, ImageConfig } from "./kubelet.js";
 
 const run = promisify(execFile);
 
@@ -40,10 +47,13 @@ export interface FakeKubeOptions {
    */
   images?: Record<string, ImageConfig>;
   /**
-   * Directories of this machine every container sees read-write at the same path, as if each
-   * pod mounted them with `hostPath`: for tests that share files with their tasks.
+   * Directories of this machine every container sees at the same path, as if each pod mounted
+   * them with `hostPath`: read-write for tests that share files with their tasks; read-only with
+   * `{ path, readOnly: true }`, e.g. the bundled CLI's directory that an `images` entry runs
+   * (`{ reprise: { command: ["node", BUNDLE] } }`), which is in this machine's /tmp, a directory
+   * containers do not see.
    */
-  hostPaths?: readonly string[];
+  hostPaths?: readonly HostPath[];
   /** Containers share this machine's pid namespace (`hostPID: true`), for tests that read pids. */
   hostPid?: boolean;
 }
@@ -116,7 +126,8 @@ function codeHost(root: string) {
 }
 
 export async function startFakeKube(options: FakeKubeOptions = {}): Promise<FakeKube> {
-  for (const path of options.hostPaths ?? []) {
+  for (const entry of options.hostPaths ?? []) {
+    const path = typeof entry === "string" ? entry : entry.path;
     if (!isAbsolute(path) || !statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
       throw new Error(
         `startFakeKube: hostPaths entry ${JSON.stringify(path)} is not an existing directory: create it first (pods see it at the same absolute path)`,

@@ -2,9 +2,10 @@
  * The simulated kubelet of the fake cluster (one node, "fake-node-1"). It binds every pod it is
  * given, waits for the ConfigMaps and Secrets the pod mounts or references, then runs the pod's
  * containers as Kubernetes does: the init containers one after the other, each to exit 0 before
- * the next, then the regular containers together. Each container runs under bubblewrap
- * (container.ts) in a filesystem of its own: the machine's files read-only in place of the
- * image, its own /tmp and HOME, the pod's volumes bound where its `volumeMounts` say. Its stdout
+ * the next, then the regular containers together, each one's end reported as it comes (a
+ * sidecar may outlive the task). Each container runs under bubblewrap (container.ts) in a
+ * filesystem of its own: the machine's files read-only in place of the image, its own /tmp and
+ * HOME, the pod's volumes (or a `subPath` inside one) bound where its `volumeMounts` say. Its stdout
  * and stderr go into one log; its end is reported as the real kubelet reports it: exit code,
  * reason, and the last 4,096 bytes of the file bound at `terminationMessagePath`.
  *
@@ -16,10 +17,20 @@
  * emptyDir over its `sizeLimit` gets the pod evicted, as the eviction manager does.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { open } from "node:fs/promises";
 import { constants } from "node:os";
-import { join } from "node:path";
+import { dirname, isAbsolute, join, relative } from "node:path";
 import { type Bind, BWRAP, containerArgs, findExecutable } from "./container.js";
 import { diskUsage, parseQuantity } from "./disk.js";
 import type { KubeObject } from "./objects.js";
@@ -42,9 +53,19 @@ export interface ContainerSpec {
   args?: string[];
   workingDir?: string;
   env?: EnvVar[];
-  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  volumeMounts?: VolumeMount[];
   terminationMessagePath?: string;
   terminationMessagePolicy?: string;
+}
+
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+  readOnly?: boolean;
+  /** A path inside the volume, bound instead of the whole volume. */
+  subPath?: string;
+  /** The same, with `$(VAR)` expanded from the container's environment. */
+  subPathExpr?: string;
 }
 
 interface EnvVar {
@@ -63,6 +84,9 @@ export interface ImageConfig {
   args?: string[];
   env?: Record<string, string>;
 }
+
+/** A directory of this machine every container sees at the same path (KubeletOptions.hostPaths). */
+export type HostPath = string | { path: string; readOnly?: boolean };
 
 /** What the fake's owner adds to a container before it starts (see KubeletOptions.prepare). */
 export interface Preparation {
@@ -83,8 +107,11 @@ export interface KubeletOptions {
    * container and its environment, what to change in it, e.g. a `file://` URL to a bound file.
    */
   prepare?(container: ContainerSpec, env: Record<string, string>): Promise<Preparation>;
-  /** Directories of this machine bound read-write at the same path in every container. */
-  hostPaths?: readonly string[];
+  /**
+   * Directories of this machine bound at the same path in every container: read-write, or
+   * read-only for `{ path, readOnly: true }`.
+   */
+  hostPaths?: readonly HostPath[];
   /** Containers share this machine's pid namespace (as `hostPID: true` would). */
   hostPid?: boolean;
   /** A fault for a new pod, or nothing. */
@@ -130,6 +157,8 @@ interface PodRun {
   killTimer?: NodeJS.Timeout;
   sizeTimer?: NodeJS.Timeout;
   wake?: () => void;
+  /** Containers that cannot start (CreateContainerConfigError), waiting for the pod's end. */
+  stuck: Set<() => void>;
 }
 
 /** A pod's volumes on this machine. */
@@ -187,6 +216,7 @@ export class Kubelet {
       cancelled: false,
       deleting: false,
       oom: false,
+      stuck: new Set(),
     };
     this.#runs.set(key(run.namespace, run.name), run);
     this.#run(run, this.faults?.(pod))
@@ -222,6 +252,7 @@ export class Kubelet {
       p.metadata.deletionGracePeriodSeconds = grace;
     });
     this.#signal(run, "SIGTERM");
+    this.#unstick(run);
     run.killTimer = setTimeout(() => this.#signal(run, "SIGKILL"), grace * 1000);
   }
 
@@ -247,6 +278,7 @@ export class Kubelet {
     }
     if (run.procs.size > 0) {
       this.#signal(run, "SIGKILL");
+      this.#unstick(run);
       return;
     }
     this.#cancel(run);
@@ -378,8 +410,14 @@ export class Kubelet {
     this.#setStatus(run, (s) => {
       s.conditions = [condition("PodScheduled", "True"), condition("Initialized", "True")];
     });
+    // Each container's end is reported when it comes: a sidecar may outlive the others, the pod
+    // Running (not Ready) until the last one ends.
     const ends = Promise.all(
-      spec.containers.map((c) => this.#exec(run, c, env.get(c.name) ?? {}, volumes, false)),
+      spec.containers.map(async (c) => {
+        const e = await this.#exec(run, c, env.get(c.name) ?? {}, volumes, false);
+        if (!this.#closed && !run.cancelled) this.#containerEnded(run, e);
+        return e;
+      }),
     );
     if (fault?.kind === "oom") {
       await this.#sleep(run, fault.afterMs ?? 50);
@@ -590,8 +628,10 @@ export class Kubelet {
     for (const m of c.volumeMounts ?? []) {
       const volume = volumes[m.name];
       if (!volume) return ended(128, "StartError", `fake kubelet: no volume "${m.name}"`);
+      const source = mountSource(volume.dir, m, c.name, env);
+      if (typeof source !== "string") return this.#stuck(run, c, list, source.error, ended);
       binds.push({
-        source: volume.dir,
+        source,
         target: m.mountPath,
         readOnly: volume.readOnly || m.readOnly === true,
       });
@@ -601,8 +641,10 @@ export class Kubelet {
       target: c.terminationMessagePath ?? DEFAULT_TERMINATION_PATH,
       readOnly: false,
     });
-    for (const path of this.options.hostPaths ?? [])
-      binds.push({ source: path, target: path, readOnly: false });
+    for (const entry of this.options.hostPaths ?? []) {
+      const { path, readOnly = false } = typeof entry === "string" ? { path: entry } : entry;
+      binds.push({ source: path, target: path, readOnly });
+    }
     const extra = (await this.options.prepare?.(c, containerEnv)) ?? {};
     containerEnv = { ...containerEnv, ...(extra.env ?? {}) };
     binds.push(...(extra.binds ?? []));
@@ -660,6 +702,53 @@ export class Kubelet {
     return ended(exitCode, reason, message || undefined);
   }
 
+  /** A regular container ended while the pod goes on (its others, or the pod's own end). */
+  #containerEnded(run: PodRun, e: Ended): void {
+    // An eviction or disruption reports every container at once, as the pod's end.
+    if (run.evicted !== undefined || (run.disruption && run.disruption !== "preempt")) return;
+    this.#setContainer(run, "containerStatuses", terminated(e));
+    if (run.procs.size === 0) return;
+    this.#setStatus(run, (s) => {
+      const statuses = (s.containerStatuses ?? []) as Array<{ name: string; ready: boolean }>;
+      const unready = statuses.filter((x) => !x.ready).map((x) => x.name);
+      s.conditions = [
+        ...((s.conditions ?? []) as Array<{ type: string }>).filter((x) => x.type !== "Ready"),
+        condition(
+          "Ready",
+          "False",
+          "ContainersNotReady",
+          `containers with unready status: [${unready.join(" ")}]`,
+        ),
+      ];
+    });
+  }
+
+  /**
+   * A container the kubelet cannot start (a subPath it cannot prepare): waiting,
+   * CreateContainerConfigError, the pod Pending, until the pod ends (a delete, the Job's
+   * deadline); the kubelet would retry it, but nothing here changes what it fails on.
+   */
+  async #stuck(
+    run: PodRun,
+    c: ContainerSpec,
+    list: StatusList,
+    message: string,
+    ended: (exitCode: number, reason: string, message?: string) => Ended,
+  ): Promise<Ended> {
+    this.#setContainer(run, list, waiting(c, "CreateContainerConfigError", message));
+    this.#setStatus(run, (s) => {
+      s.phase = "Pending";
+    });
+    if (!run.cancelled && !run.deleting && run.evicted === undefined && !run.disruption) {
+      await new Promise<void>((resolve) => run.stuck.add(resolve));
+    }
+    return ended(
+      137,
+      "ContainerStatusUnknown",
+      "The container could not be located when the pod was terminated",
+    );
+  }
+
   #containerRunning(run: PodRun, c: ContainerSpec, list: StatusList, startedAt: string): void {
     const status = {
       name: c.name,
@@ -672,11 +761,12 @@ export class Kubelet {
     this.#setContainer(run, list, status);
     if (list === "containerStatuses") {
       this.#setStatus(run, (s) => {
-        s.phase = "Running";
+        // A container that cannot start keeps the pod Pending (the kubelet's getPhase).
+        s.phase = run.stuck.size > 0 ? "Pending" : "Running";
         s.conditions = [
           condition("PodScheduled", "True"),
           condition("Initialized", "True"),
-          condition("Ready", "True"),
+          condition("Ready", run.stuck.size > 0 ? "False" : "True"),
         ];
       });
     }
@@ -725,6 +815,7 @@ export class Kubelet {
           // The kubelet's emptyDirMessageFmt, trailing space included.
           run.evicted = `Usage of EmptyDir volume "${v.name}" exceeds the limit "${v.limit}". `;
           this.#signal(run, "SIGKILL");
+          this.#unstick(run);
         }
       })().finally(() => {
         checking = false;
@@ -780,6 +871,13 @@ export class Kubelet {
   #cancel(run: PodRun): void {
     run.cancelled = true;
     run.wake?.();
+    this.#unstick(run);
+  }
+
+  /** The pod ends: containers that never started stop waiting. */
+  #unstick(run: PodRun): void {
+    for (const resolve of run.stuck) resolve();
+    run.stuck.clear();
   }
 
   #sleep(run: PodRun, ms: number): Promise<void> {
@@ -809,6 +907,59 @@ interface Volume {
   emptyDir?: { sizeLimit?: string };
   configMap?: { name: string; items?: KeyToPath[] };
   secret?: { secretName: string; items?: KeyToPath[] };
+}
+
+/**
+ * What the kubelet binds for a mount: the volume's directory, or with `subPath` (`subPathExpr`
+ * expanded from the container's environment) the file or directory inside it, a directory
+ * created when missing (the kubelet's SafeMakeDir, with the volume's mode). A subPath that
+ * leaves the volume, by `..`, an absolute path or a symlink a container left in it, is refused
+ * with the kubelet's message (the apiserver refuses the first two at create already).
+ */
+function mountSource(
+  volume: string,
+  m: VolumeMount,
+  container: string,
+  env: Record<string, string>,
+): string | { error: string } {
+  let subPath = m.subPath ?? "";
+  if (m.subPathExpr) {
+    const missing = new Set<string>();
+    subPath = m.subPathExpr.replace(
+      /\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g,
+      (_all, name?: string) => {
+        if (name === undefined) return "$";
+        const value = env[name];
+        if (!value) missing.add(name);
+        return value ?? "";
+      },
+    );
+    if (missing.size > 0) return { error: `missing value for ${[...missing].sort().join(", ")}` };
+  }
+  if (!subPath) return volume;
+  if (isAbsolute(subPath))
+    return { error: `error SubPath \`${subPath}\` must not be an absolute path` };
+  if (subPath.split("/").includes("..")) {
+    return { error: `unable to provision SubPath \`${subPath}\`: must not contain '..'` };
+  }
+  const refused = {
+    error: `failed to prepare subPath for volumeMount "${m.name}" of container "${container}"`,
+  };
+  try {
+    const root = realpathSync(volume);
+    // The deepest part that exists must resolve inside the volume; the rest is created there.
+    let existing = join(root, subPath);
+    while (existing !== root && !lstatSync(existing, { throwIfNoEntry: false })) {
+      existing = dirname(existing);
+    }
+    const real = realpathSync(existing);
+    if (real !== root && !real.startsWith(`${root}/`)) return refused;
+    const target = join(real, relative(existing, join(root, subPath)));
+    if (target !== real) mkdirSync(target, { recursive: true, mode: statSync(root).mode & 0o7777 });
+    return target;
+  } catch {
+    return refused;
+  }
 }
 
 /** The host pid of the container's process group, from bwrap's `--info-fd` JSON. */

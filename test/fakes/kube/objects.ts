@@ -150,7 +150,66 @@ export function validate(resource: Resource, obj: KubeObject): string[] {
     }
     if (!Array.isArray(tpl?.spec?.containers) || tpl.spec.containers.length === 0) {
       problems.push("spec.template.spec.containers: Required value");
-    }
+    } else problems.push(...validateMounts(tpl.spec, "spec.template.spec"));
+  }
+  if (resource.plural === "pods" && Array.isArray(obj.spec?.containers)) {
+    problems.push(...validateMounts(obj.spec, "spec"));
+  }
+  return problems;
+}
+
+interface MountSpec {
+  name: string;
+  mountPath?: string;
+  subPath?: string;
+  subPathExpr?: string;
+}
+
+/**
+ * The apiserver's validateVolumeMounts, as far as a client could get it wrong: a mount names a
+ * volume of the pod, and its `subPath` (or `subPathExpr`) stays inside it (validateLocalDescendingPath).
+ */
+function validateMounts(
+  spec: { containers: unknown[]; initContainers?: unknown[]; volumes?: Array<{ name: string }> },
+  at: string,
+): string[] {
+  const problems: string[] = [];
+  const volumes = new Set((spec.volumes ?? []).map((v) => v.name));
+  const lists = [
+    ["initContainers", spec.initContainers ?? []],
+    ["containers", spec.containers],
+  ] as const;
+  for (const [list, containers] of lists) {
+    containers.forEach((c, i) => {
+      const mounts = ((c as { volumeMounts?: MountSpec[] }).volumeMounts ?? []) as MountSpec[];
+      mounts.forEach((m, j) => {
+        const field = `${at}.${list}[${i}].volumeMounts[${j}]`;
+        if (!volumes.has(m.name))
+          problems.push(`${field}.name: Not found: ${JSON.stringify(m.name)}`);
+        if (!m.mountPath) problems.push(`${field}.mountPath: Required value`);
+        if (m.subPath) problems.push(...descendingPath(m.subPath, `${field}.subPath`));
+        if (m.subPathExpr) {
+          if (m.subPath) {
+            problems.push(
+              `${field}.subPathExpr: Invalid value: ${JSON.stringify(m.subPathExpr)}: subPathExpr and subPath are mutually exclusive`,
+            );
+          }
+          problems.push(...descendingPath(m.subPathExpr, `${field}.subPathExpr`));
+        }
+      });
+    });
+  }
+  return problems;
+}
+
+/** validateLocalDescendingPath: relative, and no `..` element. */
+export function descendingPath(path: string, field: string): string[] {
+  const problems: string[] = [];
+  const value = JSON.stringify(path);
+  if (path.startsWith("/"))
+    problems.push(`${field}: Invalid value: ${value}: must be a relative path`);
+  if (path.split("/").includes("..")) {
+    problems.push(`${field}: Invalid value: ${value}: must not contain '..'`);
   }
   return problems;
 }
