@@ -11,7 +11,9 @@
  * of ending it: the upload is abandoned and nothing is ever stored under the digest's key, with
  * no temporary key and no server-side copy. What an abandoned multipart upload leaves is parts
  * that no listing shows; a bucket lifecycle rule (AbortIncompleteMultipartUpload) reclaims them
- * should the abort itself fail.
+ * should the abort itself fail. Uploads by presigned URL (a pod's PUT or parts) are the exception:
+ * S3 hashes nothing of a multipart object against the digest, so what they leave is checked by
+ * the runner's verifyBlob (store.ts), which removes it when its bytes are wrong.
  *
  * Reads hash the bytes as they arrive; a blob whose bytes no longer match is deleted (it would
  * only mislead) and reported missing. A download cut short is an error of the store, never taken
@@ -23,6 +25,9 @@ import { chmod, link, lstat, rename, rm, unlink } from "node:fs/promises";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -32,6 +37,7 @@ import {
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
@@ -43,7 +49,10 @@ import {
   BlobMissingError,
   type BlobStore,
   BlobStoreError,
+  type CompletedPart,
   hexOf,
+  type MultipartOptions,
+  type PresignedMultipart,
   type PresignedRequest,
   type PresignOptions,
   type PutOptions,
@@ -53,6 +62,19 @@ import {
 const S3_MIN_PART_BYTES = 5 * 1024 * 1024;
 /** S3's most parts in one multipart upload. */
 const S3_MAX_PARTS = 10_000;
+/** S3's largest part of a multipart upload. */
+const S3_MAX_PART_BYTES = 5 * 1024 ** 3;
+/** A presigned multipart upload's parts when the caller names no size: 160 for 10 GiB. */
+const DEFAULT_PART_BYTES = 64 * 1024 * 1024;
+const MIB = 1024 * 1024;
+/** What S3 answers when it will not assemble the parts it was given. */
+const REFUSED_PARTS = [
+  "NoSuchUpload",
+  "InvalidPart",
+  "InvalidPartOrder",
+  "EntityTooSmall",
+  "MalformedXML",
+];
 /** Parts of one upload in flight at once, each held in memory (5 MiB at least): the SDK's default. */
 const PARTS_IN_FLIGHT = 4;
 /**
@@ -379,19 +401,139 @@ export class S3BlobStore implements BlobStore {
     };
   }
 
+  /**
+   * Begins a multipart upload of the digest's key with the runner's own credentials and signs
+   * one UploadPart per part, each bound to the key, the upload, its number and its
+   * Content-Length (a part of another size is refused). No checksum is signed: S3 keeps no
+   * sha256 of a whole multipart object, and a part's would be a value only the pod knows. So
+   * S3 checks nothing of the content; the runner's verifyBlob re-reads what was completed.
+   */
+  async presignMultipart(
+    digest: string,
+    size: number,
+    options: MultipartOptions,
+  ): Promise<PresignedMultipart> {
+    const Key = this.key(digest);
+    const partBytes = multipartPartBytes(size, options.partBytes);
+    const seconds = presignSeconds(options);
+    const expires = new Date(Date.now() + seconds * 1000);
+    let uploadId: string;
+    try {
+      const created = await this.#client.send(
+        new CreateMultipartUploadCommand({ Bucket: this.bucket, Key }),
+      );
+      if (!created.UploadId) throw new Error("S3 answered with no UploadId");
+      uploadId = created.UploadId;
+      this.#bucketSeen = true;
+    } catch (e) {
+      throw this.#failed("begin an upload of", Key, e);
+    }
+    try {
+      const count = Math.max(1, Math.ceil(size / partBytes));
+      const parts: PresignedRequest[] = [];
+      for (let n = 1; n <= count; n++) {
+        const length = Math.min(partBytes, size - (n - 1) * partBytes);
+        const command = new UploadPartCommand({
+          Bucket: this.bucket,
+          Key,
+          UploadId: uploadId,
+          PartNumber: n,
+          ContentLength: length,
+        });
+        // Where the client computes checksums (AWS's default), the SDK would sign a CRC32 of the
+        // empty body it presigns into the URL, and S3 would refuse every real part against it.
+        command.middlewareStack.add(
+          (next) => async (args) => {
+            const headers = (args.request as { headers?: Record<string, string> }).headers ?? {};
+            for (const name of Object.keys(headers))
+              if (/^x-amz-(checksum-|sdk-checksum-algorithm$)/i.test(name)) delete headers[name];
+            return next(args);
+          },
+          { step: "build", priority: "low", name: "repriseUnsignedPartChecksum" },
+        );
+        const url = await this.#presign(Key, command, seconds, new Set());
+        parts.push({ method: "PUT", url, headers: { "content-length": String(length) }, expires });
+      }
+      return { uploadId, partBytes, parts };
+    } catch (e) {
+      await this.abortMultipart(digest, uploadId).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /**
+   * S3 assembles the parts without hashing them against the digest: what appears here is
+   * verified by the runner's verifyBlob (which removes it when wrong), not by this call.
+   */
+  async completeMultipart(
+    digest: string,
+    uploadId: string,
+    parts: readonly CompletedPart[],
+  ): Promise<void> {
+    const Key = this.key(digest);
+    const problem = partsProblem(parts);
+    if (problem !== null)
+      throw new BlobMismatchError(
+        `the upload ${uploadId} of artifact ${digest} cannot be completed: ${problem}`,
+      );
+    // Stored already (and verified when read): unverified parts must not replace it.
+    if (await this.has(digest)) {
+      await this.abortMultipart(digest, uploadId);
+      return;
+    }
+    try {
+      await this.#client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key,
+          UploadId: uploadId,
+          MultipartUpload: {
+            Parts: parts.map((p) => ({ PartNumber: p.partNumber, ETag: p.etag })),
+          },
+        }),
+      );
+    } catch (e) {
+      const name = errorName(e);
+      if (REFUSED_PARTS.includes(name))
+        throw new BlobMismatchError(
+          `${this.location} refused to complete the upload ${uploadId} of artifact ${digest} (${name}): ${(e as Error).message}`,
+          { cause: e },
+        );
+      throw this.#failed("complete the upload of", Key, e);
+    }
+  }
+
+  async abortMultipart(digest: string, uploadId: string): Promise<void> {
+    const Key = this.key(digest);
+    try {
+      await this.#client.send(
+        new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId }),
+      );
+    } catch (e) {
+      if (errorName(e) === "NoSuchUpload" || isNotFound(e)) return;
+      throw this.#failed("abort the upload of", Key, e);
+    }
+  }
+
   async #presign(
     Key: string,
-    command: GetObjectCommand | PutObjectCommand,
+    command: GetObjectCommand | PutObjectCommand | UploadPartCommand,
     expiresIn: number,
     unhoistableHeaders: Set<string>,
   ): Promise<string> {
+    const options = {
+      expiresIn,
+      // Signed by default today; named so that a change of default cannot unbind the size.
+      signableHeaders: new Set(["content-length"]),
+      unhoistableHeaders,
+    };
     try {
-      return await getSignedUrl(this.#client, command, {
-        expiresIn,
-        // Signed by default today; named so that a change of default cannot unbind the size.
-        signableHeaders: new Set(["content-length"]),
-        unhoistableHeaders,
-      });
+      // One call per type: getSignedUrl infers its types from the command's.
+      if (command instanceof GetObjectCommand)
+        return await getSignedUrl(this.#client, command, options);
+      if (command instanceof PutObjectCommand)
+        return await getSignedUrl(this.#client, command, options);
+      return await getSignedUrl(this.#client, command, options);
     } catch (e) {
       throw this.#failed("presign", Key, e);
     }
@@ -644,6 +786,41 @@ function presignSeconds({ expiresInSeconds }: PresignOptions): number {
       `a presigned URL must last at least 1 second (the task's timeout plus a margin), got ${expiresInSeconds}`,
     );
   return Math.min(Math.ceil(expiresInSeconds), S3_MAX_PRESIGN_SECONDS);
+}
+
+/**
+ * The part size of a presigned multipart upload of `size` bytes: the caller's wish (a whole
+ * number of MiB), raised so that there are at most 10,000 parts of at least 5 MiB, and at most
+ * S3's 5 GiB a part.
+ */
+export function multipartPartBytes(size: number, wish: number = DEFAULT_PART_BYTES): number {
+  if (!Number.isSafeInteger(size) || size < 0)
+    throw new TypeError(`a blob's size is a whole number of bytes, got ${size}`);
+  if (size > S3_MAX_PARTS * S3_MAX_PART_BYTES)
+    throw new RangeError(
+      `a blob of ${size} bytes is over the ${S3_MAX_PARTS * S3_MAX_PART_BYTES} S3 takes in one multipart upload (10,000 parts of 5 GiB)`,
+    );
+  if (!Number.isSafeInteger(wish) || wish < 1)
+    throw new TypeError(`a part size is a whole number of bytes, got ${wish}`);
+  const least = Math.max(S3_MIN_PART_BYTES, Math.ceil(size / S3_MAX_PARTS));
+  return Math.min(S3_MAX_PART_BYTES, Math.ceil(Math.max(wish, least) / MIB) * MIB);
+}
+
+/** Why S3 would refuse to assemble these parts before looking at them, or null. */
+function partsProblem(parts: readonly CompletedPart[]): string | null {
+  if (!Array.isArray(parts) || parts.length === 0) return "no parts were named";
+  if (parts.length > S3_MAX_PARTS) return `${parts.length} parts, over S3's ${S3_MAX_PARTS}`;
+  let last = 0;
+  for (const p of parts) {
+    if (!Number.isSafeInteger(p?.partNumber) || p.partNumber < 1 || p.partNumber > S3_MAX_PARTS)
+      return `part number ${p?.partNumber} is not a whole number from 1 to ${S3_MAX_PARTS}`;
+    if (p.partNumber <= last)
+      return `part ${p.partNumber} comes after part ${last}: parts are listed once each, in ascending order`;
+    if (typeof p.etag !== "string" || p.etag === "" || p.etag.length > 1024)
+      return `part ${p.partNumber} has no ETag (the ETag header of its PUT's answer)`;
+    last = p.partNumber;
+  }
+  return null;
 }
 
 /** Parts large enough that `size` bytes fit in S3's part limit; S3's minimum when not known. */

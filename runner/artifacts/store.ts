@@ -67,6 +67,33 @@ export interface BlobStore {
    * other bytes of that size: the runner's `verifyBlob` is what guarantees them.
    */
   presignPut?(digest: string, size: number, options: PresignOptions): Promise<PresignedRequest>;
+  /**
+   * A multipart upload of one blob under its digest's key, begun by the runner with its own
+   * credentials, and one presigned PUT per part (each signs its Content-Length). For blobs a
+   * single PUT should not carry (S3 takes at most 5 GiB in one). No store checks a multipart
+   * object against our sha256 (S3's SHA-256 of a multipart object is one of its parts' sums, and
+   * a part's checksum header would have to be signed with a value only the pod knows): the
+   * runner's `verifyBlob`, which re-reads the object and removes it when its bytes are wrong, is
+   * what guarantees what was completed.
+   */
+  presignMultipart?(
+    digest: string,
+    size: number,
+    options: MultipartOptions,
+  ): Promise<PresignedMultipart>;
+  /**
+   * Assembles the parts (as the part PUTs answered: number and ETag) under the digest's key.
+   * Refused with BlobMismatchError when the store will not assemble them (an unknown or aborted
+   * upload, a missing or undersized part). When the blob is already there, the upload is
+   * aborted instead: a completed upload would replace verified bytes with unverified ones.
+   */
+  completeMultipart?(
+    digest: string,
+    uploadId: string,
+    parts: readonly CompletedPart[],
+  ): Promise<void>;
+  /** Discards the upload and its parts; an upload that is gone already is not an error. */
+  abortMultipart?(digest: string, uploadId: string): Promise<void>;
 }
 
 export interface PresignOptions {
@@ -87,15 +114,49 @@ export interface PresignedRequest {
   expires: Date;
 }
 
+export interface MultipartOptions extends PresignOptions {
+  /**
+   * The part size the caller would like; the store rounds it to what it allows (S3: 5 MiB to
+   * 5 GiB, at most 10,000 parts) and says in `partBytes` what it chose.
+   */
+  partBytes?: number;
+}
+
+export interface PresignedMultipart {
+  uploadId: string;
+  /** Every part is this long but the last, which holds the rest. */
+  partBytes: number;
+  /** Part N (from 1) is `parts[N - 1]`: bytes `(N - 1) * partBytes` up to `N * partBytes`. */
+  parts: PresignedRequest[];
+}
+
+/** A part as its PUT answered: its number (from 1) and the ETag header of the answer. */
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+}
+
 export type PresigningBlobStore = BlobStore &
-  Required<Pick<BlobStore, "presignGet" | "presignPut">>;
+  Required<
+    Pick<
+      BlobStore,
+      "presignGet" | "presignPut" | "presignMultipart" | "completeMultipart" | "abortMultipart"
+    >
+  >;
 
 /**
  * The store as one that can presign, or an error saying what to configure: a pod cannot reach a
  * store on the runner's filesystem, so tasks whose pods move artifacts need an S3 store.
  */
 export function presigner(store: BlobStore, why: string): PresigningBlobStore {
-  if (store.presignGet && store.presignPut) return store as PresigningBlobStore;
+  if (
+    store.presignGet &&
+    store.presignPut &&
+    store.presignMultipart &&
+    store.completeMultipart &&
+    store.abortMultipart
+  )
+    return store as PresigningBlobStore;
   throw new BlobStoreError(
     `${why} needs an artifact store that pods can reach with presigned URLs, and ${store.location} is on the runner's own filesystem: set REPRISE_ARTIFACTS=s3://BUCKET/PREFIX (AWS_ENDPOINT_URL for MinIO, R2 or GCS)`,
   );

@@ -3,7 +3,8 @@
  * in it, for the S3 artifact store's tests. It runs in its own Node process, started with
  * OpenSSL's legacy provider: s3rver encrypts ListObjectsV2 continuation tokens with DES, which
  * OpenSSL 3 offers only there, so without it any listing longer than one page fails
- * (InternalError). Its stdin is a lifeline: when this process goes, so does the server.
+ * (InternalError). Its stdin is a lifeline: when this process goes, so does the server. It is
+ * taught AbortMultipartUpload and NoSuchUpload, which s3rver lacks (see SERVER).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -20,12 +21,35 @@ const ACCESS_KEY = "S3RVER";
 const STARTUP_MS = 20_000;
 
 const SERVER = `
+const { existsSync } = require("node:fs");
+const { rm } = require("node:fs/promises");
+const { join } = require("node:path");
 const S3rver = require(process.env.S3RVER_MAIN);
 const server = new S3rver({
   address: "127.0.0.1",
   port: 0,
   silent: true,
   directory: process.env.S3RVER_DIR,
+});
+// s3rver 3.7 has no AbortMultipartUpload and takes parts for any upload id, even one that was
+// never begun or is finished. S3 answers those as here, so that an abort can be tested.
+const noSuchUpload = (ctx) => {
+  ctx.status = 404;
+  ctx.type = "application/xml";
+  ctx.body = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchUpload</Code><Message>The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.</Message></Error>';
+};
+server.middleware.splice(server.middleware.length - 1, 0, async (ctx, next) => {
+  const id = ctx.query.uploadId;
+  const bucket = ctx.path.split("/")[1];
+  if (typeof id !== "string" || !bucket || !["PUT", "POST", "DELETE"].includes(ctx.method))
+    return next();
+  const dir = /^[0-9a-f]{32}$/.test(id)
+    ? join(server.store.getResourcePath(bucket, undefined, "uploads"), id)
+    : null;
+  if (dir === null || !existsSync(dir)) return noSuchUpload(ctx);
+  if (ctx.method !== "DELETE") return next();
+  await rm(dir, { recursive: true, force: true });
+  ctx.status = 204;
 });
 server.run().then(
   (address) => process.stdout.write(JSON.stringify({ port: address.port }) + "\\n"),

@@ -4,10 +4,17 @@
  * SigV4 query signatures as S3 does (s3rver alone does not; test/fakes/s3-signature-gate.ts).
  * Every pod request here is a plain fetch: no AWS SDK, no credential, no Authorization header.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { S3BlobStore, s3Client } from "../../runner/artifacts/s3-store.js";
-import { type PresignedRequest, presigner, verifyBlob } from "../../runner/artifacts/store.js";
+import { multipartPartBytes, S3BlobStore, s3Client } from "../../runner/artifacts/s3-store.js";
+import {
+  BlobMismatchError,
+  type CompletedPart,
+  type PresignedMultipart,
+  type PresignedRequest,
+  presigner,
+  verifyBlob,
+} from "../../runner/artifacts/store.js";
 import { type FakeS3, startS3 } from "../fakes/s3-server.js";
 import { type SignatureGate, startSignatureGate } from "../fakes/s3-signature-gate.js";
 import { sha256 } from "./artifact-store-contract.js";
@@ -164,5 +171,179 @@ describe("presigned access to the S3 artifact store", () => {
     await expect(store.presignPut("sha256:nope", 1, HOUR)).rejects.toThrow(
       /not an artifact digest/,
     );
+  });
+});
+
+const MIB = 1024 * 1024;
+
+/** What a pod does with a presigned multipart upload: each part PUT, its ETag kept. */
+async function sendParts(upload: PresignedMultipart, bytes: Buffer): Promise<CompletedPart[]> {
+  const parts: CompletedPart[] = [];
+  for (const [i, part] of upload.parts.entries()) {
+    const body = bytes.subarray(i * upload.partBytes, (i + 1) * upload.partBytes);
+    const res = await send(part, body);
+    expect(res.status, await res.text()).toBe(200);
+    const etag = res.headers.get("etag");
+    // s3rver's ETag, as S3's for an unencrypted part, is the part's MD5: it came from the answer.
+    expect(etag).toBe(`"${createHash("md5").update(body).digest("hex")}"`);
+    parts.push({ partNumber: i + 1, etag: etag as string });
+  }
+  return parts;
+}
+
+describe("presigned multipart uploads to the S3 artifact store", () => {
+  it("lets plain PUTs of the parts store a blob the runner completes, then reads back verified", async () => {
+    const bytes = randomBytes(11 * MIB + 123);
+    const digest = sha256(bytes);
+    const upload = await store.presignMultipart(digest, bytes.length, {
+      ...HOUR,
+      partBytes: 5 * MIB,
+    });
+    expect(upload.partBytes).toBe(5 * MIB);
+    expect(upload.parts.map((p) => p.headers)).toEqual([
+      { "content-length": String(5 * MIB) },
+      { "content-length": String(5 * MIB) },
+      { "content-length": String(MIB + 123) },
+    ]);
+    for (const part of upload.parts) {
+      expect(part.method).toBe("PUT");
+      expect(part.url).not.toContain(s3.env.AWS_SECRET_ACCESS_KEY.toLowerCase());
+    }
+    const parts = await sendParts(upload, bytes);
+    expect(await store.has(digest)).toBe(false);
+    await store.completeMultipart(digest, upload.uploadId, parts);
+    expect(await verifyBlob(store, digest, bytes.length)).toEqual({
+      ok: true,
+      size: bytes.length,
+    });
+    const back = Buffer.concat(await (await store.getStream(digest)).toArray());
+    expect(back.equals(bytes)).toBe(true);
+  });
+
+  it("refuses a part of another size than was signed", async () => {
+    const bytes = randomBytes(6 * MIB);
+    const digest = sha256(bytes);
+    const upload = await store.presignMultipart(digest, bytes.length, HOUR);
+    expect(upload.parts).toHaveLength(1);
+    const [part] = upload.parts as [PresignedRequest];
+    const refusedBefore = gate.refused;
+    for (const other of [
+      bytes.subarray(0, bytes.length - 1),
+      Buffer.concat([bytes, bytes.subarray(0, 1)]),
+    ]) {
+      const res = await send(part, other, {
+        ...part.headers,
+        "content-length": String(other.length),
+      });
+      expect(res.status).toBe(403);
+      expect(await res.text()).toContain("SignatureDoesNotMatch");
+    }
+    expect(gate.refused).toBe(refusedBefore + 2);
+    await store.abortMultipart(digest, upload.uploadId);
+    expect(await store.has(digest)).toBe(false);
+  });
+
+  it("signs no checksum of its own into a part, even where the client computes them (AWS's default)", async () => {
+    const computing = new S3BlobStore({
+      bucket: s3.bucket,
+      prefix: "presign",
+      client: s3Client(
+        { ...s3.env, AWS_ENDPOINT_URL: gate.endpoint },
+        {
+          credentials: {
+            accessKeyId: s3.env.AWS_ACCESS_KEY_ID,
+            secretAccessKey: s3.env.AWS_SECRET_ACCESS_KEY,
+          },
+          requestChecksumCalculation: "WHEN_SUPPORTED",
+        },
+      ),
+    });
+    const bytes = randomBytes(1000);
+    const digest = sha256(bytes);
+    const upload = await computing.presignMultipart(digest, bytes.length, HOUR);
+    const [part] = upload.parts as [PresignedRequest];
+    expect([...new URL(part.url).searchParams.keys()].filter((k) => /checksum/i.test(k))).toEqual(
+      [],
+    );
+    const parts = await sendParts(upload, bytes);
+    await computing.completeMultipart(digest, upload.uploadId, parts);
+    expect(await verifyBlob(store, digest, bytes.length)).toEqual({ ok: true, size: bytes.length });
+  });
+
+  it("leaves nothing after an abort: the parts are refused and the upload cannot be completed", async () => {
+    const bytes = randomBytes(5 * MIB + 10);
+    const digest = sha256(bytes);
+    const upload = await store.presignMultipart(digest, bytes.length, {
+      ...HOUR,
+      partBytes: 5 * MIB,
+    });
+    const [first, second] = upload.parts as [PresignedRequest, PresignedRequest];
+    const res = await send(first, bytes.subarray(0, 5 * MIB));
+    expect(res.status).toBe(200);
+    await store.abortMultipart(digest, upload.uploadId);
+    await store.abortMultipart(digest, upload.uploadId); // gone already: not an error
+    const late = await send(second, bytes.subarray(5 * MIB));
+    expect(late.status).toBe(404);
+    expect(await late.text()).toContain("NoSuchUpload");
+    await expect(
+      store.completeMultipart(digest, upload.uploadId, [
+        { partNumber: 1, etag: res.headers.get("etag") as string },
+      ]),
+    ).rejects.toThrow(BlobMismatchError);
+    expect(await store.has(digest)).toBe(false);
+  });
+
+  it("catches right-sized wrong parts that S3 assembled, and removes them", async () => {
+    const meant = randomBytes(2000);
+    const digest = sha256(meant);
+    const upload = await store.presignMultipart(digest, meant.length, HOUR);
+    const parts = await sendParts(upload, randomBytes(2000));
+    await store.completeMultipart(digest, upload.uploadId, parts);
+    expect(await verifyBlob(store, digest, meant.length)).toMatchObject({
+      ok: false,
+      problem: "corrupt",
+    });
+    expect(await store.has(digest)).toBe(false);
+  });
+
+  it("does not let a completed upload replace a blob already stored", async () => {
+    const bytes = randomBytes(3000);
+    const { digest } = await store.putBytes(bytes);
+    const upload = await store.presignMultipart(digest, bytes.length, HOUR);
+    const parts = await sendParts(upload, randomBytes(3000));
+    await store.completeMultipart(digest, upload.uploadId, parts);
+    expect((await store.getBytes(digest, bytes.length)).equals(bytes)).toBe(true);
+  });
+
+  it("refuses parts listed out of order or without ETags before asking S3", async () => {
+    const digest = sha256(Buffer.from("parts"));
+    for (const parts of [
+      [],
+      [
+        { partNumber: 2, etag: '"a"' },
+        { partNumber: 1, etag: '"b"' },
+      ],
+      [{ partNumber: 0, etag: '"a"' }],
+      [{ partNumber: 1, etag: "" }],
+    ])
+      await expect(store.completeMultipart(digest, "upload", parts)).rejects.toThrow(
+        BlobMismatchError,
+      );
+  });
+
+  it("picks parts of 5 MiB to 5 GiB, at most 10,000 of them, from the caller's wish", () => {
+    expect(multipartPartBytes(100 * MIB, 1)).toBe(5 * MIB);
+    expect(multipartPartBytes(100 * MIB, 7 * MIB + 1)).toBe(8 * MIB);
+    expect(multipartPartBytes(100 * MIB)).toBe(64 * MIB);
+    const huge = 10_000 * 5 * 1024 ** 3;
+    expect(multipartPartBytes(huge, 5 * MIB)).toBe(5 * 1024 ** 3);
+    const big = 1024 ** 4; // 1 TiB: 5 MiB parts would be 209,716 of them
+    const part = multipartPartBytes(big, 5 * MIB);
+    expect(Math.ceil(big / part)).toBeLessThanOrEqual(10_000);
+    expect(part % MIB).toBe(0);
+    expect(multipartPartBytes(MIB, 10 * 1024 ** 3)).toBe(5 * 1024 ** 3);
+    expect(() => multipartPartBytes(huge + 1)).toThrow(/10,000 parts of 5 GiB/);
+    expect(() => multipartPartBytes(-1)).toThrow(/whole number of bytes/);
+    expect(() => multipartPartBytes(MIB, 0.5)).toThrow(/part size/);
   });
 });
