@@ -75,6 +75,8 @@ options:
   --json       machine-readable output on stdout
   -h, --help   this help
 
+internal: pod-io fetch-inputs|store-outputs runs inside a kubernetes attempt's pod (not for users).
+
 REPRISE_SERVER=URL (with REPRISE_TOKEN=API token): run, relaunch and status go through that
 server's API (the commit is registered there from the checkout if it lacks it); the other store
 commands exit 2 there for now. validate, serve, worker, migrate work locally as ever.
@@ -465,6 +467,11 @@ export async function main(
       case "migrate": {
         const { values } = parse(rest, { json: { type: "boolean", default: false } });
         return await migrateCommand(loadConfig(env), { json: values.json === true }, io);
+      }
+      case "pod-io": {
+        // Run inside a kubernetes attempt's pod: no configuration, no database, only its env.
+        const { podIo } = await import("../executors/kubernetes/pod-io/main.js");
+        return await podIo(rest, env, io, signal);
       }
       default:
         throw new UsageError(`unknown command "${command}"`);

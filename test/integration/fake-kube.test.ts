@@ -6,11 +6,12 @@
  * cluster object, or over HTTP where the apiserver's validation is the point; the executor's
  * tests reach the same kubelet over HTTP.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ROOT } from "../fakes/cli.js";
 import { type FakeKube, type KubeObject, startFakeKube } from "../fakes/kube/index.js";
 
 const NS = "fake-test";
@@ -701,7 +702,12 @@ describe("the fake kubelet: the helper image and the network", () => {
     helperKube = await startFakeKube({
       namespace: NS,
       images: { [HELPER_IMAGE]: { command: ["node", "--enable-source-maps", cli] } },
-      hostPaths: [{ path: dirname(cli), readOnly: true }],
+      // The bundle resolves its packages through a link to the repository's node_modules,
+      // which a clone under /tmp (CI's) would hide from the container: bound too.
+      hostPaths: [
+        { path: dirname(cli), readOnly: true },
+        { path: realpathSync(join(ROOT, "node_modules")), readOnly: true },
+      ],
     });
     const name = createPod(
       {

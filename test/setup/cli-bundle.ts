@@ -13,7 +13,7 @@
  *   bundle is split at dynamic imports).
  * Source maps point stack traces back at the .ts files (spawn with --enable-source-maps).
  */
-import { cpSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, mkdirSync, realpathSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
 
@@ -45,6 +45,7 @@ export async function bundleCli(dir: string): Promise<string> {
     logLevel: "warning",
   });
   cpSync(join(ROOT, "db/migrations"), join(dir, "migrations"), { recursive: true });
-  symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"), "dir");
+  // Resolved: a linked node_modules must still resolve where only its target is bound (pods).
+  symlinkSync(realpathSync(join(ROOT, "node_modules")), join(dir, "node_modules"), "dir");
   return join(dir, "bin.js");
 }
