@@ -15,30 +15,22 @@ import {
   presigner,
   verifyBlob,
 } from "../../runner/artifacts/store.js";
-import { type FakeS3, startS3 } from "../fakes/s3-server.js";
-import { type SignatureGate, startSignatureGate } from "../fakes/s3-signature-gate.js";
+import { type PresigningS3, startPresigningS3 } from "../fakes/presigning-s3.js";
+import type { FakeS3 } from "../fakes/s3-server.js";
+import type { SignatureGate } from "../fakes/s3-signature-gate.js";
 import { sha256 } from "./artifact-store-contract.js";
 
+let peer: PresigningS3;
 let s3: FakeS3;
 let gate: SignatureGate;
 let store: S3BlobStore;
 beforeAll(async () => {
-  s3 = await startS3();
-  gate = await startSignatureGate(s3.endpoint, s3.env.AWS_SECRET_ACCESS_KEY);
-  const client = s3Client(
-    { ...s3.env, AWS_ENDPOINT_URL: gate.endpoint },
-    {
-      credentials: {
-        accessKeyId: s3.env.AWS_ACCESS_KEY_ID,
-        secretAccessKey: s3.env.AWS_SECRET_ACCESS_KEY,
-      },
-    },
-  );
-  store = new S3BlobStore({ bucket: s3.bucket, prefix: "presign", client });
+  peer = await startPresigningS3();
+  ({ s3, gate } = peer);
+  store = peer.store("presign");
 });
 afterAll(async () => {
-  await gate?.close();
-  await s3?.close();
+  await peer?.close();
 });
 
 const HOUR = { expiresInSeconds: 3600 };

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ArtifactRef } from "../../core/artifacts/ref.js";
 import { storeArtifact } from "../../runner/artifacts/ingest.js";
-import { S3BlobStore, s3Client } from "../../runner/artifacts/s3-store.js";
+import type { S3BlobStore } from "../../runner/artifacts/s3-store.js";
 import { type PresignedRequest, presigner, verifyBlob } from "../../runner/artifacts/store.js";
 import {
   attemptToken,
@@ -21,13 +21,11 @@ import {
   loadBrokerKey,
   startBroker,
 } from "../../runner/executors/kubernetes/broker.js";
-import { type FakeS3, startS3 } from "../fakes/s3-server.js";
-import { type SignatureGate, startSignatureGate } from "../fakes/s3-signature-gate.js";
+import { type PresigningS3, startPresigningS3 } from "../fakes/presigning-s3.js";
 
 const MIB = 1024 * 1024;
 const key = randomBytes(32);
-let s3: FakeS3;
-let gate: SignatureGate;
+let peer: PresigningS3;
 let store: S3BlobStore;
 let broker: Broker;
 let scratch: string;
@@ -59,25 +57,14 @@ function options(overrides: Partial<BrokerOptions> = {}): BrokerOptions {
 }
 
 beforeAll(async () => {
-  s3 = await startS3();
-  gate = await startSignatureGate(s3.endpoint, s3.env.AWS_SECRET_ACCESS_KEY);
-  const client = s3Client(
-    { ...s3.env, AWS_ENDPOINT_URL: gate.endpoint },
-    {
-      credentials: {
-        accessKeyId: s3.env.AWS_ACCESS_KEY_ID,
-        secretAccessKey: s3.env.AWS_SECRET_ACCESS_KEY,
-      },
-    },
-  );
-  store = new S3BlobStore({ bucket: s3.bucket, prefix: "broker", client });
+  peer = await startPresigningS3();
+  store = peer.store("broker");
   broker = await startBroker(options());
   scratch = await mkdtemp(join(tmpdir(), "reprise-broker-"));
 });
 afterAll(async () => {
   await broker?.close();
-  await gate?.close();
-  await s3?.close();
+  await peer?.close();
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 beforeEach(() => {

@@ -27,15 +27,17 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ArtifactRef, ArtifactType } from "../../core/artifacts/ref.js";
 import { materialise, readManifest, storeArtifact } from "../../runner/artifacts/ingest.js";
-import { S3BlobStore, s3Client } from "../../runner/artifacts/s3-store.js";
+import type { S3BlobStore } from "../../runner/artifacts/s3-store.js";
 import { verifyBlob } from "../../runner/artifacts/store.js";
 import { type BrokerAttempt, startBroker } from "../../runner/executors/kubernetes/broker.js";
 import { cliArgs } from "../fakes/cli.js";
-import { type FakeS3, startS3 } from "../fakes/s3-server.js";
-import { type SignatureGate, startSignatureGate } from "../fakes/s3-signature-gate.js";
+import { type PresigningS3, startPresigningS3 } from "../fakes/presigning-s3.js";
+import type { FakeS3 } from "../fakes/s3-server.js";
+import type { SignatureGate } from "../fakes/s3-signature-gate.js";
 
 type Broker = Awaited<ReturnType<typeof startBroker>>;
 
+let peer: PresigningS3;
 let s3: FakeS3;
 let gate: SignatureGate;
 let store: S3BlobStore;
@@ -60,29 +62,19 @@ const table = {
 };
 
 function storeOn(endpoint: string, prefix = "pod-io"): S3BlobStore {
-  const client = s3Client(
-    { ...s3.env, AWS_ENDPOINT_URL: endpoint },
-    {
-      credentials: {
-        accessKeyId: s3.env.AWS_ACCESS_KEY_ID,
-        secretAccessKey: s3.env.AWS_SECRET_ACCESS_KEY,
-      },
-    },
-  );
-  return new S3BlobStore({ bucket: s3.bucket, prefix, client });
+  return peer.store(prefix, endpoint);
 }
 
 beforeAll(async () => {
-  s3 = await startS3();
-  gate = await startSignatureGate(s3.endpoint, s3.env.AWS_SECRET_ACCESS_KEY);
+  peer = await startPresigningS3();
+  ({ s3, gate } = peer);
   store = storeOn(gate.endpoint);
   broker = await startBroker({ listen: "127.0.0.1:0", key: randomBytes(32), store, ...table });
   scratch = await mkdtemp(join(tmpdir(), "reprise-pod-io-"));
 });
 afterAll(async () => {
   await broker?.close();
-  await gate?.close();
-  await s3?.close();
+  await peer?.close();
   if (scratch) await rm(scratch, { recursive: true, force: true });
 });
 
